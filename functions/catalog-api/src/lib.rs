@@ -1,0 +1,288 @@
+//! catalog-api: projects (this slice), later boxes, assets, files, sharing,
+//! comments, export and the AI registry. Routes here, rules and storage in
+//! `assetbox_shared`; `main.rs` only wires AWS clients to this router.
+
+use assetbox_shared::aws;
+use assetbox_shared::boxes::BoxView;
+use assetbox_shared::caller::Caller;
+use assetbox_shared::clock;
+use assetbox_shared::config::{self, ConfigError, Settings, vars};
+use assetbox_shared::dynamo::Table;
+use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::http::{ApiJson, ApiQuery, created};
+use assetbox_shared::pagination::{CursorKey, Page, PageQuery};
+use assetbox_shared::projects::{
+    CreateProject, Project, ProjectRecord, ProjectStore, UpdateProject,
+};
+use assetbox_shared::validation;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+/// What catalog-api reads from its environment.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    pub table_name: String,
+    pub cursor_key: CursorKey,
+}
+
+impl CatalogConfig {
+    pub fn from_settings(settings: &dyn Settings) -> Result<Self, ConfigError> {
+        let secret = config::required(settings, vars::CURSOR_SECRET)?;
+        Ok(Self {
+            table_name: config::required(settings, vars::TABLE_NAME)?,
+            cursor_key: CursorKey::new(secret.into_bytes()).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: vars::CURSOR_SECRET,
+                    reason,
+                }
+            })?,
+        })
+    }
+}
+
+/// The function as it runs, wired from its settings: used by `main.rs` with
+/// the process environment and by the local stack with the template's.
+pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Router, ConfigError> {
+    let config = CatalogConfig::from_settings(settings)?;
+    Ok(router(AppState {
+        store: Table::new(aws::dynamodb(sdk), config.table_name),
+        cursors: config.cursor_key,
+    }))
+}
+
+#[derive(Clone)]
+pub struct AppState<S> {
+    pub store: S,
+    pub cursors: CursorKey,
+}
+
+pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route(
+            "/api/projects",
+            get(list_projects::<S>).post(create_project::<S>),
+        )
+        .route(
+            "/api/projects/{id}",
+            get(get_project::<S>)
+                .patch(update_project::<S>)
+                .delete(delete_project::<S>),
+        )
+        .route("/api/projects/{id}/boxes", get(list_project_boxes::<S>))
+        .with_state(state)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        health,
+        list_projects,
+        create_project,
+        get_project,
+        update_project,
+        delete_project,
+        list_project_boxes
+    ),
+    components(schemas(Project, BoxView, ErrorBody, CreateProject, UpdateProject))
+)]
+pub struct CatalogApiDoc;
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    status: &'static str,
+}
+
+/// Liveness probe (public).
+#[utoipa::path(get, path = "/api/health", tag = "health", responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The caller's project, or 404 whether it is unknown or someone else's.
+async fn owned_project<S: ProjectStore>(
+    store: &S,
+    caller: &Caller,
+    id: &str,
+) -> Result<ProjectRecord, ApiError> {
+    if !validation::is_ulid(id) {
+        return Err(ApiError::not_found("project"));
+    }
+    store
+        .get_project(&caller.user_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("project"))
+}
+
+/// The caller's projects, newest first.
+#[utoipa::path(
+    get, path = "/api/projects/", tag = "projects",
+    params(PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "a page of projects", body = inline(Page<Project>)),
+        (status = 400, description = "bad limit or cursor", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+async fn list_projects<S: ProjectStore>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Json<Page<Project>>, ApiError> {
+    const SCOPE: &str = "projects";
+    let limit = page.limit()?;
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.open(&caller.user_id, SCOPE, c))
+        .transpose()?;
+    let listing = state
+        .store
+        .list_projects(&caller.user_id, limit, after)
+        .await?;
+    Ok(Json(Page {
+        results: listing.items.into_iter().map(Project::from).collect(),
+        next_cursor: listing
+            .next
+            .map(|position| state.cursors.seal(&caller.user_id, SCOPE, &position)),
+    }))
+}
+
+#[utoipa::path(
+    post, path = "/api/projects/", tag = "projects",
+    request_body = CreateProject,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = Project),
+        (status = 400, description = "invalid name or body", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+async fn create_project<S: ProjectStore>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateProject>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = body.validate()?;
+    let now = clock::rfc3339(clock::now());
+    let record = ProjectRecord {
+        id: validation::new_id(),
+        owner: caller.user_id,
+        name,
+        boxes_count: 0,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    state.store.insert_project(&record).await?;
+    Ok(created(Project::from(record)))
+}
+
+#[utoipa::path(
+    get, path = "/api/projects/{id}/", tag = "projects",
+    params(("id" = String, Path, description = "project id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Project), (status = 404, body = ErrorBody))
+)]
+async fn get_project<S: ProjectStore>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Project>, ApiError> {
+    Ok(Json(
+        owned_project(&state.store, &caller, &id).await?.into(),
+    ))
+}
+
+#[utoipa::path(
+    patch, path = "/api/projects/{id}/", tag = "projects",
+    params(("id" = String, Path, description = "project id")),
+    request_body = UpdateProject,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Project),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+async fn update_project<S: ProjectStore>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateProject>,
+) -> Result<Json<Project>, ApiError> {
+    if !validation::is_ulid(&id) {
+        return Err(ApiError::not_found("project"));
+    }
+    let name = body.validate()?;
+    let now = clock::rfc3339(clock::now());
+    state
+        .store
+        .rename_project(&caller.user_id, &id, &name, &now)
+        .await?
+        .map(|record| Json(record.into()))
+        .ok_or_else(|| ApiError::not_found("project"))
+}
+
+/// Deletes the project record. Cascading to its boxes and assets arrives with
+/// those entities (the catalog issue); until then a project has none.
+#[utoipa::path(
+    delete, path = "/api/projects/{id}/", tag = "projects",
+    params(("id" = String, Path, description = "project id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody))
+)]
+async fn delete_project<S: ProjectStore>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !validation::is_ulid(&id) || !state.store.delete_project(&caller.user_id, &id).await? {
+        return Err(ApiError::not_found("project"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The project's boxes in their order.
+#[utoipa::path(
+    get, path = "/api/projects/{id}/boxes/", tag = "projects",
+    params(("id" = String, Path, description = "project id"), PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = inline(Page<BoxView>)),
+        (status = 404, body = ErrorBody),
+    )
+)]
+async fn list_project_boxes<S: ProjectStore>(
+    State(state): State<AppState<S>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Json<Page<BoxView>>, ApiError> {
+    let project = owned_project(&state.store, &caller, &id).await?;
+    let scope = format!("boxes?project={id}");
+    let limit = page.limit()?;
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.open(&caller.user_id, &scope, c))
+        .transpose()?;
+    let listing = state
+        .store
+        .list_project_boxes(&project.id, limit, after)
+        .await?;
+    Ok(Json(Page {
+        results: listing
+            .items
+            .into_iter()
+            .map(|record| BoxView::new(record, &project.name))
+            .collect(),
+        next_cursor: listing
+            .next
+            .map(|position| state.cursors.seal(&caller.user_id, &scope, &position)),
+    }))
+}

@@ -1,0 +1,27 @@
+//! The function registry: which crate serves each `BuildProperties.Binary`
+//! of the template. Each crate's `app()` is the same wiring its `main.rs`
+//! uses, fed with the template's environment instead of the process's.
+
+use anyhow::bail;
+use assetbox_shared::http::{HttpService, service};
+use aws_config::SdkConfig;
+
+use crate::template::FunctionSpec;
+
+pub enum LocalFunction {
+    Http(HttpService),
+}
+
+pub fn build(spec: &FunctionSpec, sdk: &SdkConfig) -> anyhow::Result<LocalFunction> {
+    let env = &spec.environment;
+    let router = match spec.binary.as_str() {
+        "catalog-api" => catalog_api::app(env, sdk)?,
+        "auth-api" => auth_api::app(env, sdk)?,
+        "api-docs" => api_docs::router(),
+        other => bail!(
+            "template function {} builds binary {other}, which the local stack cannot run yet",
+            spec.logical_id
+        ),
+    };
+    Ok(LocalFunction::Http(service(router)))
+}

@@ -1,0 +1,64 @@
+//! `cargo run -p assetbox-local`: the whole system on loopback.
+
+use std::time::Duration;
+
+use assetbox_local::{LocalStack, Options};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    about = "Runs assetbox locally: AWS emulator, resources from template.yaml, HTTP API, schedules"
+)]
+struct Args {
+    /// Port of the HTTP API.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Port of the AWS emulator (moto).
+    #[arg(long, default_value_t = 4566)]
+    emulator_port: u16,
+    /// Fire every schedule this often (seconds) instead of its template rate.
+    #[arg(long)]
+    schedule_every: Option<u64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber_init();
+    let args = Args::parse();
+    let stack = LocalStack::start(Options {
+        api_port: args.port,
+        emulator_port: args.emulator_port,
+        schedule_every: args.schedule_every.map(Duration::from_secs),
+        ..Options::default()
+    })
+    .await?;
+    let api = &stack.api_url;
+    println!(
+        r#"
+assetbox is running.
+  HTTP API      {api}   (OpenAPI: {api}/openapi.json)
+  AWS emulator  {emu}   (DynamoDB table {table}, bucket {bucket})
+
+Register and log in:
+  curl -s -X POST {api}/api/auth/register -H 'content-type: application/json' \
+       -d '{{"email":"ada@example.com","password":"correct horse"}}'
+  TOKEN=$(curl -s -X POST {api}/api/auth/login -H 'content-type: application/json' \
+       -d '{{"email":"ada@example.com","password":"correct horse"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s -X POST {api}/api/projects/ -H "authorization: Bearer $TOKEN" \
+       -H 'content-type: application/json' -d '{{"name":"Teaser"}}'
+  curl -s {api}/api/projects/ -H "authorization: Bearer $TOKEN"
+
+Ctrl-C stops everything this command started."#,
+        emu = stack.emulator.endpoint,
+        table = stack.physical_id("Table").unwrap_or("?"),
+        bucket = stack.physical_id("MediaBucket").unwrap_or("?"),
+    );
+    tokio::signal::ctrl_c().await?;
+    println!("stopping…");
+    drop(stack);
+    Ok(())
+}
+
+fn tracing_subscriber_init() {
+    assetbox_shared::http::init_logging();
+}

@@ -1,0 +1,135 @@
+//! What AWS does between services, locally: EventBridge Scheduler sending a
+//! schedule's input to its SQS target, and SQS event source mappings handing
+//! batches to functions. The S3 → function delivery joins here with the
+//! ingestion function.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::template::{Resolved, Template};
+
+/// One `AWS::Scheduler::Schedule` with an SQS target.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub name: String,
+    pub queue_url: String,
+    pub input: String,
+    pub every: Duration,
+}
+
+/// `rate(5 minutes)`, `rate(1 hour)`, `rate(2 days)`. Cron expressions are not
+/// emulated (none is declared).
+pub fn parse_rate(expression: &str) -> anyhow::Result<Duration> {
+    let inner = expression
+        .trim()
+        .strip_prefix("rate(")
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or_else(|| anyhow!("only rate(...) schedules run locally, not {expression}"))?;
+    let (amount, unit) = inner
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| anyhow!("bad rate {expression}"))?;
+    let amount: u64 = amount.parse()?;
+    let seconds = match unit.trim().trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        other => bail!("unknown rate unit {other}"),
+    };
+    Ok(Duration::from_secs(amount * seconds))
+}
+
+/// The template's schedules, their SQS targets resolved to queue URLs.
+/// `every` replaces every rate locally (so a developer need not wait an hour).
+pub fn schedules(
+    template: &Template,
+    resolved: &Resolved,
+    every: Option<Duration>,
+) -> anyhow::Result<Vec<Schedule>> {
+    let mut out = Vec::new();
+    for (id, schedule) in template.of_type("AWS::Scheduler::Schedule") {
+        let props = resolved
+            .resolve(template, schedule.get("Properties").unwrap_or(&Value::Null))
+            .map_err(|e| anyhow!("{id}: {e:?}"))?;
+        let arn = props
+            .pointer("/Target/Arn")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let queue = resolved
+            .attrs
+            .iter()
+            .find(|((_, attr), value)| attr == "Arn" && value.as_str() == arn)
+            .map(|((res, _), _)| res.clone())
+            .ok_or_else(|| anyhow!("{id}: target {arn} is not a queue of this template"))?;
+        let rate = parse_rate(
+            props
+                .get("ScheduleExpression")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )?;
+        out.push(Schedule {
+            name: id.clone(),
+            queue_url: resolved.refs[&queue].clone(),
+            input: props
+                .pointer("/Target/Input")
+                .and_then(Value::as_str)
+                .unwrap_or("{}")
+                .to_owned(),
+            every: every.unwrap_or(rate),
+        });
+    }
+    Ok(out)
+}
+
+/// Sends each schedule's input to its queue at its rate, first after one period.
+pub fn spawn_schedules(sqs: aws_sdk_sqs::Client, schedules: Vec<Schedule>) -> Vec<JoinHandle<()>> {
+    schedules
+        .into_iter()
+        .map(|schedule| {
+            let sqs = sqs.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(schedule.every);
+                ticks.tick().await;
+                loop {
+                    ticks.tick().await;
+                    let sent = sqs
+                        .send_message()
+                        .queue_url(&schedule.queue_url)
+                        .message_body(&schedule.input)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(_) => tracing::info!(schedule = schedule.name, "schedule fired"),
+                        Err(e) => tracing::warn!(schedule = schedule.name, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "schedule failed to fire"),
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(
+            parse_rate("rate(1 hour)").unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            parse_rate("rate(5 minutes)").unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            parse_rate("rate(2 days)").unwrap(),
+            Duration::from_secs(172_800)
+        );
+        assert!(parse_rate("cron(0 * * * ? *)").is_err());
+        assert!(parse_rate("rate(1 fortnight)").is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! Configuration comes from environment variables that `template.yaml` sets.
+//! The local stack resolves the same variables from the template and hands them
+//! over as a map, so both paths read configuration through [`Settings`].
+
+use std::collections::HashMap;
+
+/// A source of configuration values.
+pub trait Settings {
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment: what a deployed Lambda reads.
+pub struct ProcessEnv;
+
+impl Settings for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl Settings for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing required setting {0}")]
+    Missing(&'static str),
+    #[error("setting {key} is invalid: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+pub fn required(settings: &dyn Settings, key: &'static str) -> Result<String, ConfigError> {
+    settings
+        .get(key)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(ConfigError::Missing(key))
+}
+
+/// Optional setting parsed with `FromStr`, falling back to `default` when unset.
+pub fn parsed_or<T: std::str::FromStr>(
+    settings: &dyn Settings,
+    key: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match settings.get(key).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                key,
+                reason: e.to_string(),
+            }),
+    }
+}
+
+/// Names of the environment variables, in one place so that the template,
+/// the local stack and the README cannot disagree on spelling.
+pub mod vars {
+    /// The single DynamoDB table.
+    pub const TABLE_NAME: &str = "TABLE_NAME";
+    /// Key that signs pagination cursors (at least 32 bytes).
+    pub const CURSOR_SECRET: &str = "CURSOR_SECRET";
+    /// Cognito user pool and its public app client (auth-api).
+    pub const USER_POOL_ID: &str = "USER_POOL_ID";
+    pub const USER_POOL_CLIENT_ID: &str = "USER_POOL_CLIENT_ID";
+    /// `true` confirms new users at registration (no e-mail verification step).
+    pub const AUTO_CONFIRM_USERS: &str = "AUTO_CONFIRM_USERS";
+}

@@ -1,0 +1,301 @@
+//! The DynamoDB adapter: the single table of [`crate::keys`] behind the store
+//! ports. Items are converted with `serde_dynamo`; key attributes are added
+//! here and nowhere else.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::boxes::BoxRecord;
+use crate::error::ApiError;
+use crate::keys::{self, prefix};
+use crate::pagination::{StringKey, attributes_to_key, key_to_attributes};
+use crate::projects::{ProjectRecord, ProjectStore};
+
+/// One page read from the table and the position after it.
+#[derive(Debug)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub next: Option<StringKey>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttling, timeouts, connection failures: worth a retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store failure: {0}")]
+    Failed(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => ApiError::unavailable(cause),
+            StoreError::Failed(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+const RETRYABLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+];
+
+fn store_error<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        SdkError::ServiceError(service) => service
+            .err()
+            .code()
+            .is_some_and(|code| RETRYABLE_CODES.contains(&code)),
+        _ => false,
+    };
+    let text = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
+    if retryable {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Failed(text)
+    }
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+/// The table and a client for it.
+#[derive(Clone, Debug)]
+pub struct Table {
+    client: Client,
+    name: String,
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// An entity's attributes plus its keys.
+    fn item<T: Serialize>(
+        entity: &str,
+        record: &T,
+        keys: &[(&str, String)],
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)
+            .map_err(|e| StoreError::Failed(format!("serialising {entity}: {e}")))?;
+        for (name, value) in keys {
+            item.insert((*name).to_owned(), AttributeValue::S(value.clone()));
+        }
+        item.insert(
+            keys::ENTITY.to_owned(),
+            AttributeValue::S(entity.to_owned()),
+        );
+        Ok(item)
+    }
+
+    fn primary_key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            (keys::PK.to_owned(), AttributeValue::S(pk)),
+            (keys::SK.to_owned(), AttributeValue::S(sk)),
+        ])
+    }
+
+    /// Runs a query for one page. Asks for one item more than the page so the
+    /// last page is known as such (no trailing empty page); when DynamoDB stops
+    /// early at its 1 MB cap, its own LastEvaluatedKey is the position.
+    async fn query_page<T: DeserializeOwned>(
+        &self,
+        query: QueryFluentBuilder,
+        limit: u32,
+        after: Option<StringKey>,
+        key_names: &[&str],
+    ) -> Result<Listing<T>, StoreError> {
+        let out = query
+            .limit(limit as i32 + 1)
+            .set_exclusive_start_key(after.as_ref().map(key_to_attributes))
+            .send()
+            .await
+            .map_err(store_error)?;
+        let mut items = out.items.unwrap_or_default();
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items
+                .last()
+                .and_then(|item| attributes_to_key(item, key_names))
+        } else {
+            out.last_evaluated_key
+                .as_ref()
+                .and_then(|k| attributes_to_key(k, key_names))
+        };
+        let items = serde_dynamo::from_items(items)
+            .map_err(|e| StoreError::Failed(format!("reading page: {e}")))?;
+        Ok(Listing { items, next })
+    }
+}
+
+const BASE_KEYS: &[&str] = &[keys::PK, keys::SK];
+const GSI1_KEYS: &[&str] = &[keys::GSI1_PK, keys::GSI1_SK, keys::PK, keys::SK];
+
+impl ProjectStore for Table {
+    async fn insert_project(&self, project: &ProjectRecord) -> Result<(), StoreError> {
+        let item = Self::item(
+            "project",
+            project,
+            &[
+                (keys::PK, keys::user_pk(&project.owner)),
+                (keys::SK, keys::project_sk(&project.id)),
+            ],
+        )?;
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn get_project(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<Option<ProjectRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(Self::primary_key(
+                keys::user_pk(owner),
+                keys::project_sk(id),
+            )))
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.item
+            .map(serde_dynamo::from_item)
+            .transpose()
+            .map_err(|e| StoreError::Failed(format!("reading project: {e}")))
+    }
+
+    async fn list_projects(
+        &self,
+        owner: &str,
+        limit: u32,
+        after: Option<StringKey>,
+    ) -> Result<Listing<ProjectRecord>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::user_pk(owner)))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix::PROJECT.to_owned()))
+            .scan_index_forward(false);
+        self.query_page(query, limit, after, BASE_KEYS).await
+    }
+
+    async fn rename_project(
+        &self,
+        owner: &str,
+        id: &str,
+        name: &str,
+        updated_at: &str,
+    ) -> Result<Option<ProjectRecord>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(Self::primary_key(
+                keys::user_pk(owner),
+                keys::project_sk(id),
+            )))
+            .update_expression("SET #name = :name, updated_at = :now")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":name", AttributeValue::S(name.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::S(updated_at.to_owned()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out
+                .attributes
+                .map(serde_dynamo::from_item)
+                .transpose()
+                .map_err(|e| StoreError::Failed(format!("reading project: {e}"))),
+            Err(err) if is_condition_failure(&err) => Ok(None),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn delete_project(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.name)
+            .set_key(Some(Self::primary_key(
+                keys::user_pk(owner),
+                keys::project_sk(id),
+            )))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    async fn list_project_boxes(
+        &self,
+        project_id: &str,
+        limit: u32,
+        after: Option<StringKey>,
+    ) -> Result<Listing<BoxRecord>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(keys::GSI1)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::GSI1_PK)
+            .expression_attribute_names("#sk", keys::GSI1_SK)
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::project_children_pk(project_id)),
+            )
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix::BOX.to_owned()));
+        self.query_page(query, limit, after, GSI1_KEYS).await
+    }
+}

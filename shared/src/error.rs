@@ -1,0 +1,171 @@
+//! The one error type of every HTTP function. It renders the JSON error
+//! contract of SPEC §3 once: `{"error": {"code", "message", "fields"}}`.
+//! Internal causes are logged with the request's span and never sent.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The body of every error reply.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `validation_failed`, `not_found`.
+    pub code: String,
+    pub message: String,
+    /// Per-field reasons for validation errors.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 400 with one reason per offending field.
+    pub fn validation(fields: BTreeMap<String, String>) -> Self {
+        let message = format!(
+            "invalid fields: {}",
+            fields.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "validation_failed",
+            message,
+            fields,
+        }
+    }
+
+    pub fn field(field: &str, reason: impl Into<String>) -> Self {
+        Self::validation(BTreeMap::from([(field.to_owned(), reason.into())]))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// Unknown and not-yours look the same: the caller learns nothing about
+    /// ids that belong to someone else.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", message)
+    }
+
+    /// Logs the cause and answers a bare 500: causes may name tables, keys or
+    /// endpoints, which callers must not see.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
+    /// A dependency (Cognito, DynamoDB) is throttling or unavailable.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "dependency unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "service temporarily unavailable, retry later",
+        )
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                fields: self.fields.clone(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_error_lists_fields_in_message_and_body() {
+        let err = ApiError::validation(BTreeMap::from([
+            ("name".to_owned(), "must not be empty".to_owned()),
+            ("age".to_owned(), "must be a number".to_owned()),
+        ]));
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.message, "invalid fields: age, name");
+        let json = serde_json::to_value(err.body()).unwrap();
+        assert_eq!(json["error"]["fields"]["name"], "must not be empty");
+        assert_eq!(json["error"]["code"], "validation_failed");
+    }
+
+    #[test]
+    fn internal_error_hides_its_cause() {
+        let err = ApiError::internal("table assetbox-prod is throttled");
+        let json = serde_json::to_value(err.body()).unwrap();
+        assert_eq!(json["error"]["message"], "internal error");
+        assert!(json["error"].get("fields").is_none());
+    }
+}

@@ -1,0 +1,211 @@
+//! HTTP glue shared by the HTTP functions: body and query extractors that
+//! answer with our error contract, the service wrapper that makes routes
+//! accept a trailing slash, and the Lambda entry point.
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+
+use crate::error::ApiError;
+
+/// A JSON body. Syntax errors, type errors, unknown and missing fields all
+/// become a 400 that names the field, instead of axum's plain-text rejections.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !has_json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
+        parse_json(&body).map(ApiJson)
+    }
+}
+
+fn has_json_content_type(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Parses a JSON document into `T`, naming the offending field on failure.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::bad_request(format!("malformed JSON: {inner}"));
+        }
+        json_field_error(&path, &inner.to_string())
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Turns a serde data error into a field error. serde reports missing and
+/// unknown fields against the parent path, with the field name in backticks.
+fn json_field_error(path: &str, message: &str) -> ApiError {
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned();
+    let named = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+    };
+    let join = |field: String| {
+        if path == "." || path.is_empty() {
+            field
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    if let Some(field) = named("missing field `") {
+        return ApiError::field(&join(field), "is required");
+    }
+    if let Some(field) = named("unknown field `") {
+        return ApiError::field(&join(field), "is not an accepted field");
+    }
+    if path == "." || path.is_empty() {
+        return ApiError::bad_request(format!("invalid body: {message}"));
+    }
+    ApiError::field(path, message)
+}
+
+/// Query parameters with the same error contract as [`ApiJson`].
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                json_field_error(&path, &err.into_inner().to_string())
+            })
+    }
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+/// The service an HTTP function runs: its router with JSON fallbacks, and
+/// trailing slashes trimmed before routing so `/x/` and `/x` are one route.
+/// The local stack mounts this very service, so local and Lambda agree.
+pub type HttpService = NormalizePath<Router>;
+
+pub fn service(router: Router) -> HttpService {
+    let router = router
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
+/// Entry point of an HTTP Lambda: JSON logs (with the invocation's request id
+/// from the runtime's span) and the runtime loop.
+pub async fn run_lambda(router: Router) -> Result<(), lambda_http::Error> {
+    lambda_http::run(service(router)).await
+}
+
+pub fn init_logging() {
+    lambda_http::tracing::init_default_subscriber();
+}
+
+/// A 201 with a JSON body.
+pub fn created<T: serde::Serialize>(body: T) -> impl IntoResponse {
+    (StatusCode::CREATED, axum::Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        size: u32,
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let err = parse_json::<Body>(br#"{}"#).unwrap_err();
+        assert_eq!(err.fields.get("name").unwrap(), "is required");
+        let err = parse_json::<Body>(br#"{"name":"a","colour":1}"#).unwrap_err();
+        assert_eq!(
+            err.fields.get("colour").unwrap(),
+            "is not an accepted field"
+        );
+        let err = parse_json::<Body>(br#"{"name":5}"#).unwrap_err();
+        assert!(err.fields.get("name").unwrap().contains("invalid type"));
+        let err = parse_json::<Body>(br#"{"name":"a","inner":{"size":-1}}"#).unwrap_err();
+        assert!(err.fields.contains_key("inner.size"), "{err:?}");
+        let err = parse_json::<Body>(br#"{"name":"#).unwrap_err();
+        assert!(err.message.starts_with("malformed JSON"));
+        assert!(err.fields.is_empty());
+        let err = parse_json::<Body>(br#"{"name":"a"} trailing"#).unwrap_err();
+        assert!(err.message.starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, v.parse().unwrap());
+            has_json_content_type(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("application/json; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!has_json_content_type(&http::HeaderMap::new()));
+    }
+}

@@ -1,0 +1,125 @@
+//! The single-table design: every entity of SPEC.md, its keys and indexes, in
+//! one place. `template.yaml` declares exactly these attribute names and
+//! indexes (a test checks the two agree).
+//!
+//! Principles
+//! - Owner-scoped primary keys: everything a user owns lives under
+//!   `pk = USER#<sub>`. A GetItem with the caller's own partition cannot reach
+//!   another owner's record, so "foreign id = unknown id" holds by construction.
+//! - Every list is a Query on the table or a GSI. Nothing on a request path scans.
+//! - Ids are ULIDs, so sort keys that embed them sort by creation time.
+//!
+//! | entity | pk | sk | gsi1 (children in order) | gsi2 (global / admin) | due (sparse, for cleanup) |
+//! |---|---|---|---|---|---|
+//! | project | `USER#<owner>` | `PROJECT#<id>` | | | |
+//! | box | `USER#<owner>` | `BOX#<id>` | `PROJECT#<project>` / `BOX#<order:06>#<id>` | | |
+//! | asset | `USER#<owner>` | `ASSET#<id>` | `BOX#<box>` / `ASSET#<id>` | `PROJECT#<project>` / `ASSET#<id>` | `RETENTION#<shard>` / `<created>#<id>` while neither favourite nor headliner |
+//! | upload / file | `USER#<owner>` | `FILE#<id>` | `PARENT#<type>#<parent id>` / `FILE#<id>` | `FILES#<status>` / `<created>#<id>` (admin list) | `UPLOAD#<shard>` / `<expires>#<id>` while pending or uploading |
+//! | quota | `USER#<owner>` | `QUOTA` | | | |
+//! | generation job | lives on its asset item | | | | `GENERATION#<shard>` / `<deadline>#<id>` while running |
+//! | share link | `SHARE#<sha256(token)>` | `LINK` | `PROJECT#<project>` / `SHARE#<id>` | | TTL `expires_at_epoch` |
+//! | comment | `USER#<owner>` | `COMMENT#<id>` | `BOX#<box>` / `COMMENT#<id>` | | |
+//! | comment rate bucket | `SHARE#<sha256(token)>` | `RATE#<minute>` | | | TTL |
+//! | AI provider | `AI` | `PROVIDER#<id>` | | | |
+//! | AI model | `AI` | `MODEL#<id>` | | | |
+//!
+//! - Share links are keyed by a hash of the token so the public view finds its
+//!   project with one GetItem and a table dump does not leak live tokens.
+//! - `due` is sparse: only items that the cleanup job must act on carry its
+//!   keys, which are removed when the item leaves that state. Its partition is
+//!   sharded (`<kind>#0..DUE_SHARDS`) so one hot key cannot throttle writes;
+//!   cleanup queries each shard with `due_sk < now`.
+//! - TTL (`expires_at_epoch`) only removes dead rows lazily; readers filter
+//!   expired items themselves, as DynamoDB may keep them for days.
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+pub const GSI2: &str = "gsi2";
+pub const GSI2_PK: &str = "gsi2pk";
+pub const GSI2_SK: &str = "gsi2sk";
+pub const DUE: &str = "due";
+pub const DUE_PK: &str = "due_pk";
+pub const DUE_SK: &str = "due_sk";
+pub const TTL: &str = "expires_at_epoch";
+/// Every item names its entity, which keeps debugging and exports readable.
+pub const ENTITY: &str = "entity";
+
+pub const DUE_SHARDS: u32 = 8;
+
+/// Key prefixes. A value that goes into a key never contains `#` (ids are
+/// ULIDs, owners are checked Cognito subjects), so prefixes cannot collide.
+pub mod prefix {
+    pub const USER: &str = "USER#";
+    pub const PROJECT: &str = "PROJECT#";
+    pub const BOX: &str = "BOX#";
+    pub const ASSET: &str = "ASSET#";
+    pub const FILE: &str = "FILE#";
+    pub const COMMENT: &str = "COMMENT#";
+    pub const SHARE: &str = "SHARE#";
+}
+
+pub fn user_pk(owner: &str) -> String {
+    format!("{}{owner}", prefix::USER)
+}
+
+pub fn project_sk(project_id: &str) -> String {
+    format!("{}{project_id}", prefix::PROJECT)
+}
+
+/// The GSI1 partition that holds a project's children (boxes, share links).
+pub fn project_children_pk(project_id: &str) -> String {
+    format!("{}{project_id}", prefix::PROJECT)
+}
+
+/// Boxes sort by their order index within a project; zero-padding keeps the
+/// string order equal to the numeric order.
+pub fn box_order_sk(order_index: u32, box_id: &str) -> String {
+    format!("{}{order_index:06}#{box_id}", prefix::BOX)
+}
+
+/// Which `due` shard an id falls into: stable, evenly spread by the ULID's
+/// random tail.
+pub fn due_shard(id: &str) -> u32 {
+    id.bytes()
+        .rev()
+        .take(4)
+        .fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(b as u32))
+        % DUE_SHARDS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn box_order_keys_sort_numerically() {
+        let mut keys = [
+            box_order_sk(10, "B"),
+            box_order_sk(2, "A"),
+            box_order_sk(100, "C"),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                box_order_sk(2, "A"),
+                box_order_sk(10, "B"),
+                box_order_sk(100, "C")
+            ]
+        );
+    }
+
+    #[test]
+    fn due_shards_spread_and_stay_in_range() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let shard = due_shard(&crate::validation::new_id());
+            assert!(shard < DUE_SHARDS);
+            seen.insert(shard);
+        }
+        assert_eq!(seen.len() as u32, DUE_SHARDS);
+    }
+}

@@ -1,0 +1,17 @@
+//! The common crate of every assetbox function: configuration, the single-table
+//! design, the error contract, the caller extractor, cursor pagination, the
+//! AWS adapters and the HTTP glue. Functions stay thin: wiring in `main.rs`,
+//! routes in `lib.rs`, rules and storage here.
+
+pub mod aws;
+pub mod boxes;
+pub mod caller;
+pub mod clock;
+pub mod config;
+pub mod dynamo;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod pagination;
+pub mod projects;
+pub mod validation;

@@ -1,0 +1,50 @@
+//! Shared input rules. Each returns the cleaned value or the reason a field
+//! is refused, so handlers can collect every field error into one 400.
+
+/// A display name (project, box): trimmed, 1..=`max` characters, no control
+/// characters (they break exports and log lines).
+pub fn display_name(raw: &str, max: usize) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let chars = name.chars().count();
+    if chars > max {
+        return Err(format!("must be at most {max} characters (got {chars})"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// Ids are ULIDs. Anything else cannot name a record, so callers answer 404
+/// exactly as for an unknown id.
+pub fn is_ulid(raw: &str) -> bool {
+    raw.len() == 26 && ulid::Ulid::from_string(raw).is_ok()
+}
+
+pub fn new_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_name_trims_and_bounds() {
+        assert_eq!(display_name("  Shot 1 ", 10).unwrap(), "Shot 1");
+        assert_eq!(display_name("   ", 10).unwrap_err(), "must not be empty");
+        assert!(display_name(&"x".repeat(11), 10).is_err());
+        assert_eq!(display_name(&"é".repeat(10), 10).unwrap(), "é".repeat(10));
+        assert!(display_name("a\u{0007}b", 10).is_err());
+    }
+
+    #[test]
+    fn ulid_check() {
+        assert!(is_ulid(&new_id()));
+        assert!(!is_ulid("not-a-ulid"));
+        assert!(!is_ulid("01ARZ3NDEKTSV4RRFFQ69G5FA"));
+    }
+}
