@@ -51,6 +51,11 @@ fn has_json_content_type(headers: &http::HeaderMap) -> bool {
 
 /// Parses a JSON document into `T`, naming the offending field on failure.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Every body of this API is an object; serde would also accept a struct
+    // written as an array (`["x"]`), which no client means.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -90,7 +95,13 @@ fn json_field_error(path: &str, message: &str) -> ApiError {
         return ApiError::field(&join(field), "is required");
     }
     if let Some(field) = named("unknown field `") {
-        return ApiError::field(&join(field), "is not an accepted field");
+        // serde_path_to_error already puts an unknown key at the end of the path.
+        let at = if path.rsplit('.').next() == Some(field.as_str()) {
+            path.to_owned()
+        } else {
+            join(field)
+        };
+        return ApiError::field(&at, "is not an accepted field");
     }
     if path == "." || path.is_empty() {
         return ApiError::bad_request(format!("invalid body: {message}"));
@@ -191,6 +202,8 @@ mod tests {
         let err = parse_json::<Body>(br#"{"name":"#).unwrap_err();
         assert!(err.message.starts_with("malformed JSON"));
         assert!(err.fields.is_empty());
+        let err = parse_json::<Body>(br#"["a"]"#).unwrap_err();
+        assert_eq!(err.message, "the body must be a JSON object");
         let err = parse_json::<Body>(br#"{"name":"a"} trailing"#).unwrap_err();
         assert!(err.message.starts_with("malformed JSON"));
     }

@@ -77,40 +77,6 @@ impl UpdateProject {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn create_validates_name() {
-        let ok = CreateProject {
-            name: "  Teaser ".into(),
-        };
-        assert_eq!(ok.validate().unwrap(), "Teaser");
-        let err = CreateProject { name: "".into() }.validate().unwrap_err();
-        assert_eq!(err.fields["name"], "must not be empty");
-        let err = CreateProject {
-            name: "n".repeat(NAME_MAX_CHARS + 1),
-        }
-        .validate()
-        .unwrap_err();
-        assert!(err.fields["name"].contains("at most 200"));
-    }
-
-    #[test]
-    fn empty_patch_is_refused() {
-        assert!(UpdateProject { name: None }.validate().is_err());
-        assert_eq!(
-            UpdateProject {
-                name: Some("B".into())
-            }
-            .validate()
-            .unwrap(),
-            "B"
-        );
-    }
-}
-
 /// The storage a projects handler needs. Implemented for DynamoDB in
 /// [`crate::dynamo`]; handlers are generic over it.
 pub trait ProjectStore: Clone + Send + Sync + 'static {
@@ -157,4 +123,38 @@ pub trait ProjectStore: Clone + Send + Sync + 'static {
         limit: u32,
         after: Option<StringKey>,
     ) -> impl Future<Output = Result<Listing<BoxRecord>, StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_validates_name() {
+        let ok = CreateProject {
+            name: "  Teaser ".into(),
+        };
+        assert_eq!(ok.validate().unwrap(), "Teaser");
+        let err = CreateProject { name: "".into() }.validate().unwrap_err();
+        assert_eq!(err.fields["name"], "must not be empty");
+        let err = CreateProject {
+            name: "n".repeat(NAME_MAX_CHARS + 1),
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.fields["name"].contains("at most 200"));
+    }
+
+    #[test]
+    fn empty_patch_is_refused() {
+        assert!(UpdateProject { name: None }.validate().is_err());
+        assert_eq!(
+            UpdateProject {
+                name: Some("B".into())
+            }
+            .validate()
+            .unwrap(),
+            "B"
+        );
+    }
 }

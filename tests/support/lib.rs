@@ -1,1 +1,298 @@
+//! Test support: one local stack per test binary (emulator + HTTP API on free
+//! ports), and a small client that talks to it like an app would. Tests stay
+//! isolated by registering their own users.
 
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use assetbox_local::{LocalStack, Options, emulator_sdk_config};
+use aws_config::SdkConfig;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// What tests need to know about the running stack.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub api: String,
+    pub emulator: String,
+    pub table: String,
+    pub user_pool_id: String,
+    pub client_id: String,
+    pub issuer: String,
+    pub cleanup_queue_url: String,
+    /// moto's private signing key as a JWK (n, e, d), to mint tokens that
+    /// carry a valid signature but bad claims.
+    pub signing_jwk: Value,
+}
+
+/// Starts the stack once for this test binary, on its own runtime thread so
+/// it outlives every test's runtime. The emulator exits with the process.
+pub fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            runtime.block_on(async move {
+                let options = Options {
+                    schedule_every: Some(std::time::Duration::from_secs(1)),
+                    ..Options::default()
+                };
+                match LocalStack::start(options).await {
+                    Ok(local) => {
+                        let env = local
+                            .function_env("AuthApiFunction")
+                            .cloned()
+                            .unwrap_or_default();
+                        let keys = assetbox_local::jwt::read_key_set(
+                            &local.emulator.cognito_keys_dir,
+                            "jwks-private",
+                        )
+                        .expect("moto's private key set");
+                        let keys: Value = serde_json::from_str(&keys).expect("JWKS JSON");
+                        let info = Stack {
+                            api: local.api_url.clone(),
+                            emulator: local.emulator.endpoint.clone(),
+                            table: local.physical_id("Table").expect("Table").to_owned(),
+                            user_pool_id: env["USER_POOL_ID"].clone(),
+                            client_id: env["USER_POOL_CLIENT_ID"].clone(),
+                            issuer: format!(
+                                "https://cognito-idp.{}.amazonaws.com/{}",
+                                assetbox_local::provision::REGION,
+                                env["USER_POOL_ID"]
+                            ),
+                            cleanup_queue_url: local
+                                .physical_id("CleanupQueue")
+                                .expect("CleanupQueue")
+                                .to_owned(),
+                            signing_jwk: keys
+                                .get("keys")
+                                .and_then(|k| k.get(0))
+                                .cloned()
+                                .unwrap_or(keys),
+                        };
+                        tx.send(Ok(info)).ok();
+                        // Keep the stack (and its runtime) alive for the whole binary.
+                        std::future::pending::<()>().await;
+                        drop(local);
+                    }
+                    Err(e) => {
+                        tx.send(Err(format!("{e:#}"))).ok();
+                    }
+                }
+            });
+        });
+        rx.recv()
+            .expect("stack thread")
+            .expect("local stack failed to start")
+    })
+}
+
+impl Stack {
+    /// SDK configuration for direct checks against the emulator. Built per
+    /// test: SDK clients keep connections on the runtime that made them.
+    pub async fn sdk(&self) -> SdkConfig {
+        emulator_sdk_config(&self.emulator).await
+    }
+
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk().await)
+    }
+
+    /// Every item stored under a user's partition.
+    pub async fn items_of(
+        &self,
+        user_id: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let out = self
+            .dynamodb()
+            .await
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{user_id}")),
+            )
+            .send()
+            .await
+            .expect("query the table");
+        out.items.unwrap_or_default()
+    }
+
+    /// Signs `claims` with the pool's own key: a token whose signature is
+    /// valid, so only its claims decide.
+    pub fn mint_token(&self, claims: &Value) -> String {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let part = |name: &str| {
+            let raw = self.signing_jwk[name].as_str().expect("JWK component");
+            rsa::BigUint::from_bytes_be(&b64.decode(raw).expect("JWK base64"))
+        };
+        let key = rsa::RsaPrivateKey::from_components(part("n"), part("e"), part("d"), vec![])
+            .expect("RSA key");
+        let der = key.to_pkcs1_der().expect("DER");
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = self.signing_jwk["kid"].as_str().map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(der.as_bytes()))
+            .expect("sign")
+    }
+
+    /// Claims like Cognito's access token for `sub`, valid for an hour.
+    pub fn access_claims(&self, sub: &str) -> Value {
+        let now = now_secs();
+        json!({
+            "iss": self.issuer,
+            "sub": sub,
+            "client_id": self.client_id,
+            "token_use": "access",
+            "iat": now,
+            "exp": now + 3600,
+        })
+    }
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub email: String,
+    pub password: String,
+    pub id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// A JSON reply: status and parsed body (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The reason a field was refused, from our error contract.
+    pub fn field_error(&self, field: &str) -> Option<&str> {
+        self.body
+            .pointer(&format!("/error/fields/{field}"))
+            .and_then(Value::as_str)
+    }
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Client {
+    pub fn new() -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: stack().api.clone(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some((content_type, bytes)) = body {
+            request = request.header("content-type", content_type).body(bytes);
+        }
+        let response = request.send().await.expect("HTTP request");
+        let status = response.status();
+        let bytes = response.bytes().await.expect("HTTP body");
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(Method::GET, path, token, None).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(Method::DELETE, path, token, None).await
+    }
+
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Reply {
+        self.send(
+            method,
+            path,
+            token,
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.json(Method::POST, path, token, body).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.json(Method::PATCH, path, token, body).await
+    }
+
+    /// Registers a fresh user (unique e-mail) and logs in.
+    pub async fn new_user(&self) -> User {
+        let email = format!(
+            "user-{}@example.com",
+            ulid::Ulid::new().to_string().to_lowercase()
+        );
+        let password = "correct horse battery".to_owned();
+        let creds = json!({ "email": email, "password": password });
+        let registered = self.post("/api/auth/register", None, &creds).await;
+        assert_eq!(
+            registered.status,
+            StatusCode::CREATED,
+            "{:?}",
+            registered.body
+        );
+        let login = self.post("/api/auth/login", None, &creds).await;
+        assert_eq!(login.status, StatusCode::OK, "{:?}", login.body);
+        User {
+            email,
+            password,
+            id: registered.body["user_id"]
+                .as_str()
+                .expect("user_id")
+                .to_owned(),
+            access_token: login.body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh_token: login.body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
+        }
+    }
+}
