@@ -1,6 +1,6 @@
 //! auth-api end to end against Cognito in the emulator.
 
-use assetbox_e2e::{Client, stack};
+use assetbox_e2e::Client;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -122,27 +122,4 @@ async fn wrong_password_and_unknown_user_read_the_same() {
         )
         .await;
     assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
-}
-
-#[tokio::test]
-async fn schedules_fire_into_their_queue() {
-    // The test stack fires schedules every second instead of hourly.
-    let stack = stack();
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
-    let received = sqs
-        .receive_message()
-        .queue_url(&stack.cleanup_queue_url)
-        .wait_time_seconds(5)
-        .send()
-        .await
-        .expect("receive");
-    let bodies: Vec<_> = received
-        .messages()
-        .iter()
-        .filter_map(|m| m.body())
-        .collect();
-    assert!(
-        bodies.contains(&r#"{"kind":"scheduled-run"}"#),
-        "{bodies:?}"
-    );
 }

@@ -492,3 +492,58 @@ Resources:
         assert_eq!(out["List"], serde_json::json!(["a", "b"]));
     }
 }
+
+#[cfg(test)]
+mod key_design {
+    use assetbox_shared::keys;
+
+    use super::*;
+
+    /// `shared/src/keys.rs` and the template's table must name the same
+    /// attributes and indexes, or queries fail only once deployed.
+    #[test]
+    fn template_table_matches_the_key_design() {
+        let template = Template::load(&crate::project_root().join("template.yaml")).unwrap();
+        let (_, table) = template.of_type("AWS::DynamoDB::Table").next().unwrap();
+        let props = &table["Properties"];
+        let schema = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["AttributeName"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(schema(&props["KeySchema"]), [keys::PK, keys::SK]);
+        let indexes: HashMap<String, Vec<String>> = props["GlobalSecondaryIndexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["IndexName"].as_str().unwrap().to_owned(),
+                    schema(&g["KeySchema"]),
+                )
+            })
+            .collect();
+        let expected = HashMap::from([
+            (
+                keys::GSI1.to_owned(),
+                vec![keys::GSI1_PK.to_owned(), keys::GSI1_SK.to_owned()],
+            ),
+            (
+                keys::GSI2.to_owned(),
+                vec![keys::GSI2_PK.to_owned(), keys::GSI2_SK.to_owned()],
+            ),
+            (
+                keys::DUE.to_owned(),
+                vec![keys::DUE_PK.to_owned(), keys::DUE_SK.to_owned()],
+            ),
+        ]);
+        assert_eq!(indexes, expected);
+        assert_eq!(props["TimeToLiveSpecification"]["AttributeName"], keys::TTL);
+        assert_eq!(
+            props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            true
+        );
+    }
+}

@@ -12,6 +12,8 @@ pub mod dynamo;
 pub mod error;
 pub mod http;
 pub mod keys;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
 pub mod pagination;
 pub mod projects;
 pub mod validation;

@@ -24,8 +24,18 @@ pub fn is_ulid(raw: &str) -> bool {
     raw.len() == 26 && ulid::Ulid::from_string(raw).is_ok()
 }
 
+/// A new ULID. Monotonic within this process, so ids made in the same
+/// millisecond still sort in creation order (lists are ordered by id).
 pub fn new_id() -> String {
-    ulid::Ulid::new().to_string()
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut generator = GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    generator
+        .get_or_insert_with(ulid::Generator::new)
+        .generate()
+        .unwrap_or_else(|_| ulid::Ulid::new())
+        .to_string()
 }
 
 #[cfg(test)]
@@ -39,6 +49,14 @@ mod tests {
         assert!(display_name(&"x".repeat(11), 10).is_err());
         assert_eq!(display_name(&"é".repeat(10), 10).unwrap(), "é".repeat(10));
         assert!(display_name("a\u{0007}b", 10).is_err());
+    }
+
+    #[test]
+    fn ids_sort_in_creation_order() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct Stack {
     pub client_id: String,
     pub issuer: String,
     pub cleanup_queue_url: String,
+    /// Every resource's physical id (`!Ref`) and ARN, by logical id.
+    pub physical_ids: std::collections::HashMap<String, String>,
+    pub arns: std::collections::HashMap<String, String>,
     /// moto's private signing key as a JWK (n, e, d), to mint tokens that
     /// carry a valid signature but bad claims.
     pub signing_jwk: Value,
@@ -67,6 +70,14 @@ pub fn stack() -> &'static Stack {
                                 .physical_id("CleanupQueue")
                                 .expect("CleanupQueue")
                                 .to_owned(),
+                            physical_ids: local.resolved.refs.clone(),
+                            arns: local
+                                .resolved
+                                .attrs
+                                .iter()
+                                .filter(|((_, attr), _)| attr == "Arn")
+                                .map(|((id, _), arn)| (id.clone(), arn.clone()))
+                                .collect(),
                             signing_jwk: keys
                                 .get("keys")
                                 .and_then(|k| k.get(0))

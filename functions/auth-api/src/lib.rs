@@ -336,7 +336,63 @@ fn tokens(
 
 #[cfg(test)]
 mod tests {
+    use aws_credential_types::Credentials as AwsCredentials;
+    use lambda_http::lambda_runtime::{Context, LambdaEvent};
+    use lambda_http::request::LambdaRequest;
+    use lambda_http::{Adapter, Service};
+    use serde_json::Value;
+
     use super::*;
+
+    /// Runs a sample event through lambda_http's adapter, with Cognito at a
+    /// loopback port where nothing listens.
+    async fn invoke(event: &str) -> (u16, Value) {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    AwsCredentials::new("test", "test", None, None, "test"),
+                ),
+            )
+            .build();
+        let settings = std::collections::HashMap::from([
+            (vars::USER_POOL_ID.to_owned(), "eu-west-1_sample".to_owned()),
+            (
+                vars::USER_POOL_CLIENT_ID.to_owned(),
+                "sampleclientid".to_owned(),
+            ),
+        ]);
+        let service = assetbox_shared::http::service(app(&settings, &sdk).unwrap());
+        let request: LambdaRequest = serde_json::from_str(event).unwrap();
+        let pending = Adapter::from(service).call(LambdaEvent::new(request, Context::default()));
+        let response = serde_json::to_value(pending.await.unwrap()).unwrap();
+        let body = serde_json::from_str(response["body"].as_str().unwrap_or("null"))
+            .unwrap_or(Value::Null);
+        (response["statusCode"].as_u64().unwrap() as u16, body)
+    }
+
+    #[tokio::test]
+    async fn invalid_registration_is_refused_before_calling_cognito() {
+        let (status, body) = invoke(include_str!(
+            "../../../events/auth-api/register-bad-email.json"
+        ))
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            body["error"]["fields"]["email"],
+            "must be an e-mail address"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_cognito_is_a_503_that_names_nothing_internal() {
+        let (status, body) = invoke(include_str!("../../../events/auth-api/login.json")).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert!(!body.to_string().contains("127.0.0.1"));
+    }
 
     fn creds(email: &str, password: &str) -> Credentials {
         Credentials {

@@ -286,3 +286,118 @@ async fn list_project_boxes<S: ProjectStore>(
             .map(|position| state.cursors.seal(&caller.user_id, &scope, &position)),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Handler tests from the API Gateway events in `events/`, through
+    //! lambda_http's own adapter (the path a Lambda invocation takes), with the
+    //! in-memory store: no emulator, no network.
+
+    use assetbox_shared::memory::MemoryStore;
+    use lambda_http::lambda_runtime::{Context, LambdaEvent};
+    use lambda_http::request::LambdaRequest;
+    use lambda_http::{Adapter, Service};
+    use serde_json::Value;
+
+    use super::*;
+
+    /// The `sub` of the sample events.
+    const SAMPLE_SUB: &str = "11111111-2222-3333-4444-555555555555";
+
+    fn state(store: MemoryStore) -> AppState<MemoryStore> {
+        AppState {
+            store,
+            cursors: CursorKey::new(vec![42u8; 32]).unwrap(),
+        }
+    }
+
+    async fn invoke(store: &MemoryStore, event: &str) -> (u16, Value) {
+        let request: LambdaRequest = serde_json::from_str(event).expect("sample event");
+        let service = assetbox_shared::http::service(router(state(store.clone())));
+        let pending = Adapter::from(service).call(LambdaEvent::new(request, Context::default()));
+        let response = serde_json::to_value(pending.await.expect("handler")).unwrap();
+        let body = response["body"]
+            .as_str()
+            .map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
+            .unwrap_or(Value::Null);
+        (response["statusCode"].as_u64().unwrap() as u16, body)
+    }
+
+    async fn seed(store: &MemoryStore, owner: &str, name: &str) -> ProjectRecord {
+        let record = ProjectRecord {
+            id: validation::new_id(),
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+            boxes_count: 0,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        };
+        store.insert_project(&record).await.unwrap();
+        record
+    }
+
+    #[tokio::test]
+    async fn create_from_sample_event() {
+        let store = MemoryStore::default();
+        let (status, body) = invoke(
+            &store,
+            include_str!("../../../events/catalog-api/create-project.json"),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["name"], "Teaser");
+        let stored = store
+            .get_project(SAMPLE_SUB, body["id"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(stored.unwrap().name, "Teaser");
+    }
+
+    #[tokio::test]
+    async fn event_without_authorizer_claims_is_refused_and_writes_nothing() {
+        let store = MemoryStore::default();
+        let (status, body) = invoke(
+            &store,
+            include_str!("../../../events/catalog-api/create-project-no-claims.json"),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert_eq!(body["error"]["code"], "unauthorized");
+        let listing = store.list_projects(SAMPLE_SUB, 10, None).await.unwrap();
+        assert!(listing.items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn list_from_sample_event_shows_only_the_callers_projects() {
+        let store = MemoryStore::default();
+        for name in ["a", "b", "c"] {
+            seed(&store, SAMPLE_SUB, name).await;
+        }
+        seed(&store, "someone-else", "theirs").await;
+        // The sample asks for `/api/projects/?limit=2`.
+        let (status, body) = invoke(
+            &store,
+            include_str!("../../../events/catalog-api/list-projects.json"),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let names: Vec<_> = body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].clone())
+            .collect();
+        assert_eq!(names, vec!["c", "b"]);
+        assert!(body["next_cursor"].is_string());
+    }
+
+    #[tokio::test]
+    async fn health_is_public() {
+        let (status, body) = invoke(
+            &MemoryStore::default(),
+            include_str!("../../../events/catalog-api/health.json"),
+        )
+        .await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    }
+}

@@ -1,0 +1,212 @@
+//! The local stack itself: what it provisioned matches template.yaml, its
+//! API Gateway stand-in answers like API Gateway, and schedules fire.
+
+use assetbox_e2e::{Client, stack};
+use assetbox_local::template::Template;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn template() -> Template {
+    Template::load(&assetbox_local::project_root().join("template.yaml")).expect("template.yaml")
+}
+
+#[tokio::test]
+async fn provisioned_resources_match_the_template() {
+    let stack = stack();
+    let template = template();
+    let sdk = stack.sdk().await;
+
+    // Table: keys, indexes and TTL as declared.
+    let (_, declared) = template
+        .of_type("AWS::DynamoDB::Table")
+        .next()
+        .expect("a table");
+    let declared = &declared["Properties"];
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = dynamodb
+        .describe_table()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let keys = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Vec<(String, String)> {
+        schema
+            .iter()
+            .map(|k| (k.attribute_name.clone(), k.key_type.as_str().to_owned()))
+            .collect()
+    };
+    let declared_keys = |v: &Value| -> Vec<(String, String)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["AttributeName"].as_str().unwrap().to_owned(),
+                    k["KeyType"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        keys(table.key_schema()),
+        declared_keys(&declared["KeySchema"])
+    );
+    let mut live: Vec<_> = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|g| (g.index_name().unwrap().to_owned(), keys(g.key_schema())))
+        .collect();
+    let mut want: Vec<_> = declared["GlobalSecondaryIndexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["IndexName"].as_str().unwrap().to_owned(),
+                declared_keys(&g["KeySchema"]),
+            )
+        })
+        .collect();
+    live.sort();
+    want.sort();
+    assert_eq!(live, want);
+    let ttl = dynamodb
+        .describe_time_to_live()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap();
+    let ttl = ttl.time_to_live_description().unwrap();
+    assert_eq!(
+        ttl.attribute_name(),
+        declared["TimeToLiveSpecification"]["AttributeName"].as_str()
+    );
+    assert_eq!(
+        ttl.time_to_live_status().map(|s| s.as_str()),
+        Some("ENABLED")
+    );
+
+    // Bucket: private, CORS that lets a browser read ETag, multipart cleanup.
+    let s3 = assetbox_local::s3_client(&sdk);
+    let bucket = stack.physical_ids["MediaBucket"].clone();
+    let block = s3
+        .get_public_access_block()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let block = block.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (
+            block.block_public_acls(),
+            block.block_public_policy(),
+            block.ignore_public_acls(),
+            block.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let cors = s3.get_bucket_cors().bucket(&bucket).send().await.unwrap();
+    let rule = &cors.cors_rules()[0];
+    assert!(rule.expose_headers().contains(&"ETag".to_owned()));
+    assert!(rule.expose_headers().contains(&"Location".to_owned()));
+    for method in ["GET", "PUT", "HEAD", "POST", "DELETE"] {
+        assert!(
+            rule.allowed_methods().contains(&method.to_owned()),
+            "{method}"
+        );
+    }
+    let lifecycle = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        lifecycle
+            .rules()
+            .iter()
+            .any(|r| r.abort_incomplete_multipart_upload().is_some())
+    );
+
+    // Queues: each redrives to the DLQ the template names.
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let mut checked = 0;
+    for (id, queue) in template.of_type("AWS::SQS::Queue") {
+        let Some(dlq) = queue
+            .pointer("/Properties/RedrivePolicy/deadLetterTargetArn/Fn::GetAtt/0")
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&stack.physical_ids[id])
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .unwrap();
+        let policy: Value = serde_json::from_str(
+            &attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy],
+        )
+        .unwrap();
+        assert_eq!(policy["deadLetterTargetArn"], stack.arns[dlq], "{id}");
+        assert_eq!(
+            policy["maxReceiveCount"].to_string().trim_matches('"'),
+            queue["Properties"]["RedrivePolicy"]["maxReceiveCount"].to_string(),
+            "{id}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "the template's queues have DLQs");
+}
+
+#[tokio::test]
+async fn gateway_answers_like_api_gateway() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let unknown = api.get("/nowhere", None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.body, json!({ "message": "Not Found" }));
+    // A route the template does not declare for that method.
+    let wrong_method = api
+        .json(Method::PUT, "/api/auth/login", None, &json!({}))
+        .await;
+    assert_eq!(wrong_method.status, StatusCode::NOT_FOUND);
+    // Past Lambda's 6 MB invocation payload.
+    let big = vec![b'x'; 7 * 1024 * 1024];
+    let reply = api
+        .send(
+            Method::POST,
+            "/api/projects/",
+            Some(&user.access_token),
+            Some(("application/json", big)),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(stack().items_of(&user.id).await.is_empty());
+}
+
+#[tokio::test]
+async fn schedules_fire_into_their_queue() {
+    // The test stack fires schedules every second instead of hourly.
+    let stack = stack();
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
+    let received = sqs
+        .receive_message()
+        .queue_url(&stack.cleanup_queue_url)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .expect("receive");
+    let bodies: Vec<_> = received
+        .messages()
+        .iter()
+        .filter_map(|m| m.body())
+        .collect();
+    assert!(
+        bodies.contains(&r#"{"kind":"scheduled-run"}"#),
+        "{bodies:?}"
+    );
+}
