@@ -210,3 +210,75 @@ async fn schedules_fire_into_their_queue() {
         "{bodies:?}"
     );
 }
+
+#[tokio::test]
+async fn sqs_pump_deletes_what_the_consumer_handled_and_keeps_its_failures() {
+    use std::sync::{Arc, Mutex};
+
+    use assetbox_local::pumps::{SqsConsumer, spawn_sqs_pump};
+    use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
+    use aws_sdk_sqs::types::QueueAttributeName;
+
+    let stack = stack();
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
+    let queue_url = stack.physical_ids["GenerationPollQueue"].clone();
+    for body in ["ok-1", "fail", "ok-2"] {
+        sqs.send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorder = seen.clone();
+    let consumer: SqsConsumer = Arc::new(move |event| {
+        let recorder = recorder.clone();
+        Box::pin(async move {
+            let mut response = SqsBatchResponse::default();
+            for record in event.records {
+                let body = record.body.clone().unwrap_or_default();
+                if body == "fail" {
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = record.message_id.clone().unwrap();
+                    response.batch_item_failures.push(failure);
+                }
+                assert_eq!(record.event_source.as_deref(), Some("aws:sqs"));
+                recorder.lock().unwrap().push(body);
+            }
+            Ok(response)
+        })
+    });
+    let pump = spawn_sqs_pump(
+        sqs.clone(),
+        queue_url.clone(),
+        stack.arns["GenerationPollQueue"].clone(),
+        10,
+        consumer,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while seen.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    pump.abort();
+    let mut bodies = seen.lock().unwrap().clone();
+    bodies.sort();
+    assert_eq!(bodies, ["fail", "ok-1", "ok-2"]);
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let count =
+        |name: QueueAttributeName| attrs.attributes().unwrap()[&name].parse::<u32>().unwrap();
+    assert_eq!(count(QueueAttributeName::ApproximateNumberOfMessages), 0);
+    // Only the failed message is still on the queue, in flight until its visibility timeout.
+    assert_eq!(
+        count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        1
+    );
+}

@@ -3,10 +3,16 @@
 //! batches to functions. The S3 → function delivery joins here with the
 //! ingestion function.
 
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use serde_json::Value;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::template::{Resolved, Template};
@@ -109,6 +115,114 @@ pub fn spawn_schedules(sqs: aws_sdk_sqs::Client, schedules: Vec<Schedule>) -> Ve
             })
         })
         .collect()
+}
+
+/// A function that consumes SQS batches, as an event source mapping with
+/// `ReportBatchItemFailures` calls it.
+pub type SqsConsumer = Arc<
+    dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = anyhow::Result<SqsBatchResponse>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Long-polls `queue_url` and hands each batch to `consumer` like Lambda's
+/// event source mapping: messages the consumer reports as failed, or all of
+/// them when it errors, stay on the queue and come back after the visibility
+/// timeout (and reach the DLQ after `maxReceiveCount`); the rest are deleted.
+pub fn spawn_sqs_pump(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    queue_arn: String,
+    batch_size: i32,
+    consumer: SqsConsumer,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let received = sqs
+                .receive_message()
+                .queue_url(&queue_url)
+                .max_number_of_messages(batch_size.clamp(1, 10))
+                .wait_time_seconds(2)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await;
+            let messages = match received {
+                Ok(out) => out.messages.unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(queue_url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if messages.is_empty() {
+                continue;
+            }
+            let records: Vec<Value> = messages
+                .iter()
+                .map(|m| {
+                    let attributes: serde_json::Map<String, Value> = m
+                        .attributes()
+                        .map(|a| {
+                            a.iter()
+                                .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    json!({
+                        "messageId": m.message_id(),
+                        "receiptHandle": m.receipt_handle(),
+                        "body": m.body(),
+                        "md5OfBody": m.md5_of_body(),
+                        "attributes": attributes,
+                        "messageAttributes": {},
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": queue_arn,
+                        "awsRegion": crate::provision::REGION,
+                    })
+                })
+                .collect();
+            let event: SqsEvent = match serde_json::from_value(json!({ "Records": records })) {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not build an SQS event");
+                    continue;
+                }
+            };
+            let failed: HashSet<String> = match consumer(event).await {
+                Ok(response) => response
+                    .batch_item_failures
+                    .into_iter()
+                    .map(|f| f.item_identifier)
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(queue_url, error = %e, "consumer failed the whole batch");
+                    continue;
+                }
+            };
+            let done: Vec<DeleteMessageBatchRequestEntry> = messages
+                .iter()
+                .filter(|m| m.message_id().is_some_and(|id| !failed.contains(id)))
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle()?)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if !done.is_empty()
+                && let Err(e) = sqs
+                    .delete_message_batch()
+                    .queue_url(&queue_url)
+                    .set_entries(Some(done))
+                    .send()
+                    .await
+            {
+                tracing::warn!(queue_url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed");
+            }
+        }
+    })
 }
 
 #[cfg(test)]
