@@ -251,28 +251,28 @@ async fn coldstart(binary: &Path, runs: usize) -> anyhow::Result<()> {
 }
 
 async fn handler(requests: usize) -> anyhow::Result<()> {
-    let store = MemoryStore::default();
-    let service = assetbox_shared::http::service(router(AppState {
-        store: store.clone(),
-        cursors: CursorKey::new(vec![7u8; 32]).map_err(anyhow::Error::msg)?,
-    }));
     let dir = events_dir();
     let create = std::fs::read_to_string(dir.join("create-project.json"))?;
     let list = std::fs::read_to_string(dir.join("list-projects.json"))?;
     for (name, event) in [
         ("create project", &create),
-        ("list projects (limit 2)", &list),
+        ("list projects (limit 2 of 10)", &list),
     ] {
+        // A fresh store per scenario, with ten projects, so the in-memory
+        // store's own cost stays flat and the figure is the handler's.
+        let service = assetbox_shared::http::service(router(AppState {
+            store: MemoryStore::default(),
+            cursors: CursorKey::new(vec![7u8; 32]).map_err(anyhow::Error::msg)?,
+        }));
+        for _ in 0..10 {
+            invoke(&service, &create).await?;
+        }
         // Warm up, then time batches of 100 and report the median per request.
         let mut per_request_us = Vec::new();
         for batch in 0..(requests / 100).max(1) + 5 {
             let started = Instant::now();
             for _ in 0..100 {
-                let request: LambdaRequest = serde_json::from_str(event)?;
-                let pending = Adapter::from(service.clone())
-                    .call(LambdaEvent::new(request, LambdaContext::default()));
-                let response = pending.await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                std::hint::black_box(serde_json::to_string(&response)?);
+                std::hint::black_box(invoke(&service, event).await?);
             }
             if batch >= 5 {
                 per_request_us.push(started.elapsed().as_secs_f64() * 1e6 / 100.0);
@@ -285,4 +285,16 @@ async fn handler(requests: usize) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// One event through lambda_http's adapter, as the runtime would run it.
+async fn invoke(
+    service: &assetbox_shared::http::HttpService,
+    event: &str,
+) -> anyhow::Result<String> {
+    let request: LambdaRequest = serde_json::from_str(event)?;
+    let pending =
+        Adapter::from(service.clone()).call(LambdaEvent::new(request, LambdaContext::default()));
+    let response = pending.await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(serde_json::to_string(&response)?)
 }
