@@ -22,9 +22,6 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::{get, post};
 use catalog_api::{AppState, router};
 use clap::{Parser, Subcommand};
-use lambda_http::lambda_runtime::{Context as LambdaContext, LambdaEvent};
-use lambda_http::request::LambdaRequest;
-use lambda_http::{Adapter, Service};
 use tokio::sync::{Mutex, mpsc};
 
 #[derive(Parser)]
@@ -292,9 +289,9 @@ async fn invoke(
     service: &assetbox_shared::http::HttpService,
     event: &str,
 ) -> anyhow::Result<String> {
-    let request: LambdaRequest = serde_json::from_str(event)?;
-    let pending =
-        Adapter::from(service.clone()).call(LambdaEvent::new(request, LambdaContext::default()));
-    let response = pending.await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    Ok(serde_json::to_string(&response)?)
+    let event = serde_json::from_str(event)?;
+    let response = assetbox_shared::http::invoke(service, event, "bench")
+        .await
+        .map_err(anyhow::Error::msg)?;
+    Ok(response.to_string())
 }

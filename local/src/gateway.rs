@@ -20,9 +20,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use lambda_http::lambda_runtime::{Context as LambdaContext, LambdaEvent};
-use lambda_http::request::LambdaRequest;
-use lambda_http::{Adapter, Service};
 use serde_json::{Value, json};
 
 use crate::functions::LocalFunction;
@@ -328,21 +325,16 @@ impl Gateway {
     }
 }
 
-/// Runs one event through lambda_http's adapter and renders the v2 response.
+/// Runs one event through the function and renders its v2 response.
 async fn invoke(
     function: &BoundFunction,
     event: Value,
     request_id: &str,
 ) -> anyhow::Result<Response<Body>> {
     let LocalFunction::Http(service) = &function.function;
-    let request: LambdaRequest = serde_json::from_value(event)?;
-    let mut context = LambdaContext::default();
-    context.request_id = request_id.to_owned();
-    // The adapter itself is not Send (it holds a PhantomData of the response
-    // type); only its future crosses the await.
-    let pending = Adapter::from(service.clone()).call(LambdaEvent::new(request, context));
-    let response = pending.await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let v2 = serde_json::to_value(response)?;
+    let v2 = assetbox_shared::http::invoke(service, event, request_id)
+        .await
+        .map_err(anyhow::Error::msg)?;
     render(&v2)
 }
 

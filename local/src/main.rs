@@ -23,7 +23,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber_init();
+    assetbox_shared::http::init_logging();
     let args = Args::parse();
     let stack = LocalStack::start(Options {
         api_port: args.port,
@@ -57,8 +57,4 @@ Ctrl-C stops everything this command started."#,
     println!("stopping…");
     drop(stack);
     Ok(())
-}
-
-fn tracing_subscriber_init() {
-    assetbox_shared::http::init_logging();
 }

@@ -337,9 +337,6 @@ fn tokens(
 #[cfg(test)]
 mod tests {
     use aws_credential_types::Credentials as AwsCredentials;
-    use lambda_http::lambda_runtime::{Context, LambdaEvent};
-    use lambda_http::request::LambdaRequest;
-    use lambda_http::{Adapter, Service};
     use serde_json::Value;
 
     use super::*;
@@ -365,9 +362,10 @@ mod tests {
             ),
         ]);
         let service = assetbox_shared::http::service(app(&settings, &sdk).unwrap());
-        let request: LambdaRequest = serde_json::from_str(event).unwrap();
-        let pending = Adapter::from(service).call(LambdaEvent::new(request, Context::default()));
-        let response = serde_json::to_value(pending.await.unwrap()).unwrap();
+        let event = serde_json::from_str(event).unwrap();
+        let response = assetbox_shared::http::invoke(&service, event, "test")
+            .await
+            .unwrap();
         let body = serde_json::from_str(response["body"].as_str().unwrap_or("null"))
             .unwrap_or(Value::Null);
         (response["statusCode"].as_u64().unwrap() as u16, body)

@@ -290,13 +290,10 @@ async fn list_project_boxes<S: ProjectStore>(
 #[cfg(test)]
 mod tests {
     //! Handler tests from the API Gateway events in `events/`, through
-    //! lambda_http's own adapter (the path a Lambda invocation takes), with the
+    //! lambda_http's own adapter (`assetbox_shared::http::invoke`) (the path a Lambda invocation takes), with the
     //! in-memory store: no emulator, no network.
 
     use assetbox_shared::memory::MemoryStore;
-    use lambda_http::lambda_runtime::{Context, LambdaEvent};
-    use lambda_http::request::LambdaRequest;
-    use lambda_http::{Adapter, Service};
     use serde_json::Value;
 
     use super::*;
@@ -312,10 +309,11 @@ mod tests {
     }
 
     async fn invoke(store: &MemoryStore, event: &str) -> (u16, Value) {
-        let request: LambdaRequest = serde_json::from_str(event).expect("sample event");
         let service = assetbox_shared::http::service(router(state(store.clone())));
-        let pending = Adapter::from(service).call(LambdaEvent::new(request, Context::default()));
-        let response = serde_json::to_value(pending.await.expect("handler")).unwrap();
+        let event = serde_json::from_str(event).expect("sample event");
+        let response = assetbox_shared::http::invoke(&service, event, "test")
+            .await
+            .expect("handler");
         let body = response["body"]
             .as_str()
             .map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
