@@ -293,5 +293,5 @@ async fn invoke(
     let response = assetbox_shared::http::invoke(service, event, "bench")
         .await
         .map_err(anyhow::Error::msg)?;
-    Ok(response.to_string())
+    Ok(serde_json::to_string(&response)?)
 }

@@ -332,10 +332,11 @@ async fn invoke(
     request_id: &str,
 ) -> anyhow::Result<Response<Body>> {
     let LocalFunction::Http(service) = &function.function;
-    let v2 = assetbox_shared::http::invoke(service, event, request_id)
+    let request = serde_json::from_value(event)?;
+    let response = assetbox_shared::http::invoke(service, request, request_id)
         .await
         .map_err(anyhow::Error::msg)?;
-    render(&v2)
+    render(&serde_json::to_value(response)?)
 }
 
 fn render(v2: &Value) -> anyhow::Result<Response<Body>> {

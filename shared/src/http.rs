@@ -158,26 +158,23 @@ pub async fn run_lambda(router: Router) -> Result<(), lambda_http::Error> {
 }
 
 /// Runs one API Gateway v2 event through lambda_http's adapter — the code
-/// path a Lambda invocation takes — and returns the v2 response as JSON.
-/// Used by the local gateway, handler tests and benchmarks alike.
+/// path a Lambda invocation takes. Used by the local gateway, handler tests
+/// and benchmarks alike; each converts the event and the (serialisable,
+/// not nameable) v2 response as it needs.
 pub async fn invoke(
     service: &HttpService,
-    event: serde_json::Value,
+    request: lambda_http::request::LambdaRequest,
     request_id: &str,
-) -> Result<serde_json::Value, String> {
+) -> Result<impl serde::Serialize + use<>, String> {
     use lambda_http::lambda_runtime::{Context, LambdaEvent};
-    use lambda_http::request::LambdaRequest;
     use lambda_http::{Adapter, Service};
 
-    let request: LambdaRequest =
-        serde_json::from_value(event).map_err(|e| format!("not an API Gateway event: {e}"))?;
     let mut context = Context::default();
     context.request_id = request_id.to_owned();
     // The adapter itself is not Send (it holds a PhantomData of the response
     // type); only its future crosses the await.
     let pending = Adapter::from(service.clone()).call(LambdaEvent::new(request, context));
-    let response = pending.await.map_err(|e| format!("{e:?}"))?;
-    serde_json::to_value(response).map_err(|e| e.to_string())
+    pending.await.map_err(|e| format!("{e:?}"))
 }
 
 pub fn init_logging() {

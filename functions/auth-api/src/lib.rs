@@ -366,6 +366,7 @@ mod tests {
         let response = assetbox_shared::http::invoke(&service, event, "test")
             .await
             .unwrap();
+        let response = serde_json::to_value(response).unwrap();
         let body = serde_json::from_str(response["body"].as_str().unwrap_or("null"))
             .unwrap_or(Value::Null);
         (response["statusCode"].as_u64().unwrap() as u16, body)

@@ -290,8 +290,8 @@ async fn list_project_boxes<S: ProjectStore>(
 #[cfg(test)]
 mod tests {
     //! Handler tests from the API Gateway events in `events/`, through
-    //! lambda_http's own adapter (`assetbox_shared::http::invoke`) (the path a Lambda invocation takes), with the
-    //! in-memory store: no emulator, no network.
+    //! lambda_http's own adapter (`assetbox_shared::http::invoke`, the path a
+    //! Lambda invocation takes), with the in-memory store: no emulator, no network.
 
     use assetbox_shared::memory::MemoryStore;
     use serde_json::Value;
@@ -314,6 +314,7 @@ mod tests {
         let response = assetbox_shared::http::invoke(&service, event, "test")
             .await
             .expect("handler");
+        let response = serde_json::to_value(response).unwrap();
         let body = response["body"]
             .as_str()
             .map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
