@@ -9,3 +9,12 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
 pub fn dynamodb(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
+
+/// S3 against AWS uses virtual-hosted addressing; an endpoint override means
+/// an emulator, which needs path-style (as [`crate::presign`] assumes too).
+pub fn s3(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}

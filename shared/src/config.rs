@@ -72,4 +72,16 @@ pub mod vars {
     pub const USER_POOL_CLIENT_ID: &str = "USER_POOL_CLIENT_ID";
     /// `true` confirms new users at registration (no e-mail verification step).
     pub const AUTO_CONFIRM_USERS: &str = "AUTO_CONFIRM_USERS";
+    /// The private media bucket.
+    pub const MEDIA_BUCKET: &str = "MEDIA_BUCKET";
+    /// Upload limits (bytes) and the content-type allowlist (comma-separated).
+    pub const MAX_UPLOAD_BYTES: &str = "MAX_UPLOAD_BYTES";
+    pub const USER_QUOTA_BYTES: &str = "USER_QUOTA_BYTES";
+    pub const ALLOWED_CONTENT_TYPES: &str = "ALLOWED_CONTENT_TYPES";
+    /// Lifetime of presigned URLs, seconds (default 3600).
+    pub const UPLOAD_URL_EXPIRY_SECONDS: &str = "UPLOAD_URL_EXPIRY_SECONDS";
+    /// How many part URLs initiate returns before the client asks for more.
+    pub const UPLOAD_FIRST_URL_BATCH: &str = "UPLOAD_FIRST_URL_BATCH";
+    /// Open uploads expire after this many hours (default 24).
+    pub const UPLOAD_EXPIRY_HOURS: &str = "UPLOAD_EXPIRY_HOURS";
 }

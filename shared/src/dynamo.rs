@@ -50,7 +50,7 @@ const RETRYABLE_CODES: &[&str] = &[
     "ServiceUnavailable",
 ];
 
-fn store_error<E, R>(err: SdkError<E, R>) -> StoreError
+pub(crate) fn store_error<E, R>(err: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -71,7 +71,7 @@ where
     }
 }
 
-fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
 }
 
@@ -99,7 +99,7 @@ impl Table {
     }
 
     /// An entity's attributes plus its keys.
-    fn item<T: Serialize>(
+    pub(crate) fn item<T: Serialize>(
         entity: &str,
         record: &T,
         keys: &[(&str, String)],
@@ -116,6 +116,29 @@ impl Table {
         Ok(item)
     }
 
+    /// One item by its primary key, strongly consistent: callers act on the
+    /// state they read (status transitions, ownership).
+    pub(crate) async fn get_record<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: String,
+        what: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(Self::primary_key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.item
+            .map(serde_dynamo::from_item)
+            .transpose()
+            .map_err(|e| StoreError::Failed(format!("reading {what}: {e}")))
+    }
+
     fn primary_key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (keys::PK.to_owned(), AttributeValue::S(pk)),
@@ -126,7 +149,7 @@ impl Table {
     /// Runs a query for one page. Asks for one item more than the page so the
     /// last page is known as such (no trailing empty page); when DynamoDB stops
     /// early at its 1 MB cap, its own LastEvaluatedKey is the position.
-    async fn query_page<T: DeserializeOwned>(
+    pub(crate) async fn query_page<T: DeserializeOwned>(
         &self,
         query: QueryFluentBuilder,
         limit: u32,

@@ -59,6 +59,49 @@ pub mod prefix {
     pub const FILE: &str = "FILE#";
     pub const COMMENT: &str = "COMMENT#";
     pub const SHARE: &str = "SHARE#";
+    pub const PARENT: &str = "PARENT#";
+    pub const FILES: &str = "FILES#";
+    pub const UPLOAD: &str = "UPLOAD#";
+}
+
+/// The owner's quota counter item.
+pub const QUOTA_SK: &str = "QUOTA";
+
+pub fn box_sk(box_id: &str) -> String {
+    format!("{}{box_id}", prefix::BOX)
+}
+
+pub fn asset_sk(asset_id: &str) -> String {
+    format!("{}{asset_id}", prefix::ASSET)
+}
+
+/// The GSI1 partition that holds a box's children (assets, comments).
+pub fn box_children_pk(box_id: &str) -> String {
+    format!("{}{box_id}", prefix::BOX)
+}
+
+/// The GSI2 partition of a project's assets (the project-wide asset list).
+pub fn project_assets_pk(project_id: &str) -> String {
+    format!("{}{project_id}", prefix::PROJECT)
+}
+
+pub fn file_sk(file_id: &str) -> String {
+    format!("{}{file_id}", prefix::FILE)
+}
+
+/// The GSI1 partition of the files attached to one parent.
+pub fn parent_pk(parent_type: &str, parent_id: &str) -> String {
+    format!("{}{parent_type}#{parent_id}", prefix::PARENT)
+}
+
+/// The GSI2 partition of every owner's files in one status (admin list).
+pub fn files_by_status_pk(status: &str) -> String {
+    format!("{}{status}", prefix::FILES)
+}
+
+/// The `due` partition of open uploads in one shard.
+pub fn due_upload_pk(shard: u32) -> String {
+    format!("{}{shard}", prefix::UPLOAD)
 }
 
 pub fn user_pk(owner: &str) -> String {

@@ -3,6 +3,7 @@
 //! AWS adapters and the HTTP glue. Functions stay thin: wiring in `main.rs`,
 //! routes in `lib.rs`, rules and storage here.
 
+pub mod assets;
 pub mod aws;
 pub mod boxes;
 pub mod caller;
@@ -10,10 +11,14 @@ pub mod clock;
 pub mod config;
 pub mod dynamo;
 pub mod error;
+pub mod files_store;
 pub mod http;
 pub mod keys;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
+pub mod objects;
 pub mod pagination;
+pub mod presign;
 pub mod projects;
+pub mod uploads;
 pub mod validation;

@@ -1,0 +1,65 @@
+//! Assets as stored. This slice holds what completing an upload into a box
+//! writes (SPEC §3.2 "a parent of type box makes the completed file an
+//! asset"); the asset routes and the ingestion that finishes an asset build on
+//! the same record.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum AssetType {
+    Image,
+    Video,
+}
+
+impl AssetType {
+    pub fn of_content_type(content_type: &str) -> Option<Self> {
+        if content_type.starts_with("image/") {
+            Some(Self::Image)
+        } else if content_type.starts_with("video/") {
+            Some(Self::Video)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum AssetStatus {
+    Pending,
+    /// The object is in S3; ingestion has yet to verify and describe it.
+    Processing,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SourceType {
+    Uploaded,
+    Generated,
+    Img2vid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetRecord {
+    pub id: String,
+    pub owner: String,
+    #[serde(rename = "box")]
+    pub box_id: String,
+    pub project: String,
+    pub asset_type: AssetType,
+    pub source_type: SourceType,
+    pub status: AssetStatus,
+    pub s3_key: String,
+    /// The file record it came from, when uploaded.
+    pub file_id: Option<String>,
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub is_favorite: bool,
+    pub prompt_text: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
