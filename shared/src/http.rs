@@ -181,6 +181,32 @@ pub fn init_logging() {
     lambda_http::tracing::init_default_subscriber();
 }
 
+/// Uppy's Companion client shows the top-level `message` of an error reply
+/// (SPEC §3.3); ours nests it in `error`. This copies it up for the `/s3`
+/// routes, keeping the rest of the contract.
+pub async fn companion_error_message(
+    response: axum::response::Response,
+) -> axum::response::Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let body = match value.pointer("/error/message").cloned() {
+        Some(message) => {
+            value["message"] = message;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            serde_json::to_vec(&value).unwrap_or_default().into()
+        }
+        None => bytes,
+    };
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 /// A 201 with a JSON body.
 pub fn created<T: serde::Serialize>(body: T) -> impl IntoResponse {
     (StatusCode::CREATED, axum::Json(body))

@@ -20,5 +20,6 @@ pub mod objects;
 pub mod pagination;
 pub mod presign;
 pub mod projects;
+pub mod upload_env;
 pub mod uploads;
 pub mod validation;

@@ -489,18 +489,35 @@ pub fn quota_exceeded(size: u64, quota: u64) -> ApiError {
     )
 }
 
-/// `?part_numbers=1,2,3`: unique, sorted, each within 1..=num_parts, and at
-/// most `max` of them so one reply stays small.
+/// `?part_numbers=1,2,5-9`: numbers and inclusive ranges; the result is
+/// unique, sorted, each within 1..=num_parts, and at most `max` long so one
+/// reply stays small.
 pub fn parse_part_numbers(raw: &str, num_parts: u32, max: usize) -> Result<Vec<u32>, String> {
     let mut numbers = Vec::new();
-    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    let number = |item: &str| -> Result<u32, String> {
         let n: u32 = item
+            .trim()
             .parse()
             .map_err(|_| format!("{item:?} is not a part number"))?;
         if n == 0 || n > num_parts {
             return Err(format!("part {n} is outside 1..={num_parts}"));
         }
-        numbers.push(n);
+        Ok(n)
+    };
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.split_once('-') {
+            Some((from, to)) => {
+                let (from, to) = (number(from)?, number(to)?);
+                if from > to || (to - from) as usize >= max {
+                    return Err(format!("range {item} is empty or longer than {max}"));
+                }
+                numbers.extend(from..=to);
+            }
+            None => numbers.push(number(item)?),
+        }
+        if numbers.len() > max * 2 {
+            return Err(format!("at most {max} parts per request"));
+        }
     }
     if numbers.is_empty() {
         return Err("name at least one part number".into());
@@ -759,6 +776,12 @@ mod tests {
         assert!(parse_part_numbers("", 5, 10).is_err());
         assert!(parse_part_numbers("1,2,3", 5, 2).is_err());
         assert!(parse_part_numbers("x", 5, 2).is_err());
+        assert_eq!(
+            parse_part_numbers("4-6,1", 9, 10).unwrap(),
+            vec![1, 4, 5, 6]
+        );
+        assert!(parse_part_numbers("6-4", 9, 10).is_err());
+        assert!(parse_part_numbers("1-9", 9, 5).is_err());
     }
 
     #[test]

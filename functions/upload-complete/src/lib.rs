@@ -1,0 +1,412 @@
+//! upload-complete: finishes a multipart upload and records the file, for
+//! both contracts.
+//!
+//! AWS calls, happy path: GetItem (the record) + CompleteMultipartUpload +
+//! TransactWriteItems (status, quota settlement, asset for a box parent) = 3.
+//! A Companion upload that declared no size adds a HeadObject to measure it.
+//! Only when S3 rejects the part list do we ListParts, to name the part.
+//!
+//! Idempotent and race-safe: the status moves `uploading → completed` only by
+//! a conditional write on status + upload id. A second or concurrent complete
+//! finds S3's upload gone (NoSuchUpload) or loses the condition, reads the
+//! record again and answers with the same completed file; if the winner has
+//! completed in S3 but not yet written, the object's presence (HeadObject)
+//! lets any caller finish the write.
+
+use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetType, SourceType};
+use assetbox_shared::caller::Caller;
+use assetbox_shared::clock;
+use assetbox_shared::config::{ConfigError, Settings};
+use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::files_store::Refusal;
+use assetbox_shared::http::{ApiJson, ApiQuery, companion_error_message};
+use assetbox_shared::objects::Completion;
+use assetbox_shared::upload_env::{UploadEnv, is_past};
+use assetbox_shared::uploads::{
+    ClientPart, FileRecord, FileView, PARENT_BOX, UploadStatus, bare_etag, check_part_list,
+    quota_exceeded,
+};
+use assetbox_shared::validation;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::routing::post;
+use axum::{Json, Router, middleware};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+/// A 10,000-part list is ~1 MB of JSON; Lambda takes up to 6 MB.
+const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Router, ConfigError> {
+    Ok(router(UploadEnv::from_settings(settings, sdk)?))
+}
+
+pub fn router(env: UploadEnv) -> Router {
+    let companion = Router::new()
+        .route(
+            "/s3/multipart/{upload_id}/complete",
+            post(companion_complete),
+        )
+        .layer(middleware::map_response(companion_error_message));
+    Router::new()
+        .route("/v1/files/uploads/{id}/complete", post(complete))
+        .merge(companion)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(env)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(complete, companion_complete),
+    components(schemas(
+        CompleteUpload,
+        PartEtag,
+        FileView,
+        CompanionComplete,
+        CompanionPartEtag,
+        CompanionCompleted,
+        ErrorBody
+    ))
+)]
+pub struct UploadCompleteDoc;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartEtag {
+    pub part_number: u32,
+    pub etag: String,
+    /// The part's checksum, for uploads started with `checksum_algorithm`.
+    pub checksum: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteUpload {
+    /// Every part, ascending, with the ETag S3 returned for it.
+    pub parts: Vec<PartEtag>,
+}
+
+/// The shared completion path of both contracts.
+async fn finish(
+    env: &UploadEnv,
+    file: FileRecord,
+    parts: Vec<ClientPart>,
+    checksums: Vec<String>,
+) -> Result<FileRecord, ApiError> {
+    match file.upload_status {
+        UploadStatus::Completed => return Ok(file),
+        UploadStatus::Uploading => {}
+        UploadStatus::Pending => {
+            return Err(ApiError::conflict(
+                "this is a single-PUT upload; it completes when its object arrives",
+            ));
+        }
+        other => {
+            return Err(ApiError::conflict(format!(
+                "upload is {}; it cannot be completed",
+                other.as_str()
+            )));
+        }
+    }
+    if is_past(&file.expires_at) {
+        return Err(ApiError::conflict("upload expired; start a new one"));
+    }
+    check_part_list(&parts, file.num_parts)?;
+    if let Some(algorithm) = file.checksum_algorithm {
+        if checksums.len() != parts.len() {
+            return Err(ApiError::field(
+                "parts",
+                "this upload uses checksums: give each part its `checksum`",
+            ));
+        }
+        if let Some((i, reason)) = checksums
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| algorithm.check(c).err().map(|r| (i, r)))
+        {
+            return Err(ApiError::field(&format!("parts[{i}].checksum"), reason));
+        }
+    }
+    let upload_id = file.upload_id.clone().unwrap_or_default();
+    let completion = env
+        .bucket
+        .complete(
+            &file.s3_key,
+            &upload_id,
+            &parts,
+            file.checksum_algorithm.map(|a| (a, checksums.as_slice())),
+        )
+        .await?;
+    let etag = match completion {
+        Completion::Completed { etag } => etag,
+        Completion::PartsRejected { reason } => {
+            return Err(name_rejected_part(env, &file, &parts, reason).await);
+        }
+        Completion::NoSuchUpload => {
+            // Completed by a concurrent call, or aborted/expired meanwhile.
+            let now = reread(env, &file).await?;
+            if now.upload_status != UploadStatus::Uploading {
+                return settled(now);
+            }
+            match env.bucket.head(&file.s3_key).await? {
+                Some((_, etag)) => etag,
+                None => {
+                    return Err(ApiError::conflict(
+                        "the upload no longer exists in S3 (aborted or expired)",
+                    ));
+                }
+            }
+        }
+    };
+    // Sizes signed into the part URLs make S3 hold exactly the declared size;
+    // without declared sizes (Companion), measure.
+    let size = if file.part_size > 0 && file.file_size > 0 {
+        file.file_size
+    } else {
+        match env.bucket.head(&file.s3_key).await? {
+            Some((size, _)) => size,
+            None => return Err(ApiError::unavailable("completed object not visible yet")),
+        }
+    };
+    record_completion(env, file, etag, size).await
+}
+
+/// The state of a file after another call changed it: completed is the
+/// same answer; anything else is a conflict.
+fn settled(file: FileRecord) -> Result<FileRecord, ApiError> {
+    match file.upload_status {
+        UploadStatus::Completed => Ok(file),
+        other => Err(ApiError::conflict(format!(
+            "upload is {}; it cannot be completed",
+            other.as_str()
+        ))),
+    }
+}
+
+async fn reread(env: &UploadEnv, file: &FileRecord) -> Result<FileRecord, ApiError> {
+    env.table
+        .get_file(&file.owner, &file.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))
+}
+
+async fn record_completion(
+    env: &UploadEnv,
+    file: FileRecord,
+    etag: String,
+    size: u64,
+) -> Result<FileRecord, ApiError> {
+    let now = clock::rfc3339(clock::now());
+    let mut after = file.clone();
+    after.upload_status = UploadStatus::Completed;
+    after.etag = Some(bare_etag(&etag).to_owned());
+    after.file_size = size;
+    after.reserved_bytes = size;
+    after.updated = now.clone();
+    let asset = match (
+        &file.parent_content_type,
+        &file.parent_object_id,
+        &file.parent_project,
+    ) {
+        (Some(kind), Some(box_id), Some(project)) if kind == PARENT_BOX => {
+            let id = validation::new_id();
+            after.asset_id = Some(id.clone());
+            Some(new_asset(&after, id, box_id, project, &now))
+        }
+        _ => None,
+    };
+    let quota = env.policy.quota_bytes;
+    let mut result = env
+        .table
+        .complete_upload(&file, &after, asset.as_ref(), quota)
+        .await?;
+    if result == Err(Refusal::ParentGone) {
+        // The box was deleted while the upload ran: keep the file, unattached.
+        after.asset_id = None;
+        after.parent_content_type = None;
+        after.parent_object_id = None;
+        after.parent_project = None;
+        result = env
+            .table
+            .complete_upload(&file, &after, None, quota)
+            .await?;
+    }
+    match result {
+        Ok(()) => Ok(after),
+        Err(Refusal::StateChanged) => settled(reread(env, &file).await?),
+        Err(Refusal::QuotaExceeded) => {
+            // Measured at complete (no size declared up front) and over quota:
+            // the object goes, the upload is failed and holds nothing.
+            env.bucket.delete(&file.s3_key).await?;
+            env.table
+                .close_upload(&file, UploadStatus::Failed, &now)
+                .await?
+                .ok();
+            Err(quota_exceeded(size, quota))
+        }
+        Err(Refusal::ParentGone) => Err(ApiError::conflict("the parent box no longer exists")),
+    }
+}
+
+/// The asset a completed upload into a box becomes: `PROCESSING` until
+/// ingestion has verified and described the object.
+fn new_asset(file: &FileRecord, id: String, box_id: &str, project: &str, now: &str) -> AssetRecord {
+    AssetRecord {
+        id,
+        owner: file.owner.clone(),
+        box_id: box_id.to_owned(),
+        project: project.to_owned(),
+        asset_type: AssetType::of_content_type(&file.file_content_type).unwrap_or(AssetType::Image),
+        source_type: SourceType::Uploaded,
+        status: AssetStatus::Processing,
+        s3_key: file.s3_key.clone(),
+        file_id: Some(file.id.clone()),
+        name: file.name.clone(),
+        content_type: file.file_content_type.clone(),
+        size: file.file_size,
+        is_favorite: false,
+        prompt_text: None,
+        created_at: now.to_owned(),
+        updated_at: now.to_owned(),
+    }
+}
+
+/// S3 refused the list: find the first part it does not hold with that ETag,
+/// so the client knows which part to upload again. Nothing was changed.
+async fn name_rejected_part(
+    env: &UploadEnv,
+    file: &FileRecord,
+    parts: &[ClientPart],
+    reason: String,
+) -> ApiError {
+    let upload_id = file.upload_id.as_deref().unwrap_or_default();
+    let stored = match env.bucket.list_parts(&file.s3_key, upload_id).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return ApiError::conflict("the upload no longer exists in S3"),
+        Err(err) => return err.into(),
+    };
+    for (i, part) in parts.iter().enumerate() {
+        let held = stored.iter().find(|s| s.part_number == part.part_number);
+        let problem = match held {
+            None => Some(format!("part {} was never uploaded", part.part_number)),
+            Some(s) if bare_etag(&s.etag) != bare_etag(&part.etag) => Some(format!(
+                "part {}: ETag {} does not match the uploaded part",
+                part.part_number, part.etag
+            )),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return ApiError::field(&format!("parts[{i}]"), problem);
+        }
+    }
+    ApiError::field("parts", reason)
+}
+
+async fn file_view(env: &UploadEnv, file: FileRecord) -> Result<FileView, ApiError> {
+    let signer = env.presigner().await?;
+    let url = env.download_url(&signer, &file);
+    Ok(FileView::new(file, url))
+}
+
+/// Finish a multipart upload (`/v1/files` contract).
+#[utoipa::path(
+    post, path = "/v1/files/uploads/{id}/complete", tag = "uploads",
+    params(("id" = String, Path)),
+    request_body = CompleteUpload,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the completed file (also on a repeated call)", body = FileView),
+        (status = 400, description = "a part is missing, out of order or has a wrong ETag (named)", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "aborted, expired or failed", body = ErrorBody),
+        (status = 413, description = "the measured size exceeds the quota", body = ErrorBody),
+    )
+)]
+async fn complete(
+    State(env): State<UploadEnv>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CompleteUpload>,
+) -> Result<Json<FileView>, ApiError> {
+    let file = env.owned_file(&caller, &id).await?;
+    let checksums: Vec<String> = body
+        .parts
+        .iter()
+        .filter_map(|p| p.checksum.clone())
+        .collect();
+    let parts = body
+        .parts
+        .into_iter()
+        .map(|p| ClientPart {
+            part_number: p.part_number,
+            etag: p.etag,
+        })
+        .collect();
+    let file = finish(&env, file, parts, checksums).await?;
+    Ok(Json(file_view(&env, file).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CompanionPartEtag {
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CompanionComplete {
+    pub parts: Vec<CompanionPartEtag>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CompanionCompleted {
+    /// A short-lived download URL of the object (the bucket is private).
+    pub location: String,
+    pub key: String,
+    pub bucket: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct KeyQuery {
+    pub key: Option<String>,
+}
+
+/// Companion: finish a multipart upload.
+#[utoipa::path(
+    post, path = "/s3/multipart/{upload_id}/complete", tag = "companion",
+    params(("upload_id" = String, Path), KeyQuery),
+    request_body = CompanionComplete,
+    security(("bearer" = [])),
+    responses((status = 200, body = CompanionCompleted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+async fn companion_complete(
+    State(env): State<UploadEnv>,
+    caller: Caller,
+    Path(upload_id): Path<String>,
+    ApiQuery(query): ApiQuery<KeyQuery>,
+    ApiJson(body): ApiJson<CompanionComplete>,
+) -> Result<Json<CompanionCompleted>, ApiError> {
+    let key = query
+        .key
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::field("key", "is required"))?;
+    let file = env.companion_file(&caller, &key, &upload_id).await?;
+    let parts = body
+        .parts
+        .into_iter()
+        .map(|p| ClientPart {
+            part_number: p.part_number,
+            etag: p.etag,
+        })
+        .collect();
+    let file = finish(&env, file, parts, vec![]).await?;
+    let signer = env.presigner().await?;
+    let location = env
+        .download_url(&signer, &file)
+        .unwrap_or_else(|| signer.object_url(&file.s3_key));
+    Ok(Json(CompanionCompleted {
+        location,
+        key: file.s3_key,
+        bucket: env.bucket.name().to_owned(),
+    }))
+}
