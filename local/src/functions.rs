@@ -18,6 +18,10 @@ pub fn build(spec: &FunctionSpec, sdk: &SdkConfig) -> anyhow::Result<LocalFuncti
         "catalog-api" => catalog_api::app(env, sdk)?,
         "auth-api" => auth_api::app(env, sdk)?,
         "api-docs" => api_docs::router(),
+        "upload-initiate" => upload_initiate::app(env, sdk)?,
+        "upload-parts" => upload_parts::app(env, sdk)?,
+        "upload-complete" => upload_complete::app(env, sdk)?,
+        "upload-abort" => upload_abort::app(env, sdk)?,
         other => bail!(
             "template function {} builds binary {other}, which the local stack cannot run yet",
             spec.logical_id

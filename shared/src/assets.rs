@@ -63,3 +63,35 @@ pub struct AssetRecord {
     pub created_at: String,
     pub updated_at: String,
 }
+
+impl AssetRecord {
+    /// The asset an uploaded file becomes in a box: `PROCESSING` until
+    /// ingestion has verified and described the object.
+    pub fn uploaded(
+        file: &crate::uploads::FileRecord,
+        id: String,
+        box_id: &str,
+        project: &str,
+        now: &str,
+    ) -> Self {
+        Self {
+            id,
+            owner: file.owner.clone(),
+            box_id: box_id.to_owned(),
+            project: project.to_owned(),
+            asset_type: AssetType::of_content_type(&file.file_content_type)
+                .unwrap_or(AssetType::Image),
+            source_type: SourceType::Uploaded,
+            status: AssetStatus::Processing,
+            s3_key: file.s3_key.clone(),
+            file_id: Some(file.id.clone()),
+            name: file.name.clone(),
+            content_type: file.file_content_type.clone(),
+            size: file.file_size,
+            is_favorite: false,
+            prompt_text: None,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+        }
+    }
+}

@@ -10,6 +10,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = catalog_api::CatalogApiDoc::openapi();
     doc.merge(auth_api::AuthApiDoc::openapi());
+    doc.merge(upload_initiate::UploadInitiateDoc::openapi());
+    doc.merge(upload_parts::UploadPartsDoc::openapi());
+    doc.merge(upload_complete::UploadCompleteDoc::openapi());
+    doc.merge(upload_abort::UploadAbortDoc::openapi());
     doc.info.title = "assetbox".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some("Backend of an AI production asset manager.".into());

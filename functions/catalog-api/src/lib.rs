@@ -2,6 +2,8 @@
 //! comments, export and the AI registry. Routes here, rules and storage in
 //! `assetbox_shared`; `main.rs` only wires AWS clients to this router.
 
+pub mod files;
+
 use assetbox_shared::aws;
 use assetbox_shared::boxes::BoxView;
 use assetbox_shared::caller::Caller;
@@ -14,6 +16,7 @@ use assetbox_shared::pagination::{CursorKey, Page, PageQuery};
 use assetbox_shared::projects::{
     CreateProject, Project, ProjectRecord, ProjectStore, UpdateProject,
 };
+use assetbox_shared::upload_env::UploadEnv;
 use assetbox_shared::validation;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -48,10 +51,15 @@ impl CatalogConfig {
 /// the process environment and by the local stack with the template's.
 pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Router, ConfigError> {
     let config = CatalogConfig::from_settings(settings)?;
+    let files = files::router(files::FilesState {
+        env: UploadEnv::from_settings(settings, sdk)?,
+        cursors: config.cursor_key.clone(),
+    });
     Ok(router(AppState {
         store: Table::new(aws::dynamodb(sdk), config.table_name),
         cursors: config.cursor_key,
-    }))
+    })
+    .merge(files))
 }
 
 #[derive(Clone)]
@@ -86,9 +94,23 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         get_project,
         update_project,
         delete_project,
-        list_project_boxes
+        list_project_boxes,
+        files::list_files,
+        files::get_file,
+        files::update_file,
+        files::delete_file,
+        files::set_parent
     ),
-    components(schemas(Project, BoxView, ErrorBody, CreateProject, UpdateProject))
+    components(schemas(
+        Project,
+        BoxView,
+        ErrorBody,
+        CreateProject,
+        UpdateProject,
+        assetbox_shared::uploads::FileView,
+        files::UpdateFile,
+        files::SetParent
+    ))
 )]
 pub struct CatalogApiDoc;
 

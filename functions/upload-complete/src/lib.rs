@@ -13,7 +13,7 @@
 //! completed in S3 but not yet written, the object's presence (HeadObject)
 //! lets any caller finish the write.
 
-use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetType, SourceType};
+use assetbox_shared::assets::AssetRecord;
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings};
@@ -210,7 +210,7 @@ async fn record_completion(
         (Some(kind), Some(box_id), Some(project)) if kind == PARENT_BOX => {
             let id = validation::new_id();
             after.asset_id = Some(id.clone());
-            Some(new_asset(&after, id, box_id, project, &now))
+            Some(AssetRecord::uploaded(&after, id, box_id, project, &now))
         }
         _ => None,
     };
@@ -244,29 +244,6 @@ async fn record_completion(
             Err(quota_exceeded(size, quota))
         }
         Err(Refusal::ParentGone) => Err(ApiError::conflict("the parent box no longer exists")),
-    }
-}
-
-/// The asset a completed upload into a box becomes: `PROCESSING` until
-/// ingestion has verified and described the object.
-fn new_asset(file: &FileRecord, id: String, box_id: &str, project: &str, now: &str) -> AssetRecord {
-    AssetRecord {
-        id,
-        owner: file.owner.clone(),
-        box_id: box_id.to_owned(),
-        project: project.to_owned(),
-        asset_type: AssetType::of_content_type(&file.file_content_type).unwrap_or(AssetType::Image),
-        source_type: SourceType::Uploaded,
-        status: AssetStatus::Processing,
-        s3_key: file.s3_key.clone(),
-        file_id: Some(file.id.clone()),
-        name: file.name.clone(),
-        content_type: file.file_content_type.clone(),
-        size: file.file_size,
-        is_favorite: false,
-        prompt_text: None,
-        created_at: now.to_owned(),
-        updated_at: now.to_owned(),
     }
 }
 

@@ -1,0 +1,352 @@
+//! File metadata routes of SPEC §3.2: list, get, edit, delete, set-parent.
+//! Files are the records the upload functions write; this side never touches
+//! bytes, it reads records, signs download URLs and removes what a delete
+//! removes.
+
+use assetbox_shared::assets::AssetRecord;
+use assetbox_shared::caller::Caller;
+use assetbox_shared::clock;
+use assetbox_shared::dynamo::Listing;
+use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::files_store::Refusal;
+use assetbox_shared::http::{ApiJson, ApiQuery};
+use assetbox_shared::pagination::{CursorKey, Page, PageQuery};
+use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::uploads::{
+    DESCRIPTION_MAX_CHARS, FILE_NAME_MAX_CHARS, FileRecord, FileView, PARENT_BOX, UploadStatus,
+};
+use assetbox_shared::validation;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Clone)]
+pub struct FilesState {
+    pub env: UploadEnv,
+    pub cursors: CursorKey,
+}
+
+pub fn router(state: FilesState) -> Router {
+    Router::new()
+        .route("/v1/files", get(list_files))
+        .route(
+            "/v1/files/{id}",
+            get(get_file).patch(update_file).delete(delete_file),
+        )
+        .route("/v1/files/{id}/set-parent", post(set_parent))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct FilesQuery {
+    /// `pending|uploading|completed|aborted|expired|failed`; default `completed`.
+    pub status: Option<String>,
+    pub parent_content_type: Option<String>,
+    pub parent_object_id: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+async fn views(env: &UploadEnv, files: Vec<FileRecord>) -> Result<Vec<FileView>, ApiError> {
+    let signer = env.presigner().await?;
+    Ok(files
+        .into_iter()
+        .map(|f| {
+            let url = env.download_url(&signer, &f);
+            FileView::new(f, url)
+        })
+        .collect())
+}
+
+/// Own files (admins: everyone's), newest first; completed only unless
+/// `status` says otherwise.
+#[utoipa::path(
+    get, path = "/v1/files", tag = "files",
+    params(FilesQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = inline(Page<FileView>)), (status = 400, body = ErrorBody))
+)]
+pub async fn list_files(
+    State(state): State<FilesState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<FilesQuery>,
+) -> Result<Json<Page<FileView>>, ApiError> {
+    let page = PageQuery {
+        limit: query.limit.clone(),
+        cursor: query.cursor.clone(),
+    };
+    let limit = page.limit()?;
+    let status = match query.status.as_deref() {
+        None | Some("") => UploadStatus::Completed,
+        Some(raw) => UploadStatus::parse(raw).ok_or_else(|| {
+            ApiError::field(
+                "status",
+                "must be one of pending, uploading, completed, aborted, expired, failed",
+            )
+        })?,
+    };
+    let parent = match (&query.parent_content_type, &query.parent_object_id) {
+        (None, None) => None,
+        (kind, Some(id)) => Some((kind.clone().unwrap_or_else(|| PARENT_BOX.to_owned()), id.clone())),
+        (Some(_), None) => {
+            return Err(ApiError::field(
+                "parent_object_id",
+                "is required with parent_content_type",
+            ));
+        }
+    };
+    // The cursor is bound to the list it came from (filters included).
+    let scope = format!(
+        "files:{}:{}:{}",
+        caller.is_admin(),
+        status.as_str(),
+        parent
+            .as_ref()
+            .map(|(k, id)| format!("{k}#{id}"))
+            .unwrap_or_default()
+    );
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.open(&caller.user_id, &scope, c))
+        .transpose()?;
+    let table = &state.env.table;
+    let listing: Listing<FileRecord> = match (&parent, caller.is_admin()) {
+        (Some((kind, id)), admin) => {
+            let owner = (!admin).then_some(caller.user_id.as_str());
+            table
+                .list_files_of_parent(kind, id, owner, Some(status), limit, after)
+                .await?
+        }
+        (None, true) => table.list_all_files(status, limit, after).await?,
+        (None, false) => {
+            table
+                .list_own_files(&caller.user_id, Some(status), limit, after)
+                .await?
+        }
+    };
+    Ok(Json(Page {
+        results: views(&state.env, listing.items).await?,
+        next_cursor: listing
+            .next
+            .map(|k| state.cursors.seal(&caller.user_id, &scope, &k)),
+    }))
+}
+
+/// A file of the caller's (or, for admins, anyone's via the list; single
+/// reads stay owner-scoped so ids never leak across owners).
+#[utoipa::path(
+    get, path = "/v1/files/{id}", tag = "files",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = FileView), (status = 404, body = ErrorBody))
+)]
+pub async fn get_file(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<FileView>, ApiError> {
+    let file = state.env.owned_file(&caller, &id).await?;
+    let mut views = views(&state.env, vec![file]).await?;
+    Ok(Json(views.remove(0)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFile {
+    /// Display name, 1–255 characters.
+    pub name: Option<String>,
+    /// Up to 2000 characters; empty clears it.
+    pub description: Option<String>,
+}
+
+/// Edit a file's display name and description.
+#[utoipa::path(
+    patch, path = "/v1/files/{id}", tag = "files",
+    params(("id" = String, Path)),
+    request_body = UpdateFile,
+    security(("bearer" = [])),
+    responses((status = 200, body = FileView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn update_file(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateFile>,
+) -> Result<Json<FileView>, ApiError> {
+    if body.name.is_none() && body.description.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to update: send `name` and/or `description`",
+        ));
+    }
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| validation::display_name(n, FILE_NAME_MAX_CHARS))
+        .transpose()
+        .map_err(|r| ApiError::field("name", r))?;
+    let description = body.description.as_deref().map(str::trim);
+    if let Some(d) = description {
+        let chars = d.chars().count();
+        if chars > DESCRIPTION_MAX_CHARS {
+            return Err(ApiError::field(
+                "description",
+                format!("must be at most {DESCRIPTION_MAX_CHARS} characters (got {chars})"),
+            ));
+        }
+        if d.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err(ApiError::field(
+                "description",
+                "must not contain control characters",
+            ));
+        }
+    }
+    if !validation::is_ulid(&id) {
+        return Err(ApiError::not_found("file"));
+    }
+    let now = clock::rfc3339(clock::now());
+    let file = state
+        .env
+        .table
+        .update_file_text(&caller.user_id, &id, name.as_deref(), description, &now)
+        .await?
+        .ok_or_else(|| ApiError::not_found("file"))?;
+    let mut views = views(&state.env, vec![file]).await?;
+    Ok(Json(views.remove(0)))
+}
+
+/// Delete a file: an open upload is aborted in S3, a completed file's object
+/// is deleted, and what it held of the quota is given back. A file that
+/// became an asset is deleted through its asset.
+#[utoipa::path(
+    delete, path = "/v1/files/{id}", tag = "files",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+pub async fn delete_file(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let env = &state.env;
+    let mut file = env.owned_file(&caller, &id).await?;
+    if let Some(asset) = &file.asset_id {
+        return Err(ApiError::conflict(format!(
+            "this file is asset {asset}; delete the asset instead"
+        )));
+    }
+    if file.upload_status.is_open() {
+        if let Some(upload_id) = &file.upload_id {
+            env.bucket.abort(&file.s3_key, upload_id).await?;
+        }
+        let now = clock::rfc3339(clock::now());
+        if env
+            .table
+            .close_upload(&file, UploadStatus::Aborted, &now)
+            .await?
+            .is_err()
+        {
+            return Err(ApiError::conflict("the upload changed meanwhile; retry"));
+        }
+        file.upload_status = UploadStatus::Aborted;
+        file.reserved_bytes = 0;
+    }
+    if file.upload_status == UploadStatus::Completed {
+        env.bucket.delete(&file.s3_key).await?;
+    }
+    match env.table.delete_file(&file).await? {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(_) => Err(ApiError::conflict("the file changed meanwhile; retry")),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetParent {
+    /// `box`.
+    pub parent_content_type: String,
+    pub parent_object_id: String,
+}
+
+/// Attach a file to a box. A completed file becomes an asset of the box
+/// (`PROCESSING` until ingestion describes it); an open upload becomes one
+/// when it completes.
+#[utoipa::path(
+    post, path = "/v1/files/{id}/set-parent", tag = "files",
+    params(("id" = String, Path)),
+    request_body = SetParent,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = FileView),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "already an asset, or not in a state that can take a parent", body = ErrorBody),
+        (status = 422, description = "the parent is not one of the caller's boxes", body = ErrorBody),
+    )
+)]
+pub async fn set_parent(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetParent>,
+) -> Result<Json<FileView>, ApiError> {
+    if body.parent_content_type != PARENT_BOX {
+        return Err(ApiError::field(
+            "parent_content_type",
+            format!("must be \"{PARENT_BOX}\""),
+        ));
+    }
+    let env = &state.env;
+    let file = env.owned_file(&caller, &id).await?;
+    let no_such_box = || {
+        let mut err = ApiError::field("parent_object_id", "no such box");
+        err.status = StatusCode::UNPROCESSABLE_ENTITY;
+        err
+    };
+    if !validation::is_ulid(&body.parent_object_id) {
+        return Err(no_such_box());
+    }
+    let parent = env
+        .table
+        .get_box(&caller.user_id, &body.parent_object_id)
+        .await?
+        .ok_or_else(no_such_box)?;
+    if file.asset_id.is_some() {
+        return Err(ApiError::conflict("this file is already an asset of a box"));
+    }
+    if !matches!(
+        file.upload_status,
+        UploadStatus::Pending | UploadStatus::Uploading | UploadStatus::Completed
+    ) {
+        return Err(ApiError::conflict(format!(
+            "file is {}; it cannot take a parent",
+            file.upload_status.as_str()
+        )));
+    }
+    let now = clock::rfc3339(clock::now());
+    let mut after = file.clone();
+    after.parent_content_type = Some(PARENT_BOX.to_owned());
+    after.parent_object_id = Some(parent.id.clone());
+    after.parent_project = Some(parent.project.clone());
+    after.updated = now.clone();
+    let asset = (file.upload_status == UploadStatus::Completed).then(|| {
+        let asset_id = validation::new_id();
+        after.asset_id = Some(asset_id.clone());
+        AssetRecord::uploaded(&file, asset_id, &parent.id, &parent.project, &now)
+    });
+    match env
+        .table
+        .set_file_parent(&file, &after, asset.as_ref())
+        .await?
+    {
+        Ok(()) => {}
+        Err(Refusal::ParentGone) => return Err(no_such_box()),
+        Err(_) => return Err(ApiError::conflict("the file changed meanwhile; retry")),
+    }
+    let mut views = views(env, vec![after]).await?;
+    Ok(Json(views.remove(0)))
+}
