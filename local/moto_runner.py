@@ -9,17 +9,64 @@ import json
 import logging
 import os
 import sys
+import threading
 
 # Without this moto answers every origin with wildcard CORS headers, which
 # would hide a bucket whose own CORS rules are missing or wrong.
 os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
 
 import moto
+from moto.dynamodb.responses import DynamoHandler
+from moto.s3.exceptions import NoSuchUpload
+from moto.s3.models import S3Backend
 from moto.server import ThreadedMotoServer
+
+
+def serialise_dynamodb() -> None:
+    """Runs one DynamoDB request at a time.
+
+    moto serves requests on threads but its DynamoDB backend has no locking:
+    TransactWriteItems deep-copies tables for rollback while other threads
+    write them ("dictionary changed size during iteration"), and two
+    conditional writes can both pass their check. DynamoDB itself serialises
+    conditional writes, so this makes the emulator stricter, never more
+    permissive. S3, SQS and Cognito stay concurrent (SQS long polls must not
+    block anything).
+    """
+    lock = threading.RLock()
+    original = DynamoHandler.call_action
+
+    def call_action(self):
+        with lock:
+            return original(self)
+
+    DynamoHandler.call_action = call_action
+
+
+def serialise_multipart_completion() -> None:
+    """Completes one S3 multipart upload at a time, and answers NoSuchUpload
+    for an upload that is gone.
+
+    moto 5.1.22 answers a complete of an already completed or aborted upload
+    with a 500 (KeyError), and two concurrent completes race on the part
+    buffers. S3 answers NoSuchUpload (404) and completes once.
+    """
+    lock = threading.Lock()
+    original = S3Backend.complete_multipart_upload
+
+    def complete_multipart_upload(self, bucket_name, multipart_id, *args, **kwargs):
+        with lock:
+            if multipart_id not in self.get_bucket(bucket_name).multiparts:
+                raise NoSuchUpload(upload_id=multipart_id)
+            return original(self, bucket_name, multipart_id, *args, **kwargs)
+
+    S3Backend.complete_multipart_upload = complete_multipart_upload
 
 
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
+    serialise_dynamodb()
+    serialise_multipart_completion()
     # One line per emulator request drowns the stack's own logs.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)

@@ -45,6 +45,8 @@ pub struct Options {
     pub stack_name: String,
     /// Replaces every schedule's rate (e.g. 10 s while developing).
     pub schedule_every: Option<Duration>,
+    /// Template parameter values, like `sam deploy --parameter-overrides`.
+    pub parameters: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             emulator_port: 0,
             stack_name: "assetbox-local".into(),
             schedule_every: None,
+            parameters: Vec::new(),
         }
     }
 }
@@ -104,7 +107,13 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
 impl LocalStack {
     pub async fn start(options: Options) -> anyhow::Result<Self> {
         let root = project_root();
-        let template = Template::load(&root.join("template.yaml"))?;
+        let mut template = Template::load(&root.join("template.yaml"))?;
+        for (name, value) in &options.parameters {
+            let Some(param) = template.parameters.get_mut(name) else {
+                anyhow::bail!("template has no parameter {name}");
+            };
+            param["Default"] = serde_json::Value::String(value.clone());
+        }
         let emulator_port = match options.emulator_port {
             0 => emulator::free_port()?,
             port => port,

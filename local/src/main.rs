@@ -19,6 +19,15 @@ struct Args {
     /// Fire every schedule this often (seconds) instead of its template rate.
     #[arg(long)]
     schedule_every: Option<u64>,
+    /// Override a template parameter, e.g. `--parameter UserQuotaBytes=1073741824`.
+    #[arg(long = "parameter", value_parser = parse_parameter)]
+    parameters: Vec<(String, String)>,
+}
+
+fn parse_parameter(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| "expected Name=Value".to_owned())
 }
 
 #[tokio::main]
@@ -29,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         api_port: args.port,
         emulator_port: args.emulator_port,
         schedule_every: args.schedule_every.map(Duration::from_secs),
+        parameters: args.parameters,
         ..Options::default()
     })
     .await?;

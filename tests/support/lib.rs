@@ -41,6 +41,13 @@ pub fn stack() -> &'static Stack {
             runtime.block_on(async move {
                 let options = Options {
                     schedule_every: Some(std::time::Duration::from_secs(1)),
+                    // Room for a 10,000-part upload (every part but the last
+                    // >= 5 MiB makes it ~49 GiB) and a quota that parallel
+                    // uploads of 10 GiB can hit; the 5 GiB default is unit-tested.
+                    parameters: vec![
+                        ("MaxUploadBytes".into(), (64u64 << 30).to_string()),
+                        ("UserQuotaBytes".into(), (100u64 << 30).to_string()),
+                    ],
                     ..Options::default()
                 };
                 match LocalStack::start(options).await {
@@ -306,4 +313,85 @@ impl Client {
                 .to_owned(),
         }
     }
+}
+
+impl Stack {
+    pub fn bucket(&self) -> &str {
+        &self.physical_ids["MediaBucket"]
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        assetbox_local::s3_client(&self.sdk().await)
+    }
+
+    /// Open multipart uploads under a user's prefix, straight from S3.
+    pub async fn open_uploads_of(&self, user_id: &str) -> Vec<String> {
+        let out = self
+            .s3()
+            .await
+            .list_multipart_uploads()
+            .bucket(self.bucket())
+            .prefix(format!("uploads/{user_id}/"))
+            .send()
+            .await
+            .expect("list multipart uploads");
+        out.uploads()
+            .iter()
+            .filter_map(|u| u.key().map(str::to_owned))
+            .collect()
+    }
+
+    /// Object keys under a user's prefix.
+    pub async fn objects_of(&self, user_id: &str) -> Vec<String> {
+        let out = self
+            .s3()
+            .await
+            .list_objects_v2()
+            .bucket(self.bucket())
+            .prefix(format!("uploads/{user_id}/"))
+            .send()
+            .await
+            .expect("list objects");
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// Deterministic bytes that differ per seed and position (no two parts alike).
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
+
+/// PUTs bytes to a presigned URL as a browser or script would; the ETag.
+pub async fn put_to(url: &str, bytes: Vec<u8>, headers: &[(&str, &str)]) -> String {
+    let mut request = reqwest::Client::new()
+        .put(url)
+        .header("content-type", "application/octet-stream");
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.body(bytes).send().await.expect("PUT to S3");
+    assert!(
+        response.status().is_success(),
+        "PUT {url}: {}",
+        response.status()
+    );
+    response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("ETag header")
+        .to_owned()
 }

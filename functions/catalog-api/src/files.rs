@@ -90,7 +90,10 @@ pub async fn list_files(
     };
     let parent = match (&query.parent_content_type, &query.parent_object_id) {
         (None, None) => None,
-        (kind, Some(id)) => Some((kind.clone().unwrap_or_else(|| PARENT_BOX.to_owned()), id.clone())),
+        (kind, Some(id)) => Some((
+            kind.clone().unwrap_or_else(|| PARENT_BOX.to_owned()),
+            id.clone(),
+        )),
         (Some(_), None) => {
             return Err(ApiError::field(
                 "parent_object_id",

@@ -1,0 +1,1016 @@
+//! Direct uploads end to end: the local API Gateway, the four upload
+//! functions and catalog-api's file routes, DynamoDB and S3 in the emulator,
+//! and a plain HTTP client doing the PUTs to the presigned URLs.
+//!
+//! The emulator does not check signatures, expiry, signed lengths or
+//! checksums. Where a test relies on those, it checks our side instead: that
+//! the URL signs what it must (the signature itself is checked against the S3
+//! documentation's example and aws-sigv4 in `shared/src/presign.rs`).
+
+use std::collections::HashMap;
+
+use assetbox_e2e::{Client, Reply, User, put_to, stack, test_bytes};
+use aws_sdk_dynamodb::types::AttributeValue;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const MIB: u64 = 1024 * 1024;
+
+fn enc(raw: &str) -> String {
+    utf8_percent_encode(raw, NON_ALPHANUMERIC).to_string()
+}
+
+fn query_of(url: &str) -> HashMap<String, String> {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+struct Upload {
+    id: String,
+    upload_id: String,
+    body: Value,
+}
+
+async fn initiate(api: &Client, user: &User, body: Value) -> Reply {
+    api.post("/v1/files/uploads", Some(&user.access_token), &body)
+        .await
+}
+
+fn plan(name: &str, size: u64, parts: u32, part_size: u64) -> Value {
+    json!({
+        "file_name": name,
+        "file_size": size,
+        "file_content_type": "video/mp4",
+        "num_parts": parts,
+        "part_size": part_size,
+    })
+}
+
+async fn start(api: &Client, user: &User, body: Value) -> Upload {
+    let reply = initiate(api, user, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    Upload {
+        id: reply.body["id"].as_str().unwrap().to_owned(),
+        upload_id: reply.body["upload_id"].as_str().unwrap().to_owned(),
+        body: reply.body,
+    }
+}
+
+fn url_of(body: &Value, part: u32) -> String {
+    body["presigned_urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["part_number"] == part)
+        .and_then(|u| u["url"].as_str())
+        .unwrap_or_else(|| panic!("no URL for part {part} in {body}"))
+        .to_owned()
+}
+
+/// Cuts `data` into parts of `part_size` and PUTs part `n` (1-based).
+async fn put_part(url: &str, data: &[u8], part_size: u64, n: u32) -> String {
+    let from = (n as u64 - 1) * part_size;
+    let to = (from + part_size).min(data.len() as u64);
+    put_to(url, data[from as usize..to as usize].to_vec(), &[]).await
+}
+
+async fn complete(api: &Client, user: &User, id: &str, parts: &[(u32, String)]) -> Reply {
+    let parts: Vec<Value> = parts
+        .iter()
+        .map(|(n, etag)| json!({ "part_number": n, "etag": etag }))
+        .collect();
+    api.post(
+        &format!("/v1/files/uploads/{id}/complete"),
+        Some(&user.access_token),
+        &json!({ "parts": parts }),
+    )
+    .await
+}
+
+async fn object_bytes(key: &str) -> Option<Vec<u8>> {
+    let s3 = stack().s3().await;
+    let out = s3
+        .get_object()
+        .bucket(stack().bucket())
+        .key(key)
+        .send()
+        .await
+        .ok()?;
+    Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+}
+
+async fn quota_used(user: &User) -> u64 {
+    stack()
+        .items_of(&user.id)
+        .await
+        .iter()
+        .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("QUOTA"))
+        .and_then(|i| i.get("used_bytes"))
+        .and_then(|v| v.as_n().ok())
+        .map(|n| n.parse().unwrap())
+        .unwrap_or(0)
+}
+
+fn key_of(user: &User, id: &str, ext: &str) -> String {
+    format!("uploads/{}/{id}/original.{ext}", user.id)
+}
+
+#[tokio::test]
+async fn twelve_mib_in_three_parts_round_trips_byte_for_byte() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let data = test_bytes(12 * MIB as usize, 1);
+    let part_size = 5 * MIB;
+    let upload = start(
+        &api,
+        &user,
+        plan("Szene 1 – Köln.mp4", 12 * MIB, 3, part_size),
+    )
+    .await;
+    assert_eq!(upload.body["upload_status"], "uploading");
+    assert_eq!(upload.body["expires_in"], 3600);
+    assert_eq!(upload.body["presigned_urls"].as_array().unwrap().len(), 3);
+    assert_eq!(upload.body["next_parts_url"], Value::Null);
+
+    // What the emulator does not enforce, checked on our side: each URL signs
+    // its part's exact length, expires in an hour, and names this upload.
+    for (n, length) in [(1, 5 * MIB), (2, 5 * MIB), (3, 2 * MIB)] {
+        let q = query_of(&url_of(&upload.body, n));
+        assert_eq!(q["X-Amz-SignedHeaders"], "content-length;host");
+        assert_eq!(q["X-Amz-Expires"], "3600");
+        assert_eq!(q["partNumber"], n.to_string());
+        assert_eq!(q["uploadId"], upload.upload_id);
+        assert_eq!(q["X-Amz-Signature"].len(), 64);
+        let _ = length;
+    }
+
+    let mut parts = Vec::new();
+    for n in 1..=3 {
+        parts.push((
+            n,
+            put_part(&url_of(&upload.body, n), &data, part_size, n).await,
+        ));
+    }
+    let done = complete(&api, &user, &upload.id, &parts).await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert_eq!(done.body["upload_status"], "completed");
+    assert_eq!(done.body["file_size"], 12 * MIB);
+    assert_eq!(done.body["file_name"], "Szene 1 – Köln.mp4");
+    assert_eq!(done.body["created_by"], user.id.as_str());
+
+    let key = key_of(&user, &upload.id, "mp4");
+    assert!(object_bytes(&key).await.unwrap() == data, "object differs");
+
+    // The record says completed; the download URL saves under the real name.
+    let got = api
+        .get(
+            &format!("/v1/files/{}", upload.id),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body["upload_status"], "completed");
+    let url = got.body["url"].as_str().unwrap();
+    let q = query_of(url);
+    assert_eq!(
+        q["response-content-disposition"],
+        "attachment; filename=\"Szene 1 _ K_ln.mp4\"; filename*=UTF-8''Szene%201%20%E2%80%93%20K%C3%B6ln.mp4"
+    );
+    let downloaded = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    assert!(downloaded.as_ref() == data.as_slice());
+
+    // Completing again: same answer, still one record, one object.
+    let again = complete(&api, &user, &upload.id, &parts).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    assert_eq!(again.body["id"], done.body["id"]);
+    assert_eq!(again.body["upload_status"], "completed");
+    let files: Vec<_> = stack()
+        .items_of(&user.id)
+        .await
+        .into_iter()
+        .filter(|i| i["entity"].as_s().unwrap() == "file")
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(stack().objects_of(&user.id).await, vec![key]);
+    assert!(stack().open_uploads_of(&user.id).await.is_empty());
+    assert_eq!(quota_used(&user).await, 12 * MIB);
+
+    // It is listed, editable, and deleting it frees object and quota.
+    let list = api.get("/v1/files/", Some(&user.access_token)).await;
+    assert_eq!(list.body["results"].as_array().unwrap().len(), 1);
+    let edited = api
+        .patch(
+            &format!("/v1/files/{}/", upload.id),
+            Some(&user.access_token),
+            &json!({ "name": "Final cut", "description": "v2" }),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
+    assert_eq!(edited.body["name"], "Final cut");
+    assert_eq!(edited.body["file_name"], "Szene 1 – Köln.mp4");
+    let deleted = api
+        .delete(
+            &format!("/v1/files/{}", upload.id),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(stack().objects_of(&user.id).await.is_empty());
+    assert_eq!(quota_used(&user).await, 0);
+    let gone = api
+        .get(
+            &format!("/v1/files/{}", upload.id),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn resume_lists_held_parts_and_signs_the_rest_on_demand() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let data = test_bytes(12 * MIB as usize, 2);
+    let upload = start(&api, &user, plan("resume.mp4", 12 * MIB, 3, 5 * MIB)).await;
+    let etag1 = put_part(&url_of(&upload.body, 1), &data, 5 * MIB, 1).await;
+
+    // "Page reload": the client only knows the file id.
+    let held = api
+        .get(
+            &format!("/v1/files/uploads/{}/uploaded-parts", upload.id),
+            token,
+        )
+        .await;
+    assert_eq!(held.status, StatusCode::OK, "{:?}", held.body);
+    let parts = held.body["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0]["part_number"], 1);
+    assert_eq!(parts[0]["etag"], etag1.as_str());
+    assert_eq!(parts[0]["size"], 5 * MIB);
+
+    let fresh = api
+        .get(
+            &format!("/v1/files/uploads/{}/parts?part_numbers=2,3", upload.id),
+            token,
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK, "{:?}", fresh.body);
+    let etag2 = put_part(&url_of(&fresh.body, 2), &data, 5 * MIB, 2).await;
+    let etag3 = put_part(&url_of(&fresh.body, 3), &data, 5 * MIB, 3).await;
+    let done = complete(
+        &api,
+        &user,
+        &upload.id,
+        &[(1, etag1), (2, etag2), (3, etag3)],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert!(
+        object_bytes(&key_of(&user, &upload.id, "mp4"))
+            .await
+            .unwrap()
+            == data
+    );
+}
+
+#[tokio::test]
+async fn abort_releases_everything_and_is_idempotent() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let data = test_bytes(12 * MIB as usize, 3);
+    let upload = start(&api, &user, plan("abort.mp4", 12 * MIB, 3, 5 * MIB)).await;
+    let etag1 = put_part(&url_of(&upload.body, 1), &data, 5 * MIB, 1).await;
+    assert_eq!(quota_used(&user).await, 12 * MIB);
+    assert_eq!(stack().open_uploads_of(&user.id).await.len(), 1);
+
+    let path = format!("/v1/files/uploads/{}", upload.id);
+    let aborted = api.delete(&path, token).await;
+    assert_eq!(aborted.status, StatusCode::OK, "{:?}", aborted.body);
+    assert_eq!(aborted.body["upload_status"], "aborted");
+    assert!(stack().open_uploads_of(&user.id).await.is_empty());
+    assert_eq!(quota_used(&user).await, 0);
+
+    let twice = api.delete(&format!("{path}/"), token).await;
+    assert_eq!(twice.status, StatusCode::OK);
+    assert_eq!(twice.body["upload_status"], "aborted");
+    assert_eq!(quota_used(&user).await, 0, "released once only");
+
+    let late = complete(&api, &user, &upload.id, &[(1, etag1)]).await;
+    assert_eq!(late.status, StatusCode::CONFLICT, "{:?}", late.body);
+    let sign = api
+        .get(&format!("{path}/parts?part_numbers=2"), token)
+        .await;
+    assert_eq!(sign.status, StatusCode::CONFLICT);
+    let status = api
+        .get(&format!("/v1/files/{}?status=aborted", upload.id), token)
+        .await;
+    assert_eq!(status.body["upload_status"], "aborted");
+    let listed = api.get("/v1/files?status=aborted", token).await;
+    assert_eq!(listed.body["results"].as_array().unwrap().len(), 1);
+    let completed = api.get("/v1/files", token).await;
+    assert_eq!(completed.body["results"], json!([]));
+}
+
+#[tokio::test]
+async fn ten_thousand_parts_are_signed_lazily() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let part_size = 5 * MIB;
+    let size = 9_999 * part_size + 1;
+    let started = initiate(&api, &user, plan("long take.mp4", size, 10_000, part_size)).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    let urls = started.body["presigned_urls"].as_array().unwrap();
+    assert_eq!(urls.len(), 100, "first batch only");
+    assert!(started.body.to_string().len() < 200_000);
+    let id = started.body["id"].as_str().unwrap();
+    let next = started.body["next_parts_url"].as_str().unwrap();
+    assert_eq!(
+        next,
+        format!("/v1/files/uploads/{id}/parts?part_numbers=101-200")
+    );
+    let more = api.get(next, token).await;
+    assert_eq!(more.status, StatusCode::OK, "{:?}", more.body);
+    assert_eq!(more.body["presigned_urls"].as_array().unwrap().len(), 100);
+    // The last part signs its own (1-byte) length.
+    let last = api
+        .get(
+            &format!("/v1/files/uploads/{id}/parts?part_numbers=10000"),
+            token,
+        )
+        .await;
+    let url = url_of(&last.body, 10_000);
+    assert!(url.contains("partNumber=10000"));
+    // Signed lengths are in the signed headers; the length values are in the
+    // canonical request, checked by the presigner's unit tests.
+    assert_eq!(query_of(&url)["X-Amz-SignedHeaders"], "content-length;host");
+    let too_many = api
+        .get(
+            &format!("/v1/files/uploads/{id}/parts?part_numbers=1-501"),
+            token,
+        )
+        .await;
+    assert_eq!(too_many.status, StatusCode::BAD_REQUEST);
+    let beyond = api
+        .get(
+            &format!("/v1/files/uploads/{id}/parts?part_numbers=10001"),
+            token,
+        )
+        .await;
+    assert_eq!(beyond.status, StatusCode::BAD_REQUEST);
+    assert!(beyond.field_error("part_numbers").is_some());
+}
+
+#[tokio::test]
+async fn companion_flow_in_uppys_request_order() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let data = test_bytes(11 * MIB as usize, 4);
+
+    // createMultipartUpload
+    let created = api
+        .post(
+            "/s3/multipart",
+            token,
+            &json!({ "filename": "Ünïcödé clip (1).mp4", "type": "video/mp4", "metadata": { "name": "Ünïcödé clip (1).mp4", "type": "video/mp4" } }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let upload_id = created.body["uploadId"].as_str().unwrap().to_owned();
+    assert_eq!(created.body["bucket"], stack().bucket());
+    assert!(key.starts_with(&format!("uploads/{}/", user.id)));
+    let (uid, k) = (enc(&upload_id), enc(&key));
+
+    // signPart for each part, PUT
+    let mut etags = Vec::new();
+    for n in 1..=3u32 {
+        let signed = api
+            .get(&format!("/s3/multipart/{uid}/{n}?key={k}"), token)
+            .await;
+        assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
+        assert_eq!(signed.body["expires"], 3600);
+        let url = signed.body["url"].as_str().unwrap();
+        etags.push(put_part(url, &data, 5 * MIB, n).await);
+    }
+    // The batch route (third-party clients) signs several at once.
+    let batch = api
+        .get(
+            &format!("/s3/multipart/{uid}/batch?key={k}&partNumbers=1,2"),
+            token,
+        )
+        .await;
+    assert_eq!(batch.status, StatusCode::OK, "{:?}", batch.body);
+    assert!(batch.body["presignedUrls"]["2"].as_str().is_some());
+
+    // listParts: a bare array.
+    let listed = api
+        .get(&format!("/s3/multipart/{uid}?key={k}"), token)
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    let listed = listed.body.as_array().unwrap().clone();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[2]["PartNumber"], 3);
+    assert_eq!(listed[2]["ETag"], etags[2].as_str());
+    assert_eq!(listed[2]["Size"], MIB);
+
+    // completeMultipartUpload
+    let parts: Vec<Value> = listed
+        .iter()
+        .map(|p| json!({ "PartNumber": p["PartNumber"], "ETag": p["ETag"] }))
+        .collect();
+    let done = api
+        .post(
+            &format!("/s3/multipart/{uid}/complete?key={k}"),
+            token,
+            &json!({ "parts": parts }),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert_eq!(done.body["key"], key.as_str());
+    assert!(
+        done.body["location"]
+            .as_str()
+            .unwrap()
+            .contains("X-Amz-Signature=")
+    );
+    assert!(object_bytes(&key).await.unwrap() == data);
+
+    // A Companion upload is a file like any other; its size was measured.
+    let id = key.split('/').nth(2).unwrap();
+    let file = api.get(&format!("/v1/files/{id}"), token).await;
+    assert_eq!(file.body["upload_status"], "completed");
+    assert_eq!(file.body["file_size"], 11 * MIB);
+    assert_eq!(file.body["file_name"], "Ünïcödé clip (1).mp4");
+    assert_eq!(quota_used(&user).await, 11 * MIB);
+
+    // abortMultipartUpload on a fresh upload answers {}.
+    let other = api
+        .post(
+            "/s3/multipart",
+            token,
+            &json!({ "filename": "b.mp4", "type": "video/mp4" }),
+        )
+        .await;
+    let (k2, u2) = (
+        enc(other.body["key"].as_str().unwrap()),
+        enc(other.body["uploadId"].as_str().unwrap()),
+    );
+    let aborted = api
+        .delete(&format!("/s3/multipart/{u2}?key={k2}"), token)
+        .await;
+    assert_eq!(aborted.status, StatusCode::OK);
+    assert_eq!(aborted.body, json!({}));
+
+    // 4xx carry a top-level `message` for Uppy.
+    let missing = api.get(&format!("/s3/multipart/{uid}/1"), token).await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert!(
+        missing.body["message"].as_str().is_some(),
+        "{:?}",
+        missing.body
+    );
+}
+
+#[tokio::test]
+async fn companion_single_put_signs_type_and_length() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let png = test_bytes(4096, 5);
+    let params = api
+        .get(
+            "/s3/params?filename=still%20%C3%A9t%C3%A9.png&type=image%2Fpng&metadata%5Bname%5D=still&size=4096",
+            token,
+        )
+        .await;
+    assert_eq!(params.status, StatusCode::OK, "{:?}", params.body);
+    assert_eq!(params.body["method"], "PUT");
+    assert_eq!(
+        params.body["headers"],
+        json!({ "content-type": "image/png" })
+    );
+    let url = params.body["url"].as_str().unwrap();
+    assert_eq!(
+        query_of(url)["X-Amz-SignedHeaders"],
+        "content-length;content-type;host"
+    );
+    let response = reqwest::Client::new()
+        .put(url)
+        .header("content-type", "image/png")
+        .body(png.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let key = params.body["key"].as_str().unwrap();
+    assert!(object_bytes(key).await.unwrap() == png);
+    let id = params.body["id"].as_str().unwrap();
+    let file = api.get(&format!("/v1/files/{id}"), token).await;
+    assert_eq!(
+        file.body["upload_status"], "pending",
+        "ingestion finishes it"
+    );
+    assert_eq!(quota_used(&user).await, 4096);
+
+    let exe = api
+        .get(
+            "/s3/params?filename=setup.exe&type=application%2Fx-msdownload",
+            token,
+        )
+        .await;
+    assert_eq!(exe.status, StatusCode::BAD_REQUEST);
+    assert!(exe.body["message"].as_str().is_some());
+}
+
+/// Every rule of initiate: the exact status and field, and nothing written
+/// to the table or left open in S3.
+#[tokio::test]
+async fn bad_initiates_change_nothing() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let with = |patch: Value| {
+        let mut body = plan("clip.mp4", 12 * MIB, 3, 5 * MIB);
+        for (k, v) in patch.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (
+            with(json!({ "file_size": 65u64 << 30, "num_parts": 13000, "part_size": 6 * MIB })),
+            400,
+            "num_parts",
+        ),
+        (
+            with(json!({ "file_size": 65u64 << 30, "num_parts": 8320, "part_size": 8 * MIB })),
+            413,
+            "file_size",
+        ),
+        (with(json!({ "num_parts": 0 })), 400, "num_parts"),
+        (with(json!({ "num_parts": 10001 })), 400, "num_parts"),
+        (with(json!({ "part_size": 4 * MIB })), 400, "part_size"),
+        (with(json!({ "num_parts": 4 })), 400, "num_parts"),
+        (with(json!({ "num_parts": 2 })), 400, "num_parts"),
+        (with(json!({ "file_size": 0 })), 400, "file_size"),
+        (with(json!({ "file_size": -5 })), 400, "file_size"),
+        (
+            with(json!({ "file_content_type": "application/x-msdownload" })),
+            400,
+            "file_content_type",
+        ),
+        (with(json!({ "file_name": "" })), 400, "file_name"),
+        (
+            with(json!({ "file_name": "x".repeat(256) })),
+            400,
+            "file_name",
+        ),
+        (
+            with(json!({ "file_name": "../../etc/passwd" })),
+            400,
+            "file_name",
+        ),
+        (
+            with(json!({ "file_name": "a\u{0000}b.mp4" })),
+            400,
+            "file_name",
+        ),
+        (with(json!({ "colour": "red" })), 400, "colour"),
+        (
+            with(
+                json!({ "parent_content_type": "box", "parent_object_id": ulid::Ulid::new().to_string() }),
+            ),
+            422,
+            "parent_object_id",
+        ),
+        (
+            with(json!({ "parent_content_type": "box", "parent_object_id": "not-an-id" })),
+            422,
+            "parent_object_id",
+        ),
+        (
+            with(
+                json!({ "parent_content_type": "project", "parent_object_id": ulid::Ulid::new().to_string() }),
+            ),
+            400,
+            "parent_content_type",
+        ),
+        (
+            with(json!({ "checksum_algorithm": "SHA256", "part_checksums": ["short"] })),
+            400,
+            "part_checksums[0]",
+        ),
+        (
+            with(json!({ "checksum_algorithm": "MD5" })),
+            400,
+            "checksum_algorithm",
+        ),
+    ];
+    for (body, status, field) in cases {
+        let reply = initiate(&api, &user, body.clone()).await;
+        assert_eq!(reply.status.as_u16(), status, "{body} → {:?}", reply.body);
+        assert!(
+            reply.field_error(field).is_some(),
+            "{body}: expected a reason for {field}, got {:?}",
+            reply.body
+        );
+    }
+    assert!(
+        stack().items_of(&user.id).await.is_empty(),
+        "nothing written"
+    );
+    assert!(
+        stack().open_uploads_of(&user.id).await.is_empty(),
+        "no S3 upload left"
+    );
+    let plain = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/files/uploads",
+            Some(&user.access_token),
+            Some(("text/plain", b"hello".to_vec())),
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let anonymous = api
+        .post("/v1/files/uploads", None, &plan("a.mp4", 10, 1, 10))
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn wrong_etag_and_missing_part_name_the_part() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let data = test_bytes(12 * MIB as usize, 6);
+    let upload = start(&api, &user, plan("etag.mp4", 12 * MIB, 3, 5 * MIB)).await;
+    let mut parts = Vec::new();
+    for n in 1..=2 {
+        parts.push((
+            n,
+            put_part(&url_of(&upload.body, n), &data, 5 * MIB, n).await,
+        ));
+    }
+    // Part 3 never uploaded.
+    let missing = complete(
+        &api,
+        &user,
+        &upload.id,
+        &[parts[0].clone(), parts[1].clone(), (3, "\"0123\"".into())],
+    )
+    .await;
+    assert_eq!(
+        missing.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        missing.body
+    );
+    assert!(
+        missing
+            .field_error("parts[2]")
+            .unwrap()
+            .contains("part 3 was never uploaded")
+    );
+    let etag3 = put_part(&url_of(&upload.body, 3), &data, 5 * MIB, 3).await;
+    // Wrong ETag for part 2.
+    let wrong = complete(
+        &api,
+        &user,
+        &upload.id,
+        &[
+            parts[0].clone(),
+            (2, "\"deadbeefdeadbeefdeadbeefdeadbeef\"".into()),
+            (3, etag3.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{:?}", wrong.body);
+    assert!(
+        wrong
+            .field_error("parts[1]")
+            .unwrap()
+            .contains("part 2: ETag")
+    );
+    // Left out of the list, out of order.
+    let short = complete(
+        &api,
+        &user,
+        &upload.id,
+        &[parts[0].clone(), (3, etag3.clone())],
+    )
+    .await;
+    assert!(
+        short
+            .field_error("parts")
+            .unwrap()
+            .contains("part 2 is missing")
+    );
+    let order = complete(
+        &api,
+        &user,
+        &upload.id,
+        &[parts[1].clone(), parts[0].clone(), (3, etag3.clone())],
+    )
+    .await;
+    assert_eq!(order.status, StatusCode::BAD_REQUEST);
+    // None of that changed anything; the right list still completes.
+    let file = api
+        .get(
+            &format!("/v1/files/{}", upload.id),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(file.body["upload_status"], "uploading");
+    assert!(stack().objects_of(&user.id).await.is_empty());
+    let ok = complete(
+        &api,
+        &user,
+        &upload.id,
+        &[parts[0].clone(), parts[1].clone(), (3, etag3)],
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+}
+
+#[tokio::test]
+async fn ten_concurrent_completes_end_with_one_object_and_one_record() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let data = test_bytes(11 * MIB as usize, 7);
+    let upload = start(&api, &user, plan("race.mp4", 11 * MIB, 3, 5 * MIB)).await;
+    let mut parts = Vec::new();
+    for n in 1..=3 {
+        parts.push((
+            n,
+            put_part(&url_of(&upload.body, n), &data, 5 * MIB, n).await,
+        ));
+    }
+    let replies =
+        futures::future::join_all((0..10).map(|_| complete(&api, &user, &upload.id, &parts))).await;
+    for reply in &replies {
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        assert_eq!(reply.body["id"], upload.id.as_str());
+        assert_eq!(reply.body["upload_status"], "completed");
+    }
+    let files: Vec<_> = stack()
+        .items_of(&user.id)
+        .await
+        .into_iter()
+        .filter(|i| i["entity"].as_s().unwrap() == "file")
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(stack().objects_of(&user.id).await.len(), 1);
+    assert!(
+        object_bytes(&key_of(&user, &upload.id, "mp4"))
+            .await
+            .unwrap()
+            == data
+    );
+    assert_eq!(quota_used(&user).await, 11 * MIB, "settled once");
+}
+
+#[tokio::test]
+async fn parallel_initiates_never_overshoot_the_quota() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    // The test stack's quota is 100 GiB; 20 uploads of 10 GiB each.
+    let size = 10u64 << 30;
+    let part_size = 8 * MIB;
+    let parts = size.div_ceil(part_size) as u32;
+    let replies = futures::future::join_all((0..20).map(|i| {
+        initiate(
+            &api,
+            &user,
+            plan(&format!("big-{i}.mp4"), size, parts, part_size),
+        )
+    }))
+    .await;
+    let accepted = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let refused: Vec<_> = replies
+        .iter()
+        .filter(|r| r.status != StatusCode::CREATED)
+        .collect();
+    assert_eq!(accepted, 10, "exactly the quota's worth");
+    for r in &refused {
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{:?}", r.body);
+        assert_eq!(r.body["error"]["code"], "quota_exceeded");
+    }
+    assert_eq!(quota_used(&user).await, 100u64 << 30);
+    let files = stack()
+        .items_of(&user.id)
+        .await
+        .into_iter()
+        .filter(|i| i["entity"].as_s().unwrap() == "file")
+        .count();
+    assert_eq!(files, 10);
+    assert_eq!(
+        stack().open_uploads_of(&user.id).await.len(),
+        10,
+        "refused ones aborted"
+    );
+
+    // Aborting one frees room for exactly one more.
+    let id = replies
+        .iter()
+        .find(|r| r.status == StatusCode::CREATED)
+        .unwrap()
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let aborted = api
+        .delete(&format!("/v1/files/uploads/{id}"), Some(&user.access_token))
+        .await;
+    assert_eq!(aborted.status, StatusCode::OK);
+    let again = initiate(&api, &user, plan("again.mp4", size, parts, part_size)).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+    let over = initiate(&api, &user, plan("over.mp4", 1, 1, 1)).await;
+    assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// A second user sees none of the first user's uploads or files, on any
+/// route of either contract, and changes nothing by trying.
+#[tokio::test]
+async fn another_users_uploads_are_invisible() {
+    let api = Client::new();
+    let owner = api.new_user().await;
+    let other = api.new_user().await;
+    let t = Some(other.access_token.as_str());
+    let data = test_bytes(6 * MIB as usize, 8);
+    let upload = start(&api, &owner, plan("mine.mp4", 6 * MIB, 2, 5 * MIB)).await;
+    let etag1 = put_part(&url_of(&upload.body, 1), &data, 5 * MIB, 1).await;
+    let id = &upload.id;
+    let key = enc(&key_of(&owner, id, "mp4"));
+    let uid = enc(&upload.upload_id);
+    let before = stack().items_of(&owner.id).await;
+
+    let attempts = vec![
+        api.get(&format!("/v1/files/{id}"), t).await,
+        api.patch(&format!("/v1/files/{id}"), t, &json!({ "name": "x" })).await,
+        api.delete(&format!("/v1/files/{id}"), t).await,
+        api.post(&format!("/v1/files/{id}/set-parent"), t, &json!({ "parent_content_type": "box", "parent_object_id": ulid::Ulid::new().to_string() })).await,
+        api.get(&format!("/v1/files/uploads/{id}/parts?part_numbers=1"), t).await,
+        api.get(&format!("/v1/files/uploads/{id}/uploaded-parts"), t).await,
+        api.post(&format!("/v1/files/uploads/{id}/complete"), t, &json!({ "parts": [{ "part_number": 1, "etag": etag1 }] })).await,
+        api.delete(&format!("/v1/files/uploads/{id}"), t).await,
+        api.get(&format!("/s3/multipart/{uid}/1?key={key}"), t).await,
+        api.get(&format!("/s3/multipart/{uid}/batch?key={key}&partNumbers=1"), t).await,
+        api.get(&format!("/s3/multipart/{uid}?key={key}"), t).await,
+        api.post(&format!("/s3/multipart/{uid}/complete?key={key}"), t, &json!({ "parts": [{ "PartNumber": 1, "ETag": etag1 }] })).await,
+        api.delete(&format!("/s3/multipart/{uid}?key={key}"), t).await,
+    ];
+    for (i, reply) in attempts.iter().enumerate() {
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "attempt {i}: {:?}",
+            reply.body
+        );
+    }
+    // Unknown ids look the same.
+    let unknown = ulid::Ulid::new().to_string();
+    let reply = api
+        .get(&format!("/v1/files/{unknown}"), Some(&owner.access_token))
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(attempts[0].body, reply.body);
+    // Nothing changed.
+    assert_eq!(stack().items_of(&owner.id).await, before);
+    assert!(stack().items_of(&other.id).await.is_empty());
+    assert_eq!(stack().open_uploads_of(&owner.id).await.len(), 1);
+    let other_list = api.get("/v1/files?status=uploading", t).await;
+    assert_eq!(other_list.body["results"], json!([]));
+}
+
+/// Seeds a box straight into the table (box routes come with the catalog issue).
+async fn seed_box(user: &User) -> (String, String) {
+    let (box_id, project) = (ulid::Ulid::new().to_string(), ulid::Ulid::new().to_string());
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    stack()
+        .dynamodb()
+        .await
+        .put_item()
+        .table_name(&stack().table)
+        .item("pk", s(&format!("USER#{}", user.id)))
+        .item("sk", s(&format!("BOX#{box_id}")))
+        .item("gsi1pk", s(&format!("PROJECT#{project}")))
+        .item("gsi1sk", s(&format!("BOX#000000#{box_id}")))
+        .item("entity", s("box"))
+        .item("id", s(&box_id))
+        .item("owner", s(&user.id))
+        .item("project", s(&project))
+        .item("name", s("Shot 1"))
+        .item("order_index", AttributeValue::N("0".into()))
+        .item("headliner_asset", AttributeValue::Null(true))
+        .item("assets_count", AttributeValue::N("0".into()))
+        .item("created_at", s("2026-11-23T00:00:00Z"))
+        .item("updated_at", s("2026-11-23T00:00:00Z"))
+        .send()
+        .await
+        .expect("seed box");
+    (box_id, project)
+}
+
+#[tokio::test]
+async fn completing_into_a_box_records_a_processing_asset() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let stranger = api.new_user().await;
+    let (box_id, project) = seed_box(&user).await;
+    let (foreign_box, _) = seed_box(&stranger).await;
+
+    let mut body = plan("still.png", 3000, 1, 3000);
+    body["file_content_type"] = json!("image/png");
+    body["parent_content_type"] = json!("box");
+    body["parent_object_id"] = json!(foreign_box);
+    let refused = initiate(&api, &user, body.clone()).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        refused.body
+    );
+    assert!(stack().open_uploads_of(&user.id).await.is_empty());
+
+    body["parent_object_id"] = json!(box_id);
+    let upload = start(&api, &user, body).await;
+    let etag = put_to(&url_of(&upload.body, 1), test_bytes(3000, 9), &[]).await;
+    let done = complete(&api, &user, &upload.id, &[(1, etag)]).await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert_eq!(done.body["parent_content_type"], "box");
+    assert_eq!(done.body["parent_object_id"], box_id.as_str());
+
+    let items = stack().items_of(&user.id).await;
+    let assets: Vec<_> = items
+        .iter()
+        .filter(|i| i["entity"].as_s().unwrap() == "asset")
+        .collect();
+    assert_eq!(assets.len(), 1);
+    let asset = assets[0];
+    assert_eq!(asset["status"].as_s().unwrap(), "PROCESSING");
+    assert_eq!(asset["asset_type"].as_s().unwrap(), "IMAGE");
+    assert_eq!(asset["box"].as_s().unwrap(), &box_id);
+    assert_eq!(asset["project"].as_s().unwrap(), &project);
+    assert_eq!(asset["gsi1pk"].as_s().unwrap(), &format!("BOX#{box_id}"));
+    let the_box = items
+        .iter()
+        .find(|i| i["entity"].as_s().unwrap() == "box")
+        .unwrap();
+    assert_eq!(the_box["assets_count"].as_n().unwrap(), "1");
+
+    // Listed under its parent; a second complete adds no second asset.
+    let listed = api
+        .get(
+            &format!("/v1/files?parent_content_type=box&parent_object_id={box_id}"),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(listed.body["results"].as_array().unwrap().len(), 1);
+    let again = complete(&api, &user, &upload.id, &[(1, "x".into())]).await;
+    assert_eq!(again.status, StatusCode::OK);
+    let assets = stack()
+        .items_of(&user.id)
+        .await
+        .into_iter()
+        .filter(|i| i["entity"].as_s().unwrap() == "asset")
+        .count();
+    assert_eq!(assets, 1);
+
+    // set-parent moves a completed, unattached file into a box as an asset.
+    let loose = start(&api, &user, plan("loose.mp4", 10, 1, 10)).await;
+    let etag = put_to(&url_of(&loose.body, 1), test_bytes(10, 10), &[]).await;
+    complete(&api, &user, &loose.id, &[(1, etag)]).await;
+    let moved = api
+        .post(
+            &format!("/v1/files/{}/set-parent/", loose.id),
+            Some(&user.access_token),
+            &json!({ "parent_content_type": "box", "parent_object_id": box_id }),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    let again = api
+        .post(
+            &format!("/v1/files/{}/set-parent", loose.id),
+            Some(&user.access_token),
+            &json!({ "parent_content_type": "box", "parent_object_id": box_id }),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let foreign = api
+        .post(
+            &format!("/v1/files/{}/set-parent", upload.id),
+            Some(&user.access_token),
+            &json!({ "parent_content_type": "box", "parent_object_id": foreign_box }),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
