@@ -7,6 +7,10 @@
 //!   (event JSON in, response out) with the in-memory store: routing, JSON,
 //!   validation, serialisation — no AWS I/O.
 //! - `size`: the binary's size on disk.
+//! - `uploads`: part-URL signing throughput and the AWS calls, time and reply
+//!   size of each upload operation (see `uploads.rs`).
+
+mod uploads;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -49,6 +53,11 @@ enum What {
         #[arg(long, default_value = "target/release/catalog-api")]
         binary: PathBuf,
     },
+    /// Upload functions: signing throughput, AWS calls per operation.
+    Uploads {
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+    },
     /// All of the above.
     All {
         #[arg(long, default_value = "target/release/catalog-api")]
@@ -60,7 +69,7 @@ fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/catalog-api")
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n % 2 == 1 {
@@ -81,10 +90,12 @@ async fn main() -> anyhow::Result<()> {
         What::Coldstart { binary, runs } => coldstart(&binary, runs).await,
         What::Handler { requests } => handler(requests).await,
         What::Size { binary } => size(&binary),
+        What::Uploads { runs } => uploads::run(runs).await,
         What::All { binary } => {
             size(&binary)?;
             coldstart(&binary, 30).await?;
-            handler(20_000).await
+            handler(20_000).await?;
+            uploads::run(15).await
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Stack {
     /// moto's private signing key as a JWK (n, e, d), to mint tokens that
     /// carry a valid signature but bad claims.
     pub signing_jwk: Value,
+    /// The template's functions as the stack runs them (env resolved).
+    pub functions: Vec<assetbox_local::template::FunctionSpec>,
 }
 
 /// Starts the stack once for this test binary, on its own runtime thread so
@@ -85,6 +87,7 @@ pub fn stack() -> &'static Stack {
                                 .filter(|((_, attr), _)| attr == "Arn")
                                 .map(|((id, _), arn)| (id.clone(), arn.clone()))
                                 .collect(),
+                            functions: local.functions.clone(),
                             signing_jwk: keys
                                 .get("keys")
                                 .and_then(|k| k.get(0))
@@ -394,4 +397,36 @@ pub async fn put_to(url: &str, bytes: Vec<u8>, headers: &[(&str, &str)]) -> Stri
         .and_then(|v| v.to_str().ok())
         .expect("ETag header")
         .to_owned()
+}
+
+/// Runs an `events/` sample through a function as Lambda would (lambda_http's
+/// adapter), wired with the stack's environment but without its gateway:
+/// the sample's own claims and route are what the function sees.
+pub async fn invoke_sample(binary: &str, sample: &str) -> (u16, Value) {
+    let spec = stack()
+        .functions
+        .iter()
+        .find(|f| f.binary == binary)
+        .unwrap_or_else(|| panic!("no function builds {binary}"));
+    let sdk = stack().sdk().await;
+    let assetbox_local::functions::LocalFunction::Http(service) =
+        assetbox_local::functions::build(spec, &sdk).expect("wire function");
+    let path = assetbox_local::project_root()
+        .join("events")
+        .join(binary)
+        .join(sample);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let event = serde_json::from_str(&text).expect("sample is an API Gateway v2 event");
+    let response = assetbox_shared::http::invoke(&service, event, "sample")
+        .await
+        .expect("handler");
+    let response = serde_json::to_value(response).expect("response JSON");
+    let body = response["body"]
+        .as_str()
+        .map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
+        .unwrap_or(Value::Null);
+    (
+        response["statusCode"].as_u64().expect("statusCode") as u16,
+        body,
+    )
 }

@@ -1,0 +1,388 @@
+//! `uploads`: what the upload functions cost.
+//!
+//! - Part-URL signing throughput on one core (our presigner, and the SDK's
+//!   presigner on the same request for a ratio).
+//! - Each upload operation run through its function (lambda_http's adapter)
+//!   against the emulator, behind a counting proxy: AWS calls per operation
+//!   (by DynamoDB target / S3 operation), handler time end to end (emulator
+//!   latency included), and reply size, for a 10,000-part initiate too.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use assetbox_local::functions::LocalFunction;
+use assetbox_local::{LocalStack, Options, emulator_sdk_config};
+use assetbox_shared::http::HttpService;
+use assetbox_shared::presign::{BucketEndpoint, ObjectRequest, Presigner};
+use aws_credential_types::Credentials;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::median;
+
+/// Signs `count` part URLs with one presigner; URLs per second.
+fn sign_rate(count: u32) -> f64 {
+    let credentials = Credentials::new("AKIDBENCH", "bench-secret", None, None, "bench");
+    let signer = Presigner::new(
+        "media-bucket",
+        "eu-west-1",
+        BucketEndpoint::from_endpoint_url(None, "eu-west-1").unwrap(),
+        &credentials,
+        SystemTime::now(),
+    );
+    let upload_id = "VXBsb2FkIElEIGZvciBlbHZpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA".to_owned();
+    let started = Instant::now();
+    for n in 1..=count {
+        let url = signer.presign(
+            &ObjectRequest {
+                method: "PUT",
+                key: "uploads/0b7c1e2a-5f43-4c1b-9d1e-2f7a8b9c0d1e/01JDQ3V8X4KQ7N2M5R6T9W0YZA/original.mp4",
+                query: vec![
+                    ("partNumber", n.to_string()),
+                    ("uploadId", upload_id.clone()),
+                ],
+                headers: vec![("content-length", "5242880".to_owned())],
+            },
+            Duration::from_secs(3600),
+        );
+        std::hint::black_box(url);
+    }
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The SDK's presigner on the same request (no signed length: it cannot).
+async fn sdk_sign_rate(count: u32) -> f64 {
+    use aws_sdk_s3::presigning::PresigningConfig;
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDBENCH",
+            "bench-secret",
+            None,
+            None,
+            "bench",
+        ))
+        .build();
+    let client = aws_sdk_s3::Client::from_conf(config);
+    let presigning = PresigningConfig::expires_in(Duration::from_secs(3600)).unwrap();
+    let started = Instant::now();
+    for n in 1..=count {
+        let request = client
+            .upload_part()
+            .bucket("media-bucket")
+            .key("uploads/0b7c1e2a-5f43-4c1b-9d1e-2f7a8b9c0d1e/01JDQ3V8X4KQ7N2M5R6T9W0YZA/original.mp4")
+            .upload_id("VXBsb2FkIElEIGZvciBlbHZpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA")
+            .part_number(n as i32)
+            .presigned(presigning.clone())
+            .await
+            .unwrap();
+        std::hint::black_box(request.uri().to_owned());
+    }
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Counts AWS calls on their way to the emulator.
+struct Proxy {
+    target: String,
+    http: reqwest::Client,
+    calls: Mutex<Vec<String>>,
+}
+
+/// The operation a request to the emulator is: DynamoDB names it in
+/// `x-amz-target`; S3 by method and query.
+fn operation(request: &Request) -> String {
+    if let Some(target) = request.headers().get("x-amz-target") {
+        let target = target.to_str().unwrap_or_default();
+        return format!("dynamodb:{}", target.rsplit('.').next().unwrap_or(target));
+    }
+    let query = request.uri().query().unwrap_or_default();
+    let has = |p: &str| {
+        query
+            .split('&')
+            .any(|kv| kv == p || kv.starts_with(&format!("{p}=")))
+    };
+    let op = match (
+        request.method().as_str(),
+        has("uploads"),
+        has("uploadId"),
+        has("partNumber"),
+    ) {
+        ("POST", true, _, _) => "CreateMultipartUpload",
+        ("POST", _, true, _) => "CompleteMultipartUpload",
+        ("PUT", _, true, true) => "UploadPart (client)",
+        ("GET", _, true, _) => "ListParts",
+        ("DELETE", _, true, _) => "AbortMultipartUpload",
+        ("HEAD", _, _, _) => "HeadObject",
+        ("DELETE", _, _, _) => "DeleteObject",
+        ("PUT", _, _, _) => "PutObject",
+        ("GET", _, _, _) => "GetObject",
+        _ => "other",
+    };
+    format!("s3:{op}")
+}
+
+async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    proxy.calls.lock().await.push(operation(&request));
+    let (parts, body) = request.into_parts();
+    let url = format!(
+        "{}{}",
+        proxy.target,
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut outgoing = proxy.http.request(parts.method, url).body(body);
+    for (name, value) in &parts.headers {
+        if name != "host" {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let reply = outgoing.send().await.expect("emulator reachable");
+    let mut response = Response::builder().status(reply.status());
+    for (name, value) in reply.headers() {
+        response = response.header(name, value);
+    }
+    response
+        .body(Body::from(reply.bytes().await.unwrap_or_default()))
+        .unwrap()
+}
+
+fn event(method: &str, path: &str, query: &str, body: Option<&Value>) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": { "content-type": "application/json", "host": "bench.example" },
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "bench", "domainName": "bench.example",
+            "domainPrefix": "bench", "requestId": "bench", "routeKey": format!("{method} {path}"),
+            "stage": "$default", "time": "23/Nov/2026:14:00:00 +0000", "timeEpoch": 0,
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench" },
+            "authorizer": { "jwt": { "claims": { "sub": "bench-user-0001" }, "scopes": null } }
+        },
+        "isBase64Encoded": false,
+        "body": body.map(Value::to_string),
+    })
+}
+
+/// Status, body and reply size of one event through a function.
+async fn call(service: &HttpService, event: &Value) -> anyhow::Result<(u16, Value, usize)> {
+    let event = serde_json::from_value(event.clone())?;
+    let response = assetbox_shared::http::invoke(service, event, "bench")
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let response = serde_json::to_value(response)?;
+    let body = response["body"].as_str().unwrap_or_default().to_owned();
+    Ok((
+        response["statusCode"].as_u64().unwrap_or_default() as u16,
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+        body.len(),
+    ))
+}
+
+struct Measured {
+    calls: Vec<String>,
+    median_ms: f64,
+    reply_bytes: usize,
+}
+
+fn report(name: &str, m: &Measured) {
+    let mut counted: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &m.calls {
+        *counted.entry(c.as_str()).or_default() += 1;
+    }
+    let list: Vec<String> = counted.iter().map(|(k, v)| format!("{v}× {k}")).collect();
+    println!(
+        "uploads   {name}: {} AWS calls ({}), median {:.2} ms vs the emulator, reply {} bytes",
+        m.calls.len(),
+        list.join(", "),
+        m.median_ms,
+        m.reply_bytes
+    );
+}
+
+pub async fn run(runs: usize) -> anyhow::Result<()> {
+    // Signing on one core (this task runs on one thread at a time).
+    let mut ours: Vec<f64> = (0..7).map(|_| sign_rate(20_000)).collect();
+    let mut sdk = Vec::new();
+    for _ in 0..7 {
+        sdk.push(sdk_sign_rate(2_000).await);
+    }
+    let (ours, sdk) = (median(&mut ours), median(&mut sdk));
+    println!(
+        "uploads   part-URL signing, one core: median {:.0} URLs/s (aws-sdk-s3 presigner: {:.0} URLs/s, {:.1}× slower)",
+        ours,
+        sdk,
+        ours / sdk
+    );
+    let mut per_100: Vec<f64> = (0..31)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(sign_rate(100));
+            started.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    println!(
+        "uploads   first batch of 100 URLs incl. key derivation: median {:.0} µs",
+        median(&mut per_100)
+    );
+
+    let stack = LocalStack::start(Options::default()).await?;
+    let proxy = Arc::new(Proxy {
+        target: stack.emulator.endpoint.clone(),
+        http: reqwest::Client::new(),
+        calls: Mutex::new(Vec::new()),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let proxy_url = format!("http://{}", listener.local_addr()?);
+    let app = axum::Router::new()
+        .fallback(forward)
+        .with_state(proxy.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let sdk = emulator_sdk_config(&proxy_url).await;
+    let function = |binary: &str| -> anyhow::Result<HttpService> {
+        let spec = stack
+            .functions
+            .iter()
+            .find(|f| f.binary == binary)
+            .context("function in template")?;
+        let LocalFunction::Http(service) = assetbox_local::functions::build(spec, &sdk)?;
+        Ok(service)
+    };
+    let (initiate, parts, complete, abort) = (
+        function("upload-initiate")?,
+        function("upload-parts")?,
+        function("upload-complete")?,
+        function("upload-abort")?,
+    );
+
+    let measure = |service: HttpService, make: Box<dyn Fn(usize) -> Value>| {
+        let proxy = proxy.clone();
+        async move {
+            let mut times = Vec::new();
+            let mut calls = Vec::new();
+            let mut reply_bytes = 0;
+            for i in 0..runs {
+                proxy.calls.lock().await.clear();
+                let started = Instant::now();
+                let (status, body, bytes) = call(&service, &make(i)).await?;
+                times.push(started.elapsed().as_secs_f64() * 1e3);
+                anyhow::ensure!(status < 300, "status {status}: {body}");
+                calls = proxy.calls.lock().await.clone();
+                reply_bytes = bytes;
+            }
+            anyhow::Ok(Measured {
+                calls,
+                median_ms: median(&mut times),
+                reply_bytes,
+            })
+        }
+    };
+
+    let initiate_body = |parts: u64| {
+        let part_size = 5u64 << 20;
+        json!({
+            "file_name": "bench.mp4",
+            "file_size": (parts - 1) * part_size + 1,
+            "file_content_type": "video/mp4",
+            "num_parts": parts,
+            "part_size": part_size,
+        })
+    };
+    let big = initiate_body(10_000);
+    let small = initiate_body(1);
+    report(
+        "initiate 10,000 parts",
+        &measure(
+            initiate.clone(),
+            Box::new(move |_| event("POST", "/v1/files/uploads", "", Some(&big))),
+        )
+        .await?,
+    );
+
+    // Uploads to sign, complete and abort, one per run.
+    let mut ids = Vec::new();
+    for _ in 0..runs * 2 {
+        let (_, body, _) = call(
+            &initiate,
+            &event("POST", "/v1/files/uploads", "", Some(&small)),
+        )
+        .await?;
+        let url = body["presigned_urls"][0]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let etag = reqwest::Client::new()
+            .put(url)
+            .header("content-type", "application/octet-stream")
+            .body(vec![7u8])
+            .send()
+            .await?
+            .headers()["etag"]
+            .to_str()?
+            .to_owned();
+        ids.push((body["id"].as_str().unwrap().to_owned(), etag));
+    }
+    let to_sign = ids[0].0.clone();
+    report(
+        "sign parts (1 URL)",
+        &measure(
+            parts.clone(),
+            Box::new(move |_| {
+                event(
+                    "GET",
+                    &format!("/v1/files/uploads/{to_sign}/parts"),
+                    "part_numbers=1",
+                    None,
+                )
+            }),
+        )
+        .await?,
+    );
+    let to_complete = ids[..runs].to_vec();
+    report(
+        "complete",
+        &measure(
+            complete,
+            Box::new(move |i| {
+                let (id, etag) = &to_complete[i];
+                event(
+                    "POST",
+                    &format!("/v1/files/uploads/{id}/complete"),
+                    "",
+                    Some(&json!({ "parts": [{ "part_number": 1, "etag": etag }] })),
+                )
+            }),
+        )
+        .await?,
+    );
+    let to_abort = ids[runs..].to_vec();
+    report(
+        "abort",
+        &measure(
+            abort,
+            Box::new(move |i| {
+                event(
+                    "DELETE",
+                    &format!("/v1/files/uploads/{}", to_abort[i].0),
+                    "",
+                    None,
+                )
+            }),
+        )
+        .await?,
+    );
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! Every `events/` sample of the upload functions and the file routes, run
+//! through its function as Lambda runs it (no local gateway: the sample's
+//! claims are what the function trusts), against the emulator.
+//!
+//! The samples name a user and ids that do not exist in the emulator, so the
+//! routes that look an upload up answer 404: that proves the sample routes
+//! to its handler and that an unknown id is refused like a foreign one.
+
+use assetbox_e2e::invoke_sample;
+use serde_json::Value;
+
+#[tokio::test]
+async fn initiate_samples() {
+    let (status, body) = invoke_sample("upload-initiate", "initiate.json").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["presigned_urls"].as_array().unwrap().len(), 3);
+    assert_eq!(body["upload_status"], "uploading");
+
+    let (status, body) = invoke_sample("upload-initiate", "initiate-bad-parts.json").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["fields"]["num_parts"].as_str().is_some());
+
+    let (status, body) = invoke_sample("upload-initiate", "companion-create.json").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["uploadId"].as_str().is_some());
+
+    let (status, body) = invoke_sample("upload-initiate", "companion-params.json").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["method"], "PUT");
+}
+
+#[tokio::test]
+async fn samples_for_unknown_uploads_are_404() {
+    let cases = [
+        ("upload-parts", "sign-parts.json"),
+        ("upload-parts", "uploaded-parts.json"),
+        ("upload-parts", "companion-sign-part.json"),
+        ("upload-parts", "companion-list-parts.json"),
+        ("upload-complete", "complete.json"),
+        ("upload-complete", "companion-complete.json"),
+        ("upload-abort", "abort.json"),
+        ("upload-abort", "companion-abort.json"),
+        ("catalog-api", "get-file.json"),
+    ];
+    for (function, sample) in cases {
+        let (status, body) = invoke_sample(function, sample).await;
+        assert_eq!(status, 404, "{function}/{sample}: {body}");
+        assert_eq!(
+            body["error"]["code"], "not_found",
+            "{function}/{sample}: {body}"
+        );
+        if sample.starts_with("companion") {
+            // Uppy shows the top-level message.
+            assert!(body["message"].as_str().is_some(), "{sample}: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn list_files_sample() {
+    let (status, body) = invoke_sample("catalog-api", "list-files.json").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["results"].is_array());
+    assert_eq!(body["next_cursor"], Value::Null);
+}
