@@ -330,13 +330,51 @@ async fn ten_thousand_parts_are_signed_lazily() {
     assert!(started.body.to_string().len() < 200_000);
     let id = started.body["id"].as_str().unwrap();
     let next = started.body["next_parts_url"].as_str().unwrap();
-    assert_eq!(
-        next,
-        format!("/v1/files/uploads/{id}/parts?part_numbers=101-200")
+    assert!(
+        next.starts_with(&format!(
+            "/v1/files/uploads/{id}/parts?part_numbers=101-200&grant="
+        )),
+        "{next}"
     );
     let more = api.get(next, token).await;
     assert_eq!(more.status, StatusCode::OK, "{:?}", more.body);
     assert_eq!(more.body["presigned_urls"].as_array().unwrap().len(), 100);
+    assert_eq!(url_of(&more.body, 101), {
+        // Without the grant the record is read: the same URL comes back.
+        let plain = api
+            .get(
+                &format!("/v1/files/uploads/{id}/parts?part_numbers=101"),
+                token,
+            )
+            .await;
+        url_of(&plain.body, 101)
+    });
+    // A grant is bound to its owner and its upload: anyone else's use of it,
+    // or a tampered one, falls back to the record and its ownership check.
+    let grant = next.split("grant=").nth(1).unwrap();
+    let stranger = api.new_user().await;
+    let stolen = api
+        .get(
+            &format!("/v1/files/uploads/{id}/parts?part_numbers=1&grant={grant}"),
+            Some(&stranger.access_token),
+        )
+        .await;
+    assert_eq!(stolen.status, StatusCode::NOT_FOUND);
+    let other_id = ulid::Ulid::new().to_string();
+    let elsewhere = api
+        .get(
+            &format!("/v1/files/uploads/{other_id}/parts?part_numbers=1&grant={grant}"),
+            token,
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+    let tampered = api
+        .get(
+            &format!("/v1/files/uploads/{id}/parts?part_numbers=1&grant=x{grant}"),
+            token,
+        )
+        .await;
+    assert_eq!(tampered.status, StatusCode::OK, "falls back to the record");
     // The last part signs its own (1-byte) length.
     let last = api
         .get(
@@ -1013,4 +1051,198 @@ async fn completing_into_a_box_records_a_processing_asset() {
         )
         .await;
     assert_eq!(foreign.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Open uploads are findable by the cleanup job through the sparse `due`
+/// index (no Scan), keyed by expiry; they leave it when they close.
+#[tokio::test]
+async fn open_uploads_are_on_the_due_index_until_closed() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let upload = start(&api, &user, plan("due.mp4", 10, 1, 10)).await;
+    let expires = upload.body["upload_expires_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let on_index = |id: String| async move {
+        let db = stack().dynamodb().await;
+        let mut found = Vec::new();
+        for shard in 0..8 {
+            let out = db
+                .query()
+                .table_name(&stack().table)
+                .index_name("due")
+                .key_condition_expression("due_pk = :pk AND due_sk < :before")
+                .expression_attribute_values(":pk", AttributeValue::S(format!("UPLOAD#{shard}")))
+                .expression_attribute_values(":before", AttributeValue::S("9999".into()))
+                .send()
+                .await
+                .unwrap();
+            found.extend(
+                out.items()
+                    .iter()
+                    // KEYS_ONLY: the cleanup job reads the item it names.
+                    .filter(|i| i["sk"].as_s().unwrap() == &format!("FILE#{id}"))
+                    .map(|i| i["due_sk"].as_s().unwrap().clone()),
+            );
+        }
+        found
+    };
+    assert_eq!(
+        on_index(upload.id.clone()).await,
+        vec![format!("{expires}#{}", upload.id)]
+    );
+    // 24 h ahead by default.
+    let created = api
+        .get(
+            &format!("/v1/files/{}", upload.id),
+            Some(&user.access_token),
+        )
+        .await;
+    let created = created.body["created"].as_str().unwrap();
+    let hours = |t: &str| {
+        let (date, time) = t.split_once('T').unwrap();
+        let day: i64 = date[8..10].parse().unwrap();
+        let hour: i64 = time[..2].parse().unwrap();
+        day * 24 + hour
+    };
+    assert_eq!(hours(&expires) - hours(created), 24);
+    api.delete(
+        &format!("/v1/files/uploads/{}", upload.id),
+        Some(&user.access_token),
+    )
+    .await;
+    assert!(on_index(upload.id.clone()).await.is_empty());
+}
+
+/// ListParts answers at most 1000 parts a page; resume must see them all.
+#[tokio::test]
+async fn listing_joins_every_page_of_parts() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let created = api
+        .post(
+            "/s3/multipart",
+            token,
+            &json!({ "filename": "many.mp4", "type": "video/mp4" }),
+        )
+        .await;
+    let (k, uid) = (
+        enc(created.body["key"].as_str().unwrap()),
+        enc(created.body["uploadId"].as_str().unwrap()),
+    );
+    let total = 1005u32;
+    let mut urls = Vec::new();
+    for range in ["1-500", "501-1000", "1001-1005"] {
+        let batch = api
+            .get(
+                &format!("/s3/multipart/{uid}/batch?key={k}&partNumbers={range}"),
+                token,
+            )
+            .await;
+        assert_eq!(batch.status, StatusCode::OK, "{:?}", batch.body);
+        for (n, url) in batch.body["presignedUrls"].as_object().unwrap() {
+            urls.push((n.parse::<u32>().unwrap(), url.as_str().unwrap().to_owned()));
+        }
+    }
+    assert_eq!(urls.len(), total as usize);
+    // Tiny parts: S3 refuses them only at complete, which this test never calls.
+    futures::future::join_all(urls.chunks(50).map(|chunk| async move {
+        for (n, url) in chunk {
+            put_to(url, vec![*n as u8; 3], &[]).await;
+        }
+    }))
+    .await;
+    let listed = api
+        .get(&format!("/s3/multipart/{uid}?key={k}"), token)
+        .await;
+    let numbers: Vec<u64> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["PartNumber"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, (1..=total as u64).collect::<Vec<_>>());
+}
+
+/// Per-part checksums: each URL signs its part's x-amz-checksum-sha256, so
+/// S3 refuses a part whose bytes do not match (the emulator does not check;
+/// we check the URL) and completes with the checksums.
+#[tokio::test]
+async fn checksummed_parts_sign_their_checksum() {
+    use base64::Engine;
+    let api = Client::new();
+    let user = api.new_user().await;
+    let data = test_bytes(6 * MIB as usize, 11);
+    let parts = [&data[..5 * MIB as usize], &data[5 * MIB as usize..]];
+    let sha = |b: &[u8]| {
+        base64::engine::general_purpose::STANDARD.encode(<sha2::Sha256 as sha2::Digest>::digest(b))
+    };
+    let sums: Vec<String> = parts.iter().map(|p| sha(p)).collect();
+    let mut body = plan("sum.mp4", 6 * MIB, 2, 5 * MIB);
+    body["checksum_algorithm"] = json!("SHA256");
+    body["part_checksums"] = json!([sums[0]]);
+    let upload = start(&api, &user, body).await;
+    // Only part 1's checksum was given: only part 1 is signed up front.
+    assert_eq!(upload.body["presigned_urls"].as_array().unwrap().len(), 1);
+    let url1 = url_of(&upload.body, 1);
+    assert_eq!(
+        query_of(&url1)["X-Amz-SignedHeaders"],
+        "content-length;host;x-amz-checksum-sha256"
+    );
+    let without = api
+        .get(
+            &format!("/v1/files/uploads/{}/parts?part_numbers=2", upload.id),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(
+        without.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        without.body
+    );
+    let signed = api
+        .get(
+            &format!(
+                "/v1/files/uploads/{}/parts?part_numbers=2&checksums={}",
+                upload.id,
+                enc(&sums[1])
+            ),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
+    let url2 = url_of(&signed.body, 2);
+    let e1 = put_to(
+        &url1,
+        parts[0].to_vec(),
+        &[("x-amz-checksum-sha256", &sums[0])],
+    )
+    .await;
+    let e2 = put_to(
+        &url2,
+        parts[1].to_vec(),
+        &[("x-amz-checksum-sha256", &sums[1])],
+    )
+    .await;
+    let done = api
+        .post(
+            &format!("/v1/files/uploads/{}/complete", upload.id),
+            Some(&user.access_token),
+            &json!({ "parts": [
+                { "part_number": 1, "etag": e1, "checksum": sums[0] },
+                { "part_number": 2, "etag": e2, "checksum": sums[1] },
+            ] }),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert!(
+        object_bytes(&key_of(&user, &upload.id, "mp4"))
+            .await
+            .unwrap()
+            == data
+    );
 }

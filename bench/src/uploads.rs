@@ -337,7 +337,7 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
     }
     let to_sign = ids[0].0.clone();
     report(
-        "sign parts (1 URL)",
+        "sign 1 part, no grant (reads the record)",
         &measure(
             parts.clone(),
             Box::new(move |_| {
@@ -348,6 +348,31 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
                     None,
                 )
             }),
+        )
+        .await?,
+    );
+    // The next batch as initiate's next_parts_url names it (with its grant).
+    let (_, started, _) = call(
+        &initiate,
+        &event(
+            "POST",
+            "/v1/files/uploads",
+            "",
+            Some(&initiate_body(10_000)),
+        ),
+    )
+    .await?;
+    let next = started["next_parts_url"]
+        .as_str()
+        .context("next_parts_url")?
+        .to_owned();
+    let (path, query) = next.split_once('?').context("query")?;
+    let (path, query) = (path.to_owned(), query.to_owned());
+    report(
+        "sign next 100 parts with the grant",
+        &measure(
+            parts.clone(),
+            Box::new(move |_| event("GET", &path, &query, None)),
         )
         .await?,
     );

@@ -13,8 +13,9 @@ use crate::config::{self, ConfigError, Settings, vars};
 use crate::dynamo::Table;
 use crate::error::ApiError;
 use crate::objects::Bucket;
+use crate::pagination::{CursorKey, StringKey};
 use crate::presign::{BucketEndpoint, ObjectRequest, Presigner, attachment_disposition};
-use crate::uploads::{FileRecord, UploadPolicy, UploadStatus, parse_object_key};
+use crate::uploads::{ChecksumAlgorithm, FileRecord, UploadPolicy, UploadStatus, parse_object_key};
 use crate::{aws, validation};
 
 #[derive(Clone)]
@@ -23,7 +24,94 @@ pub struct UploadEnv {
     pub bucket: Bucket,
     pub policy: Arc<UploadPolicy>,
     signing: Arc<Signing>,
+    /// Seals part-signing grants (see [`UploadTarget`]); without it every
+    /// signing request reads the record.
+    grants: Option<CursorKey>,
 }
+
+/// What signing a part needs to know about an upload. Read from the record,
+/// or from a grant: initiate seals this (HMAC, bound to the owner) into the
+/// `next_parts_url`, so signing further parts needs no AWS call at all. A
+/// grant cannot outlive the upload's expiry; for an upload aborted or
+/// completed meanwhile, S3 refuses the part (NoSuchUpload), so a grant never
+/// lets bytes in that the record would refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadTarget {
+    pub file_id: String,
+    pub s3_key: String,
+    pub upload_id: String,
+    pub file_size: u64,
+    pub part_size: u64,
+    pub num_parts: u32,
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    pub expires_at: String,
+}
+
+impl From<&FileRecord> for UploadTarget {
+    fn from(f: &FileRecord) -> Self {
+        Self {
+            file_id: f.id.clone(),
+            s3_key: f.s3_key.clone(),
+            upload_id: f.upload_id.clone().unwrap_or_default(),
+            file_size: f.file_size,
+            part_size: f.part_size,
+            num_parts: f.num_parts,
+            checksum_algorithm: f.checksum_algorithm,
+            expires_at: f.expires_at.clone(),
+        }
+    }
+}
+
+impl UploadTarget {
+    pub fn part_length(&self, part_number: u32) -> Option<u64> {
+        crate::uploads::part_length(self.file_size, self.part_size, self.num_parts, part_number)
+    }
+
+    fn to_grant(&self) -> StringKey {
+        StringKey::from([
+            ("id".to_owned(), self.file_id.clone()),
+            ("key".to_owned(), self.s3_key.clone()),
+            ("upload".to_owned(), self.upload_id.clone()),
+            ("size".to_owned(), self.file_size.to_string()),
+            ("part".to_owned(), self.part_size.to_string()),
+            ("parts".to_owned(), self.num_parts.to_string()),
+            (
+                "alg".to_owned(),
+                self.checksum_algorithm
+                    .map(|a| a.header().to_owned())
+                    .unwrap_or_default(),
+            ),
+            ("exp".to_owned(), self.expires_at.clone()),
+        ])
+    }
+
+    fn from_grant(map: &StringKey) -> Option<Self> {
+        let alg = match map.get("alg")?.as_str() {
+            "" => None,
+            header => Some(
+                [
+                    ChecksumAlgorithm::Sha256,
+                    ChecksumAlgorithm::Crc32,
+                    ChecksumAlgorithm::Crc32c,
+                ]
+                .into_iter()
+                .find(|a| a.header() == header)?,
+            ),
+        };
+        Some(Self {
+            file_id: map.get("id")?.clone(),
+            s3_key: map.get("key")?.clone(),
+            upload_id: map.get("upload")?.clone(),
+            file_size: map.get("size")?.parse().ok()?,
+            part_size: map.get("part")?.parse().ok()?,
+            num_parts: map.get("parts")?.parse().ok()?,
+            checksum_algorithm: alg,
+            expires_at: map.get("exp")?.clone(),
+        })
+    }
+}
+
+const GRANT_SCOPE: &str = "upload-part-grant";
 
 struct Signing {
     credentials: Option<SharedCredentialsProvider>,
@@ -60,7 +148,37 @@ impl UploadEnv {
                 region,
                 endpoint,
             }),
+            grants: settings
+                .get(vars::CURSOR_SECRET)
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| CursorKey::new(s.into_bytes()))
+                .transpose()
+                .map_err(|reason| ConfigError::Invalid {
+                    key: vars::CURSOR_SECRET,
+                    reason,
+                })?,
         })
+    }
+
+    /// A grant to sign parts of `file` without reading it again.
+    pub fn seal_grant(&self, file: &FileRecord) -> Option<String> {
+        let key = self.grants.as_ref()?;
+        Some(key.seal(
+            &file.owner,
+            GRANT_SCOPE,
+            &UploadTarget::from(file).to_grant(),
+        ))
+    }
+
+    /// The upload a grant names, if it is the caller's, for this file id, and
+    /// not past the upload's expiry; `None` sends the caller to the record.
+    pub fn open_grant(&self, caller: &Caller, file_id: &str, grant: &str) -> Option<UploadTarget> {
+        let map = self
+            .grants
+            .as_ref()?
+            .open(&caller.user_id, GRANT_SCOPE, grant)
+            .ok()?;
+        UploadTarget::from_grant(&map).filter(|t| t.file_id == file_id && !is_past(&t.expires_at))
     }
 
     /// A signer for this request. The provider caches credentials (in Lambda
@@ -147,7 +265,7 @@ impl UploadEnv {
     pub fn part_url(
         &self,
         signer: &Presigner,
-        file: &FileRecord,
+        file: &UploadTarget,
         part_number: u32,
         checksum: Option<&str>,
     ) -> String {
@@ -164,7 +282,7 @@ impl UploadEnv {
                 key: &file.s3_key,
                 query: vec![
                     ("partNumber", part_number.to_string()),
-                    ("uploadId", file.upload_id.clone().unwrap_or_default()),
+                    ("uploadId", file.upload_id.clone()),
                 ],
                 headers,
             },

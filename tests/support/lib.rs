@@ -323,8 +323,17 @@ impl Stack {
         &self.physical_ids["MediaBucket"]
     }
 
+    /// The tests' own S3 client. Response checksum validation is off: moto
+    /// reports a multipart object's composite checksum as if it were the
+    /// whole object's, which the SDK would reject; the tests compare bytes.
     pub async fn s3(&self) -> aws_sdk_s3::Client {
-        assetbox_local::s3_client(&self.sdk().await)
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk().await)
+            .force_path_style(true)
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            )
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
     }
 
     /// Open multipart uploads under a user's prefix, straight from S3.

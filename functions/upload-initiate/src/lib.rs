@@ -17,7 +17,7 @@ use assetbox_shared::error::{ApiError, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiJson, ApiQuery, companion_error_message, created};
 use assetbox_shared::presign::{ObjectRequest, attachment_disposition};
-use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::upload_env::{UploadEnv, UploadTarget};
 use assetbox_shared::uploads::{
     self, FileRecord, InitiateUpload, PARENT_BOX, UploadPlan, UploadStatus, file_name,
     quota_exceeded, too_large,
@@ -79,7 +79,8 @@ pub struct Initiated {
     pub num_parts: u32,
     pub part_size: u64,
     /// Where to get the next URLs (`null` when all are here). Any part numbers
-    /// or ranges work: `.../parts?part_numbers=101-200`.
+    /// or ranges work: `.../parts?part_numbers=101-200`. Keep its `grant`:
+    /// with it, signing needs no lookup at all.
     pub next_parts_url: Option<String>,
     /// When the upload expires if not completed (RFC 3339).
     pub upload_expires_at: String,
@@ -233,12 +234,13 @@ async fn initiate(
         None => record.num_parts,
     };
     let first = signable.min(env.policy.first_url_batch);
+    let target = UploadTarget::from(&record);
     let presigned_urls = (1..=first)
         .map(|n| PartUrl {
             part_number: n,
             url: env.part_url(
                 &signer,
-                &record,
+                &target,
                 n,
                 plan.part_checksums.get(n as usize - 1).map(String::as_str),
             ),
@@ -246,8 +248,12 @@ async fn initiate(
         .collect();
     let next_parts_url = (first < record.num_parts).then(|| {
         let last = (first + env.policy.first_url_batch).min(record.num_parts);
+        let grant = env
+            .seal_grant(&record)
+            .map(|g| format!("&grant={g}"))
+            .unwrap_or_default();
         format!(
-            "/v1/files/uploads/{}/parts?part_numbers={}-{last}",
+            "/v1/files/uploads/{}/parts?part_numbers={}-{last}{grant}",
             record.id,
             first + 1
         )

@@ -2,8 +2,10 @@
 //! upload never needs one huge reply) and lists the parts S3 already holds
 //! (resume after a reload), for both contracts.
 //!
-//! AWS calls: signing reads the upload record (one consistent GetItem) and
-//! signs locally; listing adds ListParts per 1000 parts.
+//! AWS calls: none to sign with the grant of initiate's `next_parts_url`
+//! (an HMAC-sealed copy of what signing needs); without one, signing reads
+//! the upload record (one consistent GetItem). Listing is GetItem plus
+//! ListParts per 1000 parts.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +14,7 @@ use assetbox_shared::config::{ConfigError, Settings};
 use assetbox_shared::error::{ApiError, ErrorBody};
 use assetbox_shared::http::{ApiQuery, companion_error_message};
 use assetbox_shared::objects::StoredPart;
-use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::upload_env::{UploadEnv, UploadTarget};
 use assetbox_shared::uploads::{FileRecord, MAX_PARTS, UploadStatus, parse_part_numbers};
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -74,6 +76,8 @@ pub struct SignQuery {
     /// For uploads with checksums: the parts' base64 checksums, comma-separated,
     /// in ascending part order.
     pub checksums: Option<String>,
+    /// The grant from initiate's `next_parts_url` (optional).
+    pub grant: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -90,7 +94,7 @@ pub struct SignedParts {
 
 /// The highest part number a request may name: the declared count, or S3's
 /// limit for Companion uploads, which do not declare one.
-fn part_limit(file: &FileRecord) -> u32 {
+fn part_limit(file: &UploadTarget) -> u32 {
     if file.num_parts > 0 {
         file.num_parts
     } else {
@@ -98,14 +102,13 @@ fn part_limit(file: &FileRecord) -> u32 {
     }
 }
 
-/// Signs the named parts of an open upload.
+/// Signs the named parts of an upload known to be open.
 async fn sign(
     env: &UploadEnv,
-    file: &FileRecord,
+    file: &UploadTarget,
     numbers: &[u32],
     checksums: &[String],
 ) -> Result<Vec<(u32, String)>, ApiError> {
-    UploadEnv::ensure_accepting_parts(file)?;
     if let Some(algorithm) = file.checksum_algorithm {
         if checksums.len() != numbers.len() {
             return Err(ApiError::field(
@@ -142,6 +145,12 @@ async fn sign(
         .collect())
 }
 
+/// What signing needs of a record that is still accepting parts.
+fn open_target(file: &FileRecord) -> Result<UploadTarget, ApiError> {
+    UploadEnv::ensure_accepting_parts(file)?;
+    Ok(UploadTarget::from(file))
+}
+
 fn split_checksums(raw: Option<&str>) -> Vec<String> {
     raw.map(|r| {
         r.split(',')
@@ -171,7 +180,14 @@ async fn sign_parts(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<SignQuery>,
 ) -> Result<Json<SignedParts>, ApiError> {
-    let file = env.owned_file(&caller, &id).await?;
+    let granted = query
+        .grant
+        .as_deref()
+        .and_then(|g| env.open_grant(&caller, &id, g));
+    let file = match granted {
+        Some(target) => target,
+        None => open_target(&env.owned_file(&caller, &id).await?)?,
+    };
     let numbers = parse_part_numbers(
         query.part_numbers.as_deref().unwrap_or_default(),
         part_limit(&file),
@@ -285,9 +301,10 @@ async fn companion_sign(
     Path((upload_id, part_number)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<KeyQuery>,
 ) -> Result<Json<CompanionSigned>, ApiError> {
-    let file = env
-        .companion_file(&caller, query.key()?, &upload_id)
-        .await?;
+    let file = open_target(
+        &env.companion_file(&caller, query.key()?, &upload_id)
+            .await?,
+    )?;
     let numbers = parse_part_numbers(&part_number, part_limit(&file), 1)
         .map_err(|r| ApiError::field("partNumber", r))?;
     let mut signed = sign(&env, &file, &numbers, &[]).await?;
@@ -319,9 +336,10 @@ async fn companion_batch(
     Path(upload_id): Path<String>,
     ApiQuery(query): ApiQuery<KeyQuery>,
 ) -> Result<Json<CompanionBatch>, ApiError> {
-    let file = env
-        .companion_file(&caller, query.key()?, &upload_id)
-        .await?;
+    let file = open_target(
+        &env.companion_file(&caller, query.key()?, &upload_id)
+            .await?,
+    )?;
     let numbers = parse_part_numbers(
         query.part_numbers.as_deref().unwrap_or_default(),
         part_limit(&file),
