@@ -557,6 +557,12 @@ async fn companion_single_put_signs_type_and_length() {
     );
     assert_eq!(quota_used(&user).await, 4096);
 
+    // Aborting a single PUT removes what landed and gives the quota back.
+    let aborted = api.delete(&format!("/v1/files/uploads/{id}"), token).await;
+    assert_eq!(aborted.status, StatusCode::OK, "{:?}", aborted.body);
+    assert!(object_bytes(key).await.is_none());
+    assert_eq!(quota_used(&user).await, 0);
+
     let exe = api
         .get(
             "/s3/params?filename=setup.exe&type=application%2Fx-msdownload",

@@ -239,7 +239,16 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
         median(&mut per_100)
     );
 
-    let stack = LocalStack::start(Options::default()).await?;
+    // A 10,000-part upload is ~49 GiB (every part but the last >= 5 MiB):
+    // above the 5 GiB default limit, so the bench raises it as the tests do.
+    let stack = LocalStack::start(Options {
+        parameters: vec![
+            ("MaxUploadBytes".into(), (64u64 << 30).to_string()),
+            ("UserQuotaBytes".into(), (1u64 << 50).to_string()),
+        ],
+        ..Options::default()
+    })
+    .await?;
     let proxy = Arc::new(Proxy {
         target: stack.emulator.endpoint.clone(),
         http: reqwest::Client::new(),

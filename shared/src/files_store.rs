@@ -410,24 +410,22 @@ impl Table {
             item.remove(keys::DUE_PK);
             item.remove(keys::DUE_SK);
         }
+        // Only from the state read: same status, same parent, no asset yet.
+        let same_parent = match &before.parent_object_id {
+            Some(_) => "parent_object_id = :parent",
+            None => "(attribute_not_exists(parent_object_id) OR parent_object_id = :null)",
+        };
         let mut put = Put::builder()
             .table_name(self.name())
             .set_item(Some(item))
-            .condition_expression("upload_status = :status AND attribute_not_exists(asset_id)")
-            .expression_attribute_values(":status", s(before.upload_status.as_str()));
-        put = match &before.parent_object_id {
-            Some(parent) => put
-                .condition_expression(
-                    "upload_status = :status AND parent_object_id = :parent AND (attribute_not_exists(asset_id) OR asset_id = :null)",
-                )
-                .expression_attribute_values(":parent", s(parent))
-                .expression_attribute_values(":null", AttributeValue::Null(true)),
-            None => put
-                .condition_expression(
-                    "upload_status = :status AND (attribute_not_exists(parent_object_id) OR parent_object_id = :null) AND (attribute_not_exists(asset_id) OR asset_id = :null)",
-                )
-                .expression_attribute_values(":null", AttributeValue::Null(true)),
-        };
+            .condition_expression(format!(
+                "upload_status = :status AND {same_parent} AND (attribute_not_exists(asset_id) OR asset_id = :null)"
+            ))
+            .expression_attribute_values(":status", s(before.upload_status.as_str()))
+            .expression_attribute_values(":null", AttributeValue::Null(true));
+        if let Some(parent) = &before.parent_object_id {
+            put = put.expression_attribute_values(":parent", s(parent));
+        }
         let mut items = vec![
             TransactWriteItem::builder()
                 .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)

@@ -53,9 +53,26 @@ mod tests {
             "/api/projects/{id}/boxes/",
             "/api/auth/login",
             "/api/auth/register",
+            "/v1/files",
+            "/v1/files/{id}",
+            "/v1/files/{id}/set-parent",
+            "/v1/files/uploads",
+            "/v1/files/uploads/{id}/parts",
+            "/v1/files/uploads/{id}/uploaded-parts",
+            "/v1/files/uploads/{id}/complete",
+            "/s3/params",
+            "/s3/multipart",
+            "/s3/multipart/{upload_id}",
+            "/s3/multipart/{upload_id}/batch",
+            "/s3/multipart/{upload_id}/{part_number}",
+            "/s3/multipart/{upload_id}/complete",
         ] {
             assert!(json["paths"].get(path).is_some(), "missing {path}");
         }
+        // Paths served by two functions keep both operations.
+        let shared = &json["paths"]["/s3/multipart/{upload_id}"];
+        assert!(shared["get"].is_object() && shared["delete"].is_object());
+        assert!(json["paths"]["/v1/files/uploads/{id}"]["delete"].is_object());
         assert!(json["components"]["securitySchemes"]["bearer"].is_object());
     }
 }

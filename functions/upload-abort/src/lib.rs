@@ -54,8 +54,10 @@ async fn abort_upload(env: &UploadEnv, file: FileRecord) -> Result<FileRecord, A
             )));
         }
     }
-    if let Some(upload_id) = &file.upload_id {
-        env.bucket.abort(&file.s3_key, upload_id).await?;
+    match &file.upload_id {
+        Some(upload_id) => env.bucket.abort(&file.s3_key, upload_id).await?,
+        // A single PUT may already have landed: the object goes too.
+        None => env.bucket.delete(&file.s3_key).await?,
     }
     let now = clock::rfc3339(clock::now());
     match env
