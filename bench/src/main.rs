@@ -226,6 +226,7 @@ async fn coldstart(binary: &Path, runs: usize) -> anyhow::Result<()> {
             .env("AWS_SECRET_ACCESS_KEY", "bench")
             .env("TABLE_NAME", "bench-table")
             .env("CURSOR_SECRET", "bench-cursor-secret-of-at-least-32-bytes")
+            .env("MEDIA_BUCKET", "bench-media")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
