@@ -185,17 +185,7 @@ impl Table {
         quota: u64,
     ) -> Result<Result<(), Refusal>, StoreError> {
         let mut items = vec![
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(self.name())
-                        .set_item(Some(Self::file_item(record)?))
-                        .condition_expression("attribute_not_exists(#pk)")
-                        .expression_attribute_names("#pk", keys::PK)
-                        .build()
-                        .map_err(|e| StoreError::Failed(e.to_string()))?,
-                )
-                .build(),
+            self.put_new(Self::file_item(record)?)?,
             self.quota_change(&record.owner, record.reserved_bytes as i128, quota)?,
         ];
         let mut meanings = vec![Refusal::StateChanged, Refusal::QuotaExceeded];
@@ -257,24 +247,41 @@ impl Table {
             meanings.push(Refusal::QuotaExceeded);
         }
         if let Some(asset) = asset {
-            items.push(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(self.name())
-                            .set_item(Some(Self::asset_item(asset)?))
-                            .condition_expression("attribute_not_exists(#pk)")
-                            .expression_attribute_names("#pk", keys::PK)
-                            .build()
-                            .map_err(|e| StoreError::Failed(e.to_string()))?,
-                    )
-                    .build(),
-            );
-            meanings.push(Refusal::StateChanged);
-            items.push(self.box_count_change(&asset.owner, &asset.box_id, 1)?);
-            meanings.push(Refusal::ParentGone);
+            self.add_asset(asset, &mut items, &mut meanings)?;
         }
         self.transact(items, meanings).await
+    }
+
+    /// A Put of an item that must not exist yet.
+    fn put_new(
+        &self,
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(self.name())
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", keys::PK)
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?,
+            )
+            .build())
+    }
+
+    /// The asset of a file in a box, and the box's count, into a transaction.
+    fn add_asset(
+        &self,
+        asset: &AssetRecord,
+        items: &mut Vec<TransactWriteItem>,
+        meanings: &mut Meanings,
+    ) -> Result<(), StoreError> {
+        items.push(self.put_new(Self::asset_item(asset)?)?);
+        meanings.push(Refusal::StateChanged);
+        items.push(self.box_count_change(&asset.owner, &asset.box_id, 1)?);
+        meanings.push(Refusal::ParentGone);
+        Ok(())
     }
 
     fn box_count_change(
@@ -433,22 +440,7 @@ impl Table {
         ];
         let mut meanings = vec![Refusal::StateChanged];
         if let Some(asset) = asset {
-            items.push(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(self.name())
-                            .set_item(Some(Self::asset_item(asset)?))
-                            .condition_expression("attribute_not_exists(#pk)")
-                            .expression_attribute_names("#pk", keys::PK)
-                            .build()
-                            .map_err(|e| StoreError::Failed(e.to_string()))?,
-                    )
-                    .build(),
-            );
-            meanings.push(Refusal::StateChanged);
-            items.push(self.box_count_change(&asset.owner, &asset.box_id, 1)?);
-            meanings.push(Refusal::ParentGone);
+            self.add_asset(asset, &mut items, &mut meanings)?;
         } else if let (Some(kind), Some(id)) = (&after.parent_content_type, &after.parent_object_id)
             && kind == crate::uploads::PARENT_BOX
         {

@@ -316,3 +316,23 @@ pub fn is_past(rfc3339: &str) -> bool {
         .map(|at| at <= clock::now())
         .unwrap_or(true)
 }
+
+/// The query of Companion's `/s3/multipart/{uploadId}...` routes: our object
+/// key (URL-encoded by the client), and the part numbers of `/batch`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct CompanionQuery {
+    /// The object key from `createMultipartUpload`.
+    pub key: Option<String>,
+    /// For `/batch`: part numbers, comma-separated.
+    #[serde(rename = "partNumbers")]
+    pub part_numbers: Option<String>,
+}
+
+impl CompanionQuery {
+    pub fn key(&self) -> Result<&str, ApiError> {
+        self.key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::field("key", "is required"))
+    }
+}

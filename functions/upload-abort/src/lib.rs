@@ -13,12 +13,11 @@ use assetbox_shared::config::{ConfigError, Settings};
 use assetbox_shared::error::{ApiError, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiQuery, companion_error_message};
-use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::upload_env::{CompanionQuery, UploadEnv};
 use assetbox_shared::uploads::{FileRecord, FileView, UploadStatus};
 use axum::extract::{Path, State};
 use axum::routing::delete;
 use axum::{Json, Router, middleware};
-use serde::Deserialize;
 use utoipa::OpenApi;
 
 pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Router, ConfigError> {
@@ -112,15 +111,10 @@ async fn abort(
     Ok(Json(FileView::new(file, None)))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct KeyQuery {
-    pub key: Option<String>,
-}
-
 /// Companion: abort a multipart upload; answers `{}`.
 #[utoipa::path(
     delete, path = "/s3/multipart/{upload_id}", tag = "companion",
-    params(("upload_id" = String, Path), KeyQuery),
+    params(("upload_id" = String, Path), CompanionQuery),
     security(("bearer" = [])),
     responses((status = 200, description = "`{}`"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
 )]
@@ -128,13 +122,11 @@ async fn companion_abort(
     State(env): State<UploadEnv>,
     caller: Caller,
     Path(upload_id): Path<String>,
-    ApiQuery(query): ApiQuery<KeyQuery>,
+    ApiQuery(query): ApiQuery<CompanionQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let key = query
-        .key
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| ApiError::field("key", "is required"))?;
-    let file = env.companion_file(&caller, &key, &upload_id).await?;
+    let file = env
+        .companion_file(&caller, query.key()?, &upload_id)
+        .await?;
     abort_upload(&env, file).await?;
     Ok(Json(serde_json::json!({})))
 }

@@ -21,7 +21,7 @@ use assetbox_shared::error::{ApiError, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiJson, ApiQuery, companion_error_message};
 use assetbox_shared::objects::Completion;
-use assetbox_shared::upload_env::{UploadEnv, is_past};
+use assetbox_shared::upload_env::{CompanionQuery, UploadEnv, is_past};
 use assetbox_shared::uploads::{
     ClientPart, FileRecord, FileView, PARENT_BOX, UploadStatus, bare_etag, check_part_list,
     quota_exceeded,
@@ -343,15 +343,10 @@ pub struct CompanionCompleted {
     pub bucket: String,
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct KeyQuery {
-    pub key: Option<String>,
-}
-
 /// Companion: finish a multipart upload.
 #[utoipa::path(
     post, path = "/s3/multipart/{upload_id}/complete", tag = "companion",
-    params(("upload_id" = String, Path), KeyQuery),
+    params(("upload_id" = String, Path), CompanionQuery),
     request_body = CompanionComplete,
     security(("bearer" = [])),
     responses((status = 200, body = CompanionCompleted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
@@ -360,14 +355,12 @@ async fn companion_complete(
     State(env): State<UploadEnv>,
     caller: Caller,
     Path(upload_id): Path<String>,
-    ApiQuery(query): ApiQuery<KeyQuery>,
+    ApiQuery(query): ApiQuery<CompanionQuery>,
     ApiJson(body): ApiJson<CompanionComplete>,
 ) -> Result<Json<CompanionCompleted>, ApiError> {
-    let key = query
-        .key
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| ApiError::field("key", "is required"))?;
-    let file = env.companion_file(&caller, &key, &upload_id).await?;
+    let file = env
+        .companion_file(&caller, query.key()?, &upload_id)
+        .await?;
     let parts = body
         .parts
         .into_iter()

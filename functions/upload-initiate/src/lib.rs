@@ -149,6 +149,22 @@ async fn record_upload(env: &UploadEnv, record: &FileRecord) -> Result<(), ApiEr
     }
 }
 
+/// Opens the S3 multipart upload, then records it (aborting it if refused).
+async fn start_multipart(env: &UploadEnv, record: &mut FileRecord) -> Result<String, ApiError> {
+    let upload_id = env
+        .bucket
+        .create_multipart(
+            &record.s3_key,
+            &record.file_content_type,
+            &attachment_disposition(&record.file_name),
+            record.checksum_algorithm,
+        )
+        .await?;
+    record.upload_id = Some(upload_id.clone());
+    record_upload(env, record).await?;
+    Ok(upload_id)
+}
+
 fn new_record(
     caller: &Caller,
     plan: &UploadPlan,
@@ -215,17 +231,7 @@ async fn initiate(
         UploadStatus::Uploading,
         now_and_expiry(&env),
     );
-    let upload_id = env
-        .bucket
-        .create_multipart(
-            &record.s3_key,
-            &record.file_content_type,
-            &attachment_disposition(&record.file_name),
-            record.checksum_algorithm,
-        )
-        .await?;
-    record.upload_id = Some(upload_id.clone());
-    record_upload(&env, &record).await?;
+    let upload_id = start_multipart(&env, &mut record).await?;
 
     let signer = env.presigner().await?;
     // With checksums, a part URL can only be signed once its checksum is known.
@@ -381,17 +387,7 @@ async fn companion_create(
         UploadStatus::Uploading,
         now_and_expiry(&env),
     );
-    let upload_id = env
-        .bucket
-        .create_multipart(
-            &record.s3_key,
-            &record.file_content_type,
-            &attachment_disposition(&record.file_name),
-            None,
-        )
-        .await?;
-    record.upload_id = Some(upload_id.clone());
-    record_upload(&env, &record).await?;
+    let upload_id = start_multipart(&env, &mut record).await?;
     Ok(Json(CompanionCreated {
         key: record.s3_key,
         upload_id,

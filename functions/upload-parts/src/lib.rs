@@ -14,7 +14,7 @@ use assetbox_shared::config::{ConfigError, Settings};
 use assetbox_shared::error::{ApiError, ErrorBody};
 use assetbox_shared::http::{ApiQuery, companion_error_message};
 use assetbox_shared::objects::StoredPart;
-use assetbox_shared::upload_env::{UploadEnv, UploadTarget};
+use assetbox_shared::upload_env::{CompanionQuery, UploadEnv, UploadTarget};
 use assetbox_shared::uploads::{FileRecord, MAX_PARTS, UploadStatus, parse_part_numbers};
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -263,24 +263,6 @@ async fn uploaded_parts(
     }))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct KeyQuery {
-    /// The object key from `createMultipartUpload`.
-    pub key: Option<String>,
-    /// For `/batch`: part numbers, comma-separated.
-    #[serde(rename = "partNumbers")]
-    pub part_numbers: Option<String>,
-}
-
-impl KeyQuery {
-    fn key(&self) -> Result<&str, ApiError> {
-        self.key
-            .as_deref()
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| ApiError::field("key", "is required"))
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CompanionSigned {
     pub url: String,
@@ -291,7 +273,7 @@ pub struct CompanionSigned {
 /// Companion: sign one part.
 #[utoipa::path(
     get, path = "/s3/multipart/{upload_id}/{part_number}", tag = "companion",
-    params(("upload_id" = String, Path), ("part_number" = u32, Path), KeyQuery),
+    params(("upload_id" = String, Path), ("part_number" = u32, Path), CompanionQuery),
     security(("bearer" = [])),
     responses((status = 200, body = CompanionSigned), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
 )]
@@ -299,7 +281,7 @@ async fn companion_sign(
     State(env): State<UploadEnv>,
     caller: Caller,
     Path((upload_id, part_number)): Path<(String, String)>,
-    ApiQuery(query): ApiQuery<KeyQuery>,
+    ApiQuery(query): ApiQuery<CompanionQuery>,
 ) -> Result<Json<CompanionSigned>, ApiError> {
     let file = open_target(
         &env.companion_file(&caller, query.key()?, &upload_id)
@@ -326,7 +308,7 @@ pub struct CompanionBatch {
 /// Companion: sign several parts at once.
 #[utoipa::path(
     get, path = "/s3/multipart/{upload_id}/batch", tag = "companion",
-    params(("upload_id" = String, Path), KeyQuery),
+    params(("upload_id" = String, Path), CompanionQuery),
     security(("bearer" = [])),
     responses((status = 200, body = CompanionBatch), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
@@ -334,7 +316,7 @@ async fn companion_batch(
     State(env): State<UploadEnv>,
     caller: Caller,
     Path(upload_id): Path<String>,
-    ApiQuery(query): ApiQuery<KeyQuery>,
+    ApiQuery(query): ApiQuery<CompanionQuery>,
 ) -> Result<Json<CompanionBatch>, ApiError> {
     let file = open_target(
         &env.companion_file(&caller, query.key()?, &upload_id)
@@ -368,7 +350,7 @@ pub struct CompanionPart {
 /// Companion: the parts S3 holds (a bare array, all pages joined).
 #[utoipa::path(
     get, path = "/s3/multipart/{upload_id}", tag = "companion",
-    params(("upload_id" = String, Path), KeyQuery),
+    params(("upload_id" = String, Path), CompanionQuery),
     security(("bearer" = [])),
     responses((status = 200, body = [CompanionPart]), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
 )]
@@ -376,7 +358,7 @@ async fn companion_list(
     State(env): State<UploadEnv>,
     caller: Caller,
     Path(upload_id): Path<String>,
-    ApiQuery(query): ApiQuery<KeyQuery>,
+    ApiQuery(query): ApiQuery<CompanionQuery>,
 ) -> Result<Json<Vec<CompanionPart>>, ApiError> {
     let file = env
         .companion_file(&caller, query.key()?, &upload_id)
