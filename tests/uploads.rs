@@ -259,6 +259,15 @@ async fn resume_lists_held_parts_and_signs_the_rest_on_demand() {
         )
         .await;
     assert_eq!(fresh.status, StatusCode::OK, "{:?}", fresh.body);
+    // A rename while the upload runs survives completing it.
+    let renamed = api
+        .patch(
+            &format!("/v1/files/{}", upload.id),
+            token,
+            &json!({ "name": "Take 2" }),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
     let etag2 = put_part(&url_of(&fresh.body, 2), &data, 5 * MIB, 2).await;
     let etag3 = put_part(&url_of(&fresh.body, 3), &data, 5 * MIB, 3).await;
     let done = complete(
@@ -275,6 +284,9 @@ async fn resume_lists_held_parts_and_signs_the_rest_on_demand() {
             .unwrap()
             == data
     );
+    let file = api.get(&format!("/v1/files/{}", upload.id), token).await;
+    assert_eq!(file.body["name"], "Take 2");
+    assert_eq!(file.body["upload_status"], "completed");
 }
 
 #[tokio::test]

@@ -218,28 +218,49 @@ impl Table {
         asset: Option<&AssetRecord>,
         quota: u64,
     ) -> Result<Result<(), Refusal>, StoreError> {
-        let mut item = Self::file_item(after)?;
-        // The condition is on the stored state, not on what we read earlier
-        // in full: only status and upload id matter.
-        item.remove(keys::DUE_PK);
-        item.remove(keys::DUE_SK);
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(self.name())
-                        .set_item(Some(item))
-                        .condition_expression("upload_status = :open AND upload_id = :upload")
-                        .expression_attribute_values(":open", s(before.upload_status.as_str()))
-                        .expression_attribute_values(
-                            ":upload",
-                            s(before.upload_id.clone().unwrap_or_default()),
-                        )
-                        .build()
-                        .map_err(|e| StoreError::Failed(e.to_string()))?,
-                )
-                .build(),
-        ];
+        // An Update of what completing changes (not a Put of the whole
+        // record), so a rename made meanwhile is kept; conditional on the
+        // status and upload id read.
+        let opt = |v: &Option<String>| v.clone().map(s).unwrap_or(AttributeValue::Null(true));
+        let mut expression = String::from(
+            "SET upload_status = :done, etag = :etag, file_size = :size, reserved_bytes = :size, \
+             updated = :now, asset_id = :asset, #g2 = :g2, parent_content_type = :pct, \
+             parent_object_id = :poid, parent_project = :pp REMOVE #duepk, #duesk",
+        );
+        let mut update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&after.owner)))
+            .key(keys::SK, s(keys::file_sk(&after.id)))
+            .condition_expression("upload_status = :open AND upload_id = :upload")
+            .expression_attribute_names("#g2", keys::GSI2_PK)
+            .expression_attribute_names("#duepk", keys::DUE_PK)
+            .expression_attribute_names("#duesk", keys::DUE_SK)
+            .expression_attribute_values(":open", s(before.upload_status.as_str()))
+            .expression_attribute_values(":upload", s(before.upload_id.clone().unwrap_or_default()))
+            .expression_attribute_values(":done", s(after.upload_status.as_str()))
+            .expression_attribute_values(":etag", opt(&after.etag))
+            .expression_attribute_values(":size", n(after.file_size))
+            .expression_attribute_values(":now", s(&after.updated))
+            .expression_attribute_values(":asset", opt(&after.asset_id))
+            .expression_attribute_values(
+                ":g2",
+                s(keys::files_by_status_pk(after.upload_status.as_str())),
+            )
+            .expression_attribute_values(":pct", opt(&after.parent_content_type))
+            .expression_attribute_values(":poid", opt(&after.parent_object_id))
+            .expression_attribute_values(":pp", opt(&after.parent_project));
+        if after.parent_object_id.is_none() && before.parent_object_id.is_some() {
+            // Detached (its box is gone): off the parent's list too.
+            expression.push_str(", #g1pk, #g1sk");
+            update = update
+                .expression_attribute_names("#g1pk", keys::GSI1_PK)
+                .expression_attribute_names("#g1sk", keys::GSI1_SK);
+        }
+        let update = update
+            .update_expression(expression)
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
         let mut meanings = vec![Refusal::StateChanged];
         let delta = after.reserved_bytes as i128 - before.reserved_bytes as i128;
         if delta != 0 {
