@@ -1264,3 +1264,57 @@ async fn checksummed_parts_sign_their_checksum() {
             == data
     );
 }
+
+/// `GET /v1/files`: own files only; members of `admin` see everyone's. A
+/// file deleted while its upload is open is aborted in S3 and frees quota.
+#[tokio::test]
+async fn admins_list_every_owners_files() {
+    let api = Client::new();
+    let (ana, bo) = (api.new_user().await, api.new_user().await);
+    for (user, name) in [(&ana, "ana.mp4"), (&bo, "bo.mp4")] {
+        let upload = start(&api, user, plan(name, 10, 1, 10)).await;
+        let etag = put_to(&url_of(&upload.body, 1), test_bytes(10, 12), &[]).await;
+        let done = complete(&api, user, &upload.id, &[(1, etag)]).await;
+        assert_eq!(done.status, StatusCode::OK);
+    }
+    let names = |reply: &Reply| -> Vec<String> {
+        reply.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["file_name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let own = api.get("/v1/files", Some(&ana.access_token)).await;
+    assert_eq!(names(&own), vec!["ana.mp4"]);
+
+    let mut claims = stack().access_claims(&format!("admin-{}", ulid::Ulid::new()));
+    claims["cognito:groups"] = json!(["admin"]);
+    let admin = stack().mint_token(&claims);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/files?limit=200&cursor={}", enc(c)),
+            None => "/v1/files?limit=200".to_owned(),
+        };
+        let page = api.get(&path, Some(&admin)).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        seen.extend(names(&page));
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert!(seen.contains(&"ana.mp4".to_owned()) && seen.contains(&"bo.mp4".to_owned()));
+
+    // Deleting an open upload: aborted in S3, quota back, record gone.
+    let open = start(&api, &ana, plan("open.mp4", 12 * MIB, 3, 5 * MIB)).await;
+    assert_eq!(quota_used(&ana).await, 10 + 12 * MIB);
+    let deleted = api
+        .delete(&format!("/v1/files/{}", open.id), Some(&ana.access_token))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(stack().open_uploads_of(&ana.id).await.is_empty());
+    assert_eq!(quota_used(&ana).await, 10);
+}
