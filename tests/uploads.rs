@@ -667,6 +667,11 @@ async fn bad_initiates_change_nothing() {
             400,
             "checksum_algorithm",
         ),
+        (
+            with(json!({ "checksum_algorithm": "SHA256", "checksum_type": "FULL_OBJECT" })),
+            400,
+            "checksum_type",
+        ),
     ];
     for (body, status, field) in cases {
         let reply = initiate(&api, &user, body.clone()).await;
@@ -1246,6 +1251,19 @@ async fn checksummed_parts_sign_their_checksum() {
         &[("x-amz-checksum-sha256", &sums[1])],
     )
     .await;
+    // A whole-file checksum needs a FULL_OBJECT upload (SHA-256 is composite).
+    let whole = api
+        .post(
+            &format!("/v1/files/uploads/{}/complete", upload.id),
+            Some(&user.access_token),
+            &json!({ "parts": [
+                { "part_number": 1, "etag": e1, "checksum": sums[0] },
+                { "part_number": 2, "etag": e2, "checksum": sums[1] },
+            ], "checksum": sha(&data) }),
+        )
+        .await;
+    assert_eq!(whole.status, StatusCode::BAD_REQUEST, "{:?}", whole.body);
+    assert!(whole.field_error("checksum").is_some());
     let done = api
         .post(
             &format!("/v1/files/uploads/{}/complete", upload.id),

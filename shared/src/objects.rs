@@ -4,12 +4,14 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm as S3ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart,
+    ChecksumAlgorithm as S3ChecksumAlgorithm, ChecksumType as S3ChecksumType,
+    CompletedMultipartUpload, CompletedPart,
 };
 
 use crate::error::ApiError;
-use crate::uploads::{ChecksumAlgorithm, ClientPart};
+use crate::uploads::{ChecksumAlgorithm, ChecksumType, ClientPart};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -75,6 +77,21 @@ pub enum Completion {
     PartsRejected { reason: String },
     /// No such upload: completed by a concurrent call, aborted or expired.
     NoSuchUpload,
+    /// The whole-object checksum or the object size does not match what S3
+    /// assembled (S3 `BadDigest` / `InvalidRequest`); nothing was completed.
+    Mismatch { reason: String },
+}
+
+/// What completing sends S3 beyond the part list: the parts' checksums, and
+/// what S3 checks the assembled object against.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CompleteChecks<'a> {
+    /// Algorithm, type and the parts' checksums in part-list order.
+    pub checksums: Option<(ChecksumAlgorithm, ChecksumType, &'a [String])>,
+    /// The whole object's checksum (FULL_OBJECT) or the composite one.
+    pub object_checksum: Option<&'a str>,
+    /// The declared size (`x-amz-mp-object-size`): S3 refuses a different one.
+    pub object_size: Option<u64>,
 }
 
 fn to_s3_algorithm(a: ChecksumAlgorithm) -> S3ChecksumAlgorithm {
@@ -82,6 +99,28 @@ fn to_s3_algorithm(a: ChecksumAlgorithm) -> S3ChecksumAlgorithm {
         ChecksumAlgorithm::Sha256 => S3ChecksumAlgorithm::Sha256,
         ChecksumAlgorithm::Crc32 => S3ChecksumAlgorithm::Crc32,
         ChecksumAlgorithm::Crc32c => S3ChecksumAlgorithm::Crc32C,
+        ChecksumAlgorithm::Crc64nvme => S3ChecksumAlgorithm::Crc64Nvme,
+    }
+}
+
+fn to_s3_type(t: ChecksumType) -> S3ChecksumType {
+    match t {
+        ChecksumType::Composite => S3ChecksumType::Composite,
+        ChecksumType::FullObject => S3ChecksumType::FullObject,
+    }
+}
+
+/// Sets the object-level checksum field of the algorithm.
+fn with_object_checksum(
+    request: CompleteMultipartUploadFluentBuilder,
+    algorithm: ChecksumAlgorithm,
+    value: &str,
+) -> CompleteMultipartUploadFluentBuilder {
+    match algorithm {
+        ChecksumAlgorithm::Sha256 => request.checksum_sha256(value),
+        ChecksumAlgorithm::Crc32 => request.checksum_crc32(value),
+        ChecksumAlgorithm::Crc32c => request.checksum_crc32_c(value),
+        ChecksumAlgorithm::Crc64nvme => request.checksum_crc64_nvme(value),
     }
 }
 
@@ -114,7 +153,7 @@ impl Bucket {
         key: &str,
         content_type: &str,
         content_disposition: &str,
-        checksum: Option<ChecksumAlgorithm>,
+        checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
     ) -> Result<String, ObjectError> {
         let out = self
             .client
@@ -123,7 +162,8 @@ impl Bucket {
             .key(key)
             .content_type(content_type)
             .content_disposition(content_disposition)
-            .set_checksum_algorithm(checksum.map(to_s3_algorithm))
+            .set_checksum_algorithm(checksum.map(|(a, _)| to_s3_algorithm(a)))
+            .set_checksum_type(checksum.map(|(_, t)| to_s3_type(t)))
             .send()
             .await
             .map_err(|e| classify(&e))?;
@@ -179,7 +219,7 @@ impl Bucket {
         key: &str,
         upload_id: &str,
         parts: &[ClientPart],
-        checksums: Option<(ChecksumAlgorithm, &[String])>,
+        checks: CompleteChecks<'_>,
     ) -> Result<Completion, ObjectError> {
         let completed: Vec<CompletedPart> = parts
             .iter()
@@ -188,19 +228,20 @@ impl Bucket {
                 let mut part = CompletedPart::builder()
                     .part_number(p.part_number as i32)
                     .e_tag(format!("\"{}\"", crate::uploads::bare_etag(&p.etag)));
-                if let Some((algorithm, values)) = checksums
+                if let Some((algorithm, _, values)) = checks.checksums
                     && let Some(value) = values.get(i)
                 {
                     part = match algorithm {
                         ChecksumAlgorithm::Sha256 => part.checksum_sha256(value),
                         ChecksumAlgorithm::Crc32 => part.checksum_crc32(value),
                         ChecksumAlgorithm::Crc32c => part.checksum_crc32_c(value),
+                        ChecksumAlgorithm::Crc64nvme => part.checksum_crc64_nvme(value),
                     };
                 }
                 part.build()
             })
             .collect();
-        let result = self
+        let mut request = self
             .client
             .complete_multipart_upload()
             .bucket(&self.name)
@@ -211,14 +252,25 @@ impl Bucket {
                     .set_parts(Some(completed))
                     .build(),
             )
-            .send()
-            .await;
+            .set_mpu_object_size(checks.object_size.map(|n| n as i64));
+        if let Some((algorithm, kind, _)) = checks.checksums {
+            request = request.checksum_type(to_s3_type(kind));
+            if let Some(value) = checks.object_checksum {
+                request = with_object_checksum(request, algorithm, value);
+            }
+        }
+        let result = request.send().await;
         match result {
             Ok(out) => Ok(Completion::Completed {
                 etag: out.e_tag.unwrap_or_default(),
             }),
             Err(err) => match code(&err) {
                 Some("NoSuchUpload") => Ok(Completion::NoSuchUpload),
+                Some("BadDigest" | "InvalidRequest") => Ok(Completion::Mismatch {
+                    reason: aws_sdk_s3::error::ProvideErrorMetadata::message(&err)
+                        .unwrap_or("the object does not match its declared checksum or size")
+                        .to_owned(),
+                }),
                 Some(c @ ("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall")) => {
                     Ok(Completion::PartsRejected {
                         reason: match c {
@@ -282,5 +334,122 @@ impl Bucket {
             .await
             .map_err(|e| classify(&e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The emulator neither stores nor checks checksums or object sizes, so
+    //! these check what we send S3: the request as it leaves the SDK.
+    use super::*;
+    use aws_credential_types::Credentials;
+    use aws_smithy_http_client::test_util::{CaptureRequestReceiver, capture_request};
+
+    fn bucket() -> (Bucket, CaptureRequestReceiver) {
+        let (http, captured) = capture_request(None);
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("AKID", "secret", None, None, "test"))
+            .http_client(http)
+            .build();
+        (Bucket::new(Client::from_conf(config), "media"), captured)
+    }
+
+    fn header<'a>(
+        request: &'a aws_sdk_s3::config::http::HttpRequest,
+        name: &str,
+    ) -> Option<&'a str> {
+        request.headers().get(name)
+    }
+
+    #[tokio::test]
+    async fn full_object_uploads_are_created_with_algorithm_and_type() {
+        let (bucket, captured) = bucket();
+        let _ = bucket
+            .create_multipart(
+                "uploads/u/01J/original.mp4",
+                "video/mp4",
+                "attachment",
+                Some((ChecksumAlgorithm::Crc64nvme, ChecksumType::FullObject)),
+            )
+            .await;
+        let request = captured.expect_request();
+        assert_eq!(
+            header(&request, "x-amz-checksum-algorithm"),
+            Some("CRC64NVME")
+        );
+        assert_eq!(header(&request, "x-amz-checksum-type"), Some("FULL_OBJECT"));
+    }
+
+    #[tokio::test]
+    async fn complete_sends_part_and_object_checksums_and_the_size() {
+        let (bucket, captured) = bucket();
+        let parts = [
+            ClientPart {
+                part_number: 1,
+                etag: "\"e1\"".into(),
+            },
+            ClientPart {
+                part_number: 2,
+                etag: "e2".into(),
+            },
+        ];
+        let sums = ["AAAAAAAAAAA=".to_owned(), "BBBBBBBBBBB=".to_owned()];
+        let _ = bucket
+            .complete(
+                "uploads/u/01J/original.mp4",
+                "upload-1",
+                &parts,
+                CompleteChecks {
+                    checksums: Some((
+                        ChecksumAlgorithm::Crc64nvme,
+                        ChecksumType::FullObject,
+                        &sums,
+                    )),
+                    object_checksum: Some("CCCCCCCCCCC="),
+                    object_size: Some(12_582_912),
+                },
+            )
+            .await;
+        let request = captured.expect_request();
+        assert_eq!(
+            header(&request, "x-amz-checksum-crc64nvme"),
+            Some("CCCCCCCCCCC=")
+        );
+        assert_eq!(header(&request, "x-amz-checksum-type"), Some("FULL_OBJECT"));
+        assert_eq!(header(&request, "x-amz-mp-object-size"), Some("12582912"));
+        let body = std::str::from_utf8(request.body().bytes().unwrap()).unwrap();
+        assert!(
+            body.contains("<ChecksumCRC64NVME>AAAAAAAAAAA=</ChecksumCRC64NVME>"),
+            "{body}"
+        );
+        assert!(
+            body.contains("<ETag>&quot;e2&quot;</ETag>"),
+            "ETags are sent quoted: {body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_checksums_only_the_size_is_checked() {
+        let (bucket, captured) = bucket();
+        let parts = [ClientPart {
+            part_number: 1,
+            etag: "e1".into(),
+        }];
+        let _ = bucket
+            .complete(
+                "k",
+                "u",
+                &parts,
+                CompleteChecks {
+                    object_size: Some(10),
+                    ..Default::default()
+                },
+            )
+            .await;
+        let request = captured.expect_request();
+        assert_eq!(header(&request, "x-amz-mp-object-size"), Some("10"));
+        assert_eq!(header(&request, "x-amz-checksum-type"), None);
     }
 }

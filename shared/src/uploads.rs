@@ -150,6 +150,18 @@ pub enum ChecksumAlgorithm {
     Sha256,
     Crc32,
     Crc32c,
+    Crc64nvme,
+}
+
+/// How S3 checks the whole object at complete: `COMPOSITE` (a checksum of
+/// the part checksums, any algorithm) or `FULL_OBJECT` (the checksum of the
+/// whole file, CRC algorithms only; what a client can compute while reading
+/// the file once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChecksumType {
+    Composite,
+    FullObject,
 }
 
 impl ChecksumAlgorithm {
@@ -159,6 +171,24 @@ impl ChecksumAlgorithm {
             Self::Sha256 => "x-amz-checksum-sha256",
             Self::Crc32 => "x-amz-checksum-crc32",
             Self::Crc32c => "x-amz-checksum-crc32c",
+            Self::Crc64nvme => "x-amz-checksum-crc64nvme",
+        }
+    }
+
+    /// The checksum types S3 allows with this algorithm.
+    pub fn allows(self, kind: ChecksumType) -> bool {
+        match self {
+            Self::Sha256 => kind == ChecksumType::Composite,
+            Self::Crc64nvme => kind == ChecksumType::FullObject,
+            Self::Crc32 | Self::Crc32c => true,
+        }
+    }
+
+    /// S3's default type for the algorithm.
+    pub fn default_type(self) -> ChecksumType {
+        match self {
+            Self::Crc64nvme => ChecksumType::FullObject,
+            _ => ChecksumType::Composite,
         }
     }
 
@@ -167,6 +197,7 @@ impl ChecksumAlgorithm {
         match self {
             Self::Sha256 => 44,
             Self::Crc32 | Self::Crc32c => 8,
+            Self::Crc64nvme => 12,
         }
     }
 
@@ -185,6 +216,7 @@ impl ChecksumAlgorithm {
                     Self::Sha256 => "SHA-256",
                     Self::Crc32 => "CRC32",
                     Self::Crc32c => "CRC32C",
+                    Self::Crc64nvme => "CRC64NVME",
                 },
                 self.encoded_len()
             ))
@@ -220,6 +252,9 @@ pub struct FileRecord {
     /// extra read.
     pub parent_project: Option<String>,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    /// Set with `checksum_algorithm` (older records have none: composite).
+    #[serde(default)]
+    pub checksum_type: Option<ChecksumType>,
     /// What this file holds of the owner's quota right now.
     pub reserved_bytes: u64,
     pub etag: Option<String>,
@@ -331,6 +366,10 @@ pub struct InitiateUpload {
     pub parent_object_id: Option<String>,
     /// Commit to per-part checksums: each part URL then signs its checksum.
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    /// `COMPOSITE` (default; SHA256, CRC32, CRC32C) or `FULL_OBJECT` (CRC32,
+    /// CRC32C, CRC64NVME): with `FULL_OBJECT`, complete may send the whole
+    /// file's checksum and S3 verifies it.
+    pub checksum_type: Option<ChecksumType>,
     /// The parts' checksums in part order (all parts, or only the first batch;
     /// the rest go with `GET .../parts?checksums=`).
     pub part_checksums: Option<Vec<String>>,
@@ -346,6 +385,7 @@ pub struct UploadPlan {
     pub part_size: u64,
     pub parent: Option<(String, String)>,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    pub checksum_type: Option<ChecksumType>,
     pub part_checksums: Vec<String>,
 }
 
@@ -427,6 +467,21 @@ impl InitiateUpload {
             }
         };
         let part_checksums = self.part_checksums.unwrap_or_default();
+        let checksum_type = match (self.checksum_algorithm, self.checksum_type) {
+            (None, Some(_)) => {
+                errors.insert("checksum_type".into(), "needs checksum_algorithm".into());
+                None
+            }
+            (Some(algorithm), Some(kind)) if !algorithm.allows(kind) => {
+                errors.insert(
+                    "checksum_type".into(),
+                    "S3 allows FULL_OBJECT with CRC32, CRC32C and CRC64NVME, COMPOSITE with SHA256, CRC32 and CRC32C".into(),
+                );
+                None
+            }
+            (Some(algorithm), kind) => Some(kind.unwrap_or(algorithm.default_type())),
+            (None, None) => None,
+        };
         match self.checksum_algorithm {
             None if !part_checksums.is_empty() => {
                 errors.insert("part_checksums".into(), "needs checksum_algorithm".into());
@@ -462,6 +517,7 @@ impl InitiateUpload {
             part_size: self.part_size,
             parent,
             checksum_algorithm: self.checksum_algorithm,
+            checksum_type,
             part_checksums,
         })
     }
@@ -656,6 +712,7 @@ mod tests {
             parent_content_type: None,
             parent_object_id: None,
             checksum_algorithm: None,
+            checksum_type: None,
             part_checksums: None,
         }
     }
@@ -719,6 +776,14 @@ mod tests {
         r.checksum_algorithm = Some(ChecksumAlgorithm::Sha256);
         r.part_checksums = Some(vec!["nope".into()]);
         assert_eq!(field_error(r), (400, vec!["part_checksums[0]".into()]));
+        let mut r = request(12 * MIB, 3, 5 * MIB);
+        r.checksum_algorithm = Some(ChecksumAlgorithm::Sha256);
+        r.checksum_type = Some(ChecksumType::FullObject);
+        assert_eq!(field_error(r), (400, vec!["checksum_type".into()]));
+        let mut r = request(12 * MIB, 3, 5 * MIB);
+        r.checksum_algorithm = Some(ChecksumAlgorithm::Crc64nvme);
+        let plan = r.validate(&policy()).unwrap();
+        assert_eq!(plan.checksum_type, Some(ChecksumType::FullObject));
     }
 
     #[test]

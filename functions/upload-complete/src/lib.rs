@@ -20,11 +20,11 @@ use assetbox_shared::config::{ConfigError, Settings};
 use assetbox_shared::error::{ApiError, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiJson, ApiQuery, companion_error_message};
-use assetbox_shared::objects::Completion;
+use assetbox_shared::objects::{CompleteChecks, Completion};
 use assetbox_shared::upload_env::{CompanionQuery, UploadEnv, is_past};
 use assetbox_shared::uploads::{
-    ClientPart, FileRecord, FileView, PARENT_BOX, UploadStatus, bare_etag, check_part_list,
-    quota_exceeded,
+    ChecksumType, ClientPart, FileRecord, FileView, PARENT_BOX, UploadStatus, bare_etag,
+    check_part_list, quota_exceeded,
 };
 use assetbox_shared::validation;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -83,6 +83,10 @@ pub struct PartEtag {
 pub struct CompleteUpload {
     /// Every part, ascending, with the ETag S3 returned for it.
     pub parts: Vec<PartEtag>,
+    /// For uploads started with `checksum_type: FULL_OBJECT`: the whole
+    /// file's checksum (base64, the upload's CRC algorithm). S3 verifies it
+    /// and refuses to complete on a mismatch.
+    pub checksum: Option<String>,
 }
 
 /// The shared completion path of both contracts.
@@ -91,6 +95,7 @@ async fn finish(
     file: FileRecord,
     parts: Vec<ClientPart>,
     checksums: Vec<String>,
+    object_checksum: Option<String>,
 ) -> Result<FileRecord, ApiError> {
     match file.upload_status {
         UploadStatus::Completed => return Ok(file),
@@ -126,20 +131,43 @@ async fn finish(
             return Err(ApiError::field(&format!("parts[{i}].checksum"), reason));
         }
     }
+    let checksum_type = file
+        .checksum_algorithm
+        .map(|a| file.checksum_type.unwrap_or(a.default_type()));
+    if let Some(value) = &object_checksum {
+        match file.checksum_algorithm.zip(checksum_type) {
+            Some((algorithm, ChecksumType::FullObject)) => algorithm
+                .check(value)
+                .map_err(|reason| ApiError::field("checksum", reason))?,
+            _ => {
+                return Err(ApiError::field(
+                    "checksum",
+                    "only uploads started with checksum_type FULL_OBJECT take a whole-file checksum",
+                ));
+            }
+        }
+    }
     let upload_id = file.upload_id.clone().unwrap_or_default();
+    let checks = CompleteChecks {
+        checksums: file
+            .checksum_algorithm
+            .zip(checksum_type)
+            .map(|(a, t)| (a, t, checksums.as_slice())),
+        object_checksum: object_checksum.as_deref(),
+        // Declared sizes let S3 check the assembled object's size too.
+        object_size: (file.part_size > 0).then_some(file.file_size),
+    };
     let completion = env
         .bucket
-        .complete(
-            &file.s3_key,
-            &upload_id,
-            &parts,
-            file.checksum_algorithm.map(|a| (a, checksums.as_slice())),
-        )
+        .complete(&file.s3_key, &upload_id, &parts, checks)
         .await?;
     let etag = match completion {
         Completion::Completed { etag } => etag,
         Completion::PartsRejected { reason } => {
             return Err(name_rejected_part(env, &file, &parts, reason).await);
+        }
+        Completion::Mismatch { reason } => {
+            return Err(ApiError::field("checksum", reason));
         }
         Completion::NoSuchUpload => {
             // Completed by a concurrent call, or aborted/expired meanwhile.
@@ -318,7 +346,7 @@ async fn complete(
             etag: p.etag,
         })
         .collect();
-    let file = finish(&env, file, parts, checksums).await?;
+    let file = finish(&env, file, parts, checksums, body.checksum).await?;
     Ok(Json(file_view(&env, file).await?))
 }
 
@@ -369,7 +397,7 @@ async fn companion_complete(
             etag: p.etag,
         })
         .collect();
-    let file = finish(&env, file, parts, vec![]).await?;
+    let file = finish(&env, file, parts, vec![], None).await?;
     let signer = env.presigner().await?;
     let location = env
         .download_url(&signer, &file)

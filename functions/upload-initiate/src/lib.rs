@@ -157,7 +157,7 @@ async fn start_multipart(env: &UploadEnv, record: &mut FileRecord) -> Result<Str
             &record.s3_key,
             &record.file_content_type,
             &attachment_disposition(&record.file_name),
-            record.checksum_algorithm,
+            record.checksum_algorithm.zip(record.checksum_type),
         )
         .await?;
     record.upload_id = Some(upload_id.clone());
@@ -191,6 +191,7 @@ fn new_record(
         parent_object_id: plan.parent.as_ref().map(|(_, id)| id.clone()),
         parent_project: project,
         checksum_algorithm: plan.checksum_algorithm,
+        checksum_type: plan.checksum_type,
         reserved_bytes: plan.file_size,
         etag: None,
         asset_id: None,
@@ -361,6 +362,7 @@ fn companion_plan(
         part_size: 0,
         parent: None,
         checksum_algorithm: None,
+        checksum_type: None,
         part_checksums: vec![],
     })
 }
