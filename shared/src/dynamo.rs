@@ -75,6 +75,26 @@ pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E,
     matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
 }
 
+/// The item a conditional `UpdateItem` (with `ALL_NEW`) wrote, or `None`
+/// when its condition (the item exists) failed.
+pub(crate) fn updated_record<T: DeserializeOwned, R: std::fmt::Debug>(
+    result: Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
+    >,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    match result {
+        Ok(out) => out
+            .attributes
+            .map(serde_dynamo::from_item)
+            .transpose()
+            .map_err(|e| StoreError::Failed(format!("reading {what}: {e}"))),
+        Err(err) if is_condition_failure(&err) => Ok(None),
+        Err(err) => Err(store_error(err)),
+    }
+}
+
 /// The table and a client for it.
 #[derive(Clone, Debug)]
 pub struct Table {
@@ -269,15 +289,7 @@ impl ProjectStore for Table {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(out) => out
-                .attributes
-                .map(serde_dynamo::from_item)
-                .transpose()
-                .map_err(|e| StoreError::Failed(format!("reading project: {e}"))),
-            Err(err) if is_condition_failure(&err) => Ok(None),
-            Err(err) => Err(store_error(err)),
-        }
+        updated_record(result, "project")
     }
 
     async fn delete_project(&self, owner: &str, id: &str) -> Result<bool, StoreError> {

@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{
 
 use crate::assets::AssetRecord;
 use crate::boxes::BoxRecord;
-use crate::dynamo::{Listing, StoreError, Table, is_condition_failure, store_error};
+use crate::dynamo::{Listing, StoreError, Table, store_error, updated_record};
 use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
 use crate::uploads::{FileRecord, UploadStatus};
@@ -414,15 +414,7 @@ impl Table {
             .update_expression(format!("SET {}", sets.join(", ")))
             .send()
             .await;
-        match result {
-            Ok(out) => out
-                .attributes
-                .map(serde_dynamo::from_item)
-                .transpose()
-                .map_err(|e| StoreError::Failed(format!("reading file: {e}"))),
-            Err(err) if is_condition_failure(&err) => Ok(None),
-            Err(err) => Err(store_error(err)),
-        }
+        updated_record(result, "file")
     }
 
     /// Points a file at a new parent (and, for a completed file moved into a
