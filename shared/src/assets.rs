@@ -4,8 +4,9 @@
 //! the same record.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AssetType {
     Image,
@@ -24,7 +25,7 @@ impl AssetType {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AssetStatus {
     Pending,
@@ -34,7 +35,7 @@ pub enum AssetStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum SourceType {
     Uploaded,
@@ -92,6 +93,68 @@ impl AssetRecord {
             prompt_text: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
+        }
+    }
+}
+
+/// An asset as the API shows it (SPEC §3.4). Fields that later issues fill
+/// (generation, ingestion) are `null` until then.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AssetView {
+    pub id: String,
+    #[serde(rename = "box")]
+    pub box_id: String,
+    pub box_name: String,
+    pub asset_type: AssetType,
+    pub source_type: SourceType,
+    pub status: AssetStatus,
+    /// A short-lived download URL.
+    pub file_url: Option<String>,
+    pub thumbnail_url: Option<String>,
+    pub is_favorite: bool,
+    pub prompt_text: Option<String>,
+    pub ai_model: Option<String>,
+    pub ai_model_name: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub generation_config: Option<serde_json::Value>,
+    pub seed: Option<i64>,
+    pub parent_asset: Option<String>,
+    pub error_message: Option<String>,
+    pub content_type: String,
+    pub size: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl AssetView {
+    pub fn new(r: AssetRecord, box_name: &str, file_url: Option<String>) -> Self {
+        Self {
+            id: r.id,
+            box_id: r.box_id,
+            box_name: box_name.to_owned(),
+            asset_type: r.asset_type,
+            source_type: r.source_type,
+            status: r.status,
+            file_url,
+            thumbnail_url: None,
+            is_favorite: r.is_favorite,
+            prompt_text: r.prompt_text,
+            ai_model: None,
+            ai_model_name: None,
+            generation_config: None,
+            seed: None,
+            parent_asset: None,
+            error_message: None,
+            content_type: r.content_type,
+            size: r.size,
+            width: None,
+            height: None,
+            duration_ms: None,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
         }
     }
 }

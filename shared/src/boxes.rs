@@ -1,6 +1,6 @@
-//! Boxes (shots) as stored and shown. Only their read side exists so far: the
-//! project's box list queries them; creating and ordering them comes with the
-//! catalog issue and keeps these shapes.
+//! Boxes (shots) as stored and shown. A box's place in its project is its
+//! position in the project's `box_order` (see [`crate::keys`]), so the box
+//! item holds no index that could drift.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,7 +11,6 @@ pub struct BoxRecord {
     pub owner: String,
     pub project: String,
     pub name: String,
-    pub order_index: u32,
     pub headliner_asset: Option<String>,
     pub assets_count: u32,
     pub created_at: String,
@@ -34,13 +33,19 @@ pub struct BoxView {
 }
 
 impl BoxView {
-    pub fn new(r: BoxRecord, project_name: &str) -> Self {
+    /// The view of a box of `project`: its name and the box's position.
+    pub fn new(r: BoxRecord, project: &crate::projects::ProjectRecord) -> Self {
+        let order_index = project
+            .box_order
+            .iter()
+            .position(|id| *id == r.id)
+            .unwrap_or(project.box_order.len()) as u32;
         Self {
             id: r.id,
             project: r.project,
-            project_name: project_name.to_owned(),
+            project_name: project.name.clone(),
             name: r.name,
-            order_index: r.order_index,
+            order_index,
             headliner_asset: r.headliner_asset,
             assets_count: r.assets_count,
             created_at: r.created_at,

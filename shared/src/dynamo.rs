@@ -200,7 +200,6 @@ impl Table {
 }
 
 const BASE_KEYS: &[&str] = &[keys::PK, keys::SK];
-const GSI1_KEYS: &[&str] = &[keys::GSI1_PK, keys::GSI1_SK, keys::PK, keys::SK];
 
 impl ProjectStore for Table {
     async fn insert_project(&self, project: &ProjectRecord) -> Result<(), StoreError> {
@@ -312,25 +311,51 @@ impl ProjectStore for Table {
         }
     }
 
-    async fn list_project_boxes(
-        &self,
-        project_id: &str,
-        limit: u32,
-        after: Option<StringKey>,
-    ) -> Result<Listing<BoxRecord>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .index_name(keys::GSI1)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", keys::GSI1_PK)
-            .expression_attribute_names("#sk", keys::GSI1_SK)
-            .expression_attribute_values(
-                ":pk",
-                AttributeValue::S(keys::project_children_pk(project_id)),
-            )
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix::BOX.to_owned()));
-        self.query_page(query, limit, after, GSI1_KEYS).await
+    async fn get_boxes(&self, owner: &str, ids: &[String]) -> Result<Vec<BoxRecord>, StoreError> {
+        let mut found: HashMap<String, BoxRecord> = HashMap::with_capacity(ids.len());
+        // BatchGetItem takes 100 keys; DynamoDB may hand some back unprocessed.
+        for chunk in ids.chunks(100) {
+            let mut keys_left: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|id| Self::primary_key(keys::user_pk(owner), keys::box_sk(id)))
+                .collect();
+            for _attempt in 0..8 {
+                if keys_left.is_empty() {
+                    break;
+                }
+                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys_left)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.name, request)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.name)
+                    .unwrap_or_default()
+                {
+                    let record: BoxRecord = serde_dynamo::from_item(item)
+                        .map_err(|e| StoreError::Failed(format!("reading box: {e}")))?;
+                    found.insert(record.id.clone(), record);
+                }
+                keys_left = out
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.name)
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+            if !keys_left.is_empty() {
+                return Err(StoreError::Unavailable("boxes left unprocessed".into()));
+            }
+        }
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 }

@@ -12,7 +12,7 @@
 //! | entity | pk | sk | gsi1 (children in order) | gsi2 (global / admin) | due (sparse, for cleanup) |
 //! |---|---|---|---|---|---|
 //! | project | `USER#<owner>` | `PROJECT#<id>` | | | |
-//! | box | `USER#<owner>` | `BOX#<id>` | `PROJECT#<project>` / `BOX#<order:06>#<id>` | | |
+//! | box | `USER#<owner>` | `BOX#<id>` | `PROJECT#<project>` / `BOX#<id>` (membership) | | |
 //! | asset | `USER#<owner>` | `ASSET#<id>` | `BOX#<box>` / `ASSET#<id>` | `PROJECT#<project>` / `ASSET#<id>` | `RETENTION#<shard>` / `<created>#<id>` while neither favourite nor headliner |
 //! | upload / file | `USER#<owner>` | `FILE#<id>` | `PARENT#<type>#<parent id>` / `FILE#<id>` | `FILES#<status>` / `<created>#<id>` (admin list) | `UPLOAD#<shard>` / `<expires>#<id>` while pending or uploading |
 //! | quota | `USER#<owner>` | `QUOTA` | | | |
@@ -23,6 +23,12 @@
 //! | AI provider | `AI` | `PROVIDER#<id>` | | | |
 //! | AI model | `AI` | `MODEL#<id>` | | | |
 //!
+//! - A project's box order is the list `box_order` on the project item, not a
+//!   sort key: a reorder of any number of boxes is one conditional write
+//!   (`box_order = :as_read`), creating or deleting a box changes the list in
+//!   the same transaction as the box, and `order_index` is a box's position in
+//!   it, dense by construction. Listing reads the project and BatchGets the
+//!   slice of boxes a page needs.
 //! - Share links are keyed by a hash of the token so the public view finds its
 //!   project with one GetItem and a table dump does not leak live tokens.
 //! - `due` is sparse: only items that the cleanup job must act on carry its
@@ -117,12 +123,6 @@ pub fn project_children_pk(project_id: &str) -> String {
     format!("{}{project_id}", prefix::PROJECT)
 }
 
-/// Boxes sort by their order index within a project; zero-padding keeps the
-/// string order equal to the numeric order.
-pub fn box_order_sk(order_index: u32, box_id: &str) -> String {
-    format!("{}{order_index:06}#{box_id}", prefix::BOX)
-}
-
 /// Which `due` shard an id falls into: stable, evenly spread by the ULID's
 /// random tail.
 pub fn due_shard(id: &str) -> u32 {
@@ -136,24 +136,6 @@ pub fn due_shard(id: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn box_order_keys_sort_numerically() {
-        let mut keys = [
-            box_order_sk(10, "B"),
-            box_order_sk(2, "A"),
-            box_order_sk(100, "C"),
-        ];
-        keys.sort();
-        assert_eq!(
-            keys,
-            [
-                box_order_sk(2, "A"),
-                box_order_sk(10, "B"),
-                box_order_sk(100, "C")
-            ]
-        );
-    }
 
     #[test]
     fn due_shards_spread_and_stay_in_range() {

@@ -6,6 +6,7 @@
 pub mod assets;
 pub mod aws;
 pub mod boxes;
+pub mod boxes_store;
 pub mod caller;
 pub mod clock;
 pub mod config;

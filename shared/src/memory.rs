@@ -103,15 +103,8 @@ impl ProjectStore for MemoryStore {
             .is_some())
     }
 
-    async fn list_project_boxes(
-        &self,
-        _project_id: &str,
-        _limit: u32,
-        _after: Option<StringKey>,
-    ) -> Result<Listing<BoxRecord>, StoreError> {
-        Ok(Listing {
-            items: Vec::new(),
-            next: None,
-        })
+    async fn get_boxes(&self, _owner: &str, _ids: &[String]) -> Result<Vec<BoxRecord>, StoreError> {
+        // Box writes go through DynamoDB only; the in-memory store has none.
+        Ok(Vec::new())
     }
 }

@@ -20,6 +20,10 @@ pub struct ProjectRecord {
     /// Kept by the box writes in the same transaction (a conditional counter),
     /// so reads stay one GetItem and concurrent box writes cannot drift it.
     pub boxes_count: u32,
+    /// Box ids in storyboard order; `boxes_count` is its length, written
+    /// together with it.
+    #[serde(default)]
+    pub box_order: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -116,13 +120,13 @@ pub trait ProjectStore: Clone + Send + Sync + 'static {
         id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// A project's boxes in order.
-    fn list_project_boxes(
+    /// The owner's boxes with these ids, in the order given (ids that name
+    /// no box are skipped).
+    fn get_boxes(
         &self,
-        project_id: &str,
-        limit: u32,
-        after: Option<StringKey>,
-    ) -> impl Future<Output = Result<Listing<BoxRecord>, StoreError>> + Send;
+        owner: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<BoxRecord>, StoreError>> + Send;
 }
 
 #[cfg(test)]

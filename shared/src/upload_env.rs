@@ -290,22 +290,27 @@ impl UploadEnv {
         )
     }
 
-    /// A short-lived download URL that saves under the original name.
+    /// A short-lived download URL of a completed file, saving under its
+    /// original name.
     pub fn download_url(&self, signer: &Presigner, file: &FileRecord) -> Option<String> {
-        (file.upload_status == UploadStatus::Completed).then(|| {
-            signer.presign(
-                &ObjectRequest {
-                    method: "GET",
-                    key: &file.s3_key,
-                    query: vec![(
-                        "response-content-disposition",
-                        attachment_disposition(&file.file_name),
-                    )],
-                    headers: vec![],
-                },
-                self.policy.url_expiry,
-            )
-        })
+        (file.upload_status == UploadStatus::Completed)
+            .then(|| self.object_url(signer, &file.s3_key, &file.file_name))
+    }
+
+    /// A short-lived GET URL of an object that downloads as `file_name`.
+    pub fn object_url(&self, signer: &Presigner, key: &str, file_name: &str) -> String {
+        signer.presign(
+            &ObjectRequest {
+                method: "GET",
+                key,
+                query: vec![(
+                    "response-content-disposition",
+                    attachment_disposition(file_name),
+                )],
+                headers: vec![],
+            },
+            self.policy.url_expiry,
+        )
     }
 }
 

@@ -2,6 +2,7 @@
 //! comments, export and the AI registry. Routes here, rules and storage in
 //! `assetbox_shared`; `main.rs` only wires AWS clients to this router.
 
+pub mod boxes;
 pub mod files;
 
 use assetbox_shared::aws;
@@ -51,10 +52,11 @@ impl CatalogConfig {
 /// the process environment and by the local stack with the template's.
 pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Router, ConfigError> {
     let config = CatalogConfig::from_settings(settings)?;
-    let files = files::router(files::FilesState {
+    let aws_state = files::FilesState {
         env: UploadEnv::from_settings(settings, sdk)?,
         cursors: config.cursor_key.clone(),
-    });
+    };
+    let files = files::router(aws_state.clone()).merge(boxes::router(aws_state));
     Ok(router(AppState {
         store: Table::new(aws::dynamodb(sdk), config.table_name),
         cursors: config.cursor_key,
@@ -99,7 +101,14 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         files::get_file,
         files::update_file,
         files::delete_file,
-        files::set_parent
+        files::set_parent,
+        boxes::list_boxes,
+        boxes::create_box,
+        boxes::get_box,
+        boxes::update_box,
+        boxes::delete_box,
+        boxes::list_box_assets,
+        boxes::reorder_boxes
     ),
     components(schemas(
         Project,
@@ -109,7 +118,11 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         UpdateProject,
         assetbox_shared::uploads::FileView,
         files::UpdateFile,
-        files::SetParent
+        files::SetParent,
+        boxes::CreateBox,
+        boxes::UpdateBox,
+        boxes::ReorderBoxes,
+        assetbox_shared::assets::AssetView
     ))
 )]
 pub struct CatalogApiDoc;
@@ -126,7 +139,7 @@ async fn health() -> Json<Health> {
 }
 
 /// The caller's project, or 404 whether it is unknown or someone else's.
-async fn owned_project<S: ProjectStore>(
+pub(crate) async fn owned_project<S: ProjectStore>(
     store: &S,
     caller: &Caller,
     id: &str,
@@ -197,6 +210,7 @@ async fn create_project<S: ProjectStore>(
         owner: caller.user_id,
         name,
         boxes_count: 0,
+        box_order: Vec::new(),
         created_at: now.clone(),
         updated_at: now,
     };
@@ -286,27 +300,9 @@ async fn list_project_boxes<S: ProjectStore>(
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<BoxView>>, ApiError> {
     let project = owned_project(&state.store, &caller, &id).await?;
-    let scope = format!("boxes?project={id}");
-    let limit = page.limit()?;
-    let after = page
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.open(&caller.user_id, &scope, c))
-        .transpose()?;
-    let listing = state
-        .store
-        .list_project_boxes(&project.id, limit, after)
-        .await?;
-    Ok(Json(Page {
-        results: listing
-            .items
-            .into_iter()
-            .map(|record| BoxView::new(record, &project.name))
-            .collect(),
-        next_cursor: listing
-            .next
-            .map(|position| state.cursors.seal(&caller.user_id, &scope, &position)),
-    }))
+    Ok(Json(
+        boxes::box_page(&state.store, &state.cursors, &caller, &project, &page).await?,
+    ))
 }
 
 #[cfg(test)]
@@ -350,6 +346,7 @@ mod tests {
             owner: owner.to_owned(),
             name: name.to_owned(),
             boxes_count: 0,
+            box_order: Vec::new(),
             created_at: "2026-01-01T00:00:00Z".into(),
             updated_at: "2026-01-01T00:00:00Z".into(),
         };

@@ -1,0 +1,519 @@
+//! Boxes (SPEC §3.4): create, read, rename, set the headliner, move, delete
+//! (with its assets), list a box's assets, and reorder a project's boxes.
+//!
+//! Order lives on the project (`box_order`, see `shared/src/keys.rs`): every
+//! change is one conditional write on the list as read, retried a few times
+//! when another change got there first, so `order_index` stays dense and a
+//! reorder is all-or-nothing.
+//!
+//! Deleting a box deletes its assets inline (objects first, then records,
+//! page by page) before answering; a box too large for one invocation is
+//! left consistent (box gone, remaining assets still listed under it) and
+//! the cleanup job is where such leftovers will be swept.
+
+use assetbox_shared::assets::AssetView;
+use assetbox_shared::boxes::{BoxRecord, BoxView};
+use assetbox_shared::caller::Caller;
+use assetbox_shared::clock;
+use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::files_store::Refusal;
+use assetbox_shared::http::{ApiJson, ApiQuery, created};
+use assetbox_shared::pagination::{Page, PageQuery, StringKey};
+use assetbox_shared::projects::{NAME_MAX_CHARS, ProjectRecord, ProjectStore};
+use assetbox_shared::validation;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::files::FilesState;
+use crate::owned_project;
+
+/// Attempts at an order change before answering 409.
+const ORDER_ATTEMPTS: usize = 4;
+
+pub fn router(state: FilesState) -> Router {
+    Router::new()
+        .route("/api/boxes", get(list_boxes).post(create_box))
+        .route(
+            "/api/boxes/{id}",
+            get(get_box).patch(update_box).delete(delete_box),
+        )
+        .route("/api/boxes/{id}/assets", get(list_box_assets))
+        .route("/api/projects/{id}/boxes/reorder", post(reorder_boxes))
+        .with_state(state)
+}
+
+/// One page of a project's boxes in order. The cursor is the position in
+/// the order, sealed to the caller and the project.
+pub async fn box_page<S: ProjectStore>(
+    store: &S,
+    cursors: &assetbox_shared::pagination::CursorKey,
+    caller: &Caller,
+    project: &ProjectRecord,
+    page: &PageQuery,
+) -> Result<Page<BoxView>, ApiError> {
+    let scope = format!("boxes?project={}", project.id);
+    let limit = page.limit()? as usize;
+    let offset = match page.cursor.as_deref() {
+        None => 0,
+        Some(c) => cursors
+            .open(&caller.user_id, &scope, c)?
+            .get("offset")
+            .and_then(|o| o.parse::<usize>().ok())
+            .ok_or_else(|| ApiError::field("cursor", "is not a cursor issued for this list"))?,
+    };
+    let ids: Vec<String> = project
+        .box_order
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .cloned()
+        .collect();
+    let boxes = store.get_boxes(&caller.user_id, &ids).await?;
+    let next = offset + limit;
+    Ok(Page {
+        results: boxes
+            .into_iter()
+            .map(|b| BoxView::new(b, project))
+            .collect(),
+        next_cursor: (next < project.box_order.len()).then(|| {
+            cursors.seal(
+                &caller.user_id,
+                &scope,
+                &StringKey::from([("offset".to_owned(), next.to_string())]),
+            )
+        }),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct BoxesQuery {
+    /// The project whose boxes to list (required).
+    pub project: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// A project's boxes in order.
+#[utoipa::path(
+    get, path = "/api/boxes/", tag = "boxes",
+    params(BoxesQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = inline(Page<BoxView>)), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn list_boxes(
+    State(state): State<FilesState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<BoxesQuery>,
+) -> Result<Json<Page<BoxView>>, ApiError> {
+    let project_id = query
+        .project
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::field("project", "is required: boxes are listed per project"))?;
+    let project = owned_project(&state.env.table, &caller, project_id).await?;
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    Ok(Json(
+        box_page(&state.env.table, &state.cursors, &caller, &project, &page).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBox {
+    pub project: String,
+    /// 1–200 characters.
+    pub name: String,
+    /// Where to insert it (0 = first); default: at the end.
+    pub order_index: Option<u32>,
+}
+
+/// Runs an order change on a fresh read of the project until it applies.
+async fn change_order<F, Fut>(
+    state: &FilesState,
+    caller: &Caller,
+    project_id: &str,
+    mut attempt: F,
+) -> Result<ProjectRecord, ApiError>
+where
+    F: FnMut(ProjectRecord) -> Fut,
+    Fut: Future<Output = Result<Result<ProjectRecord, Refusal>, ApiError>>,
+{
+    for _ in 0..ORDER_ATTEMPTS {
+        let project = owned_project(&state.env.table, caller, project_id).await?;
+        match attempt(project).await? {
+            Ok(after) => return Ok(after),
+            Err(_) => continue,
+        }
+    }
+    Err(ApiError::conflict(
+        "the project's boxes changed meanwhile; reload and retry",
+    ))
+}
+
+/// Add a box to a project.
+#[utoipa::path(
+    post, path = "/api/boxes/", tag = "boxes",
+    request_body = CreateBox,
+    security(("bearer" = [])),
+    responses((status = 201, body = BoxView), (status = 400, body = ErrorBody), (status = 404, description = "no such project", body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+pub async fn create_box(
+    State(state): State<FilesState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateBox>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = validation::display_name(&body.name, NAME_MAX_CHARS)
+        .map_err(|r| ApiError::field("name", r))?;
+    let now = clock::rfc3339(clock::now());
+    let record = BoxRecord {
+        id: validation::new_id(),
+        owner: caller.user_id.clone(),
+        project: body.project.clone(),
+        name,
+        headliner_asset: None,
+        assets_count: 0,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+    };
+    let project = change_order(&state, &caller, &body.project, |project| {
+        let record = record.clone();
+        let table = state.env.table.clone();
+        async move {
+            let len = project.box_order.len();
+            let at = body.order_index.map(|i| i as usize).unwrap_or(len);
+            if at > len {
+                return Err(ApiError::field(
+                    "order_index",
+                    format!("must be 0 to {len} (the project has {len} boxes)"),
+                ));
+            }
+            let mut order = project.box_order.clone();
+            order.insert(at, record.id.clone());
+            Ok(table
+                .create_box(&project, &record, &order)
+                .await?
+                .map(|()| ProjectRecord {
+                    box_order: order,
+                    ..project
+                }))
+        }
+    })
+    .await?;
+    Ok(created(BoxView::new(record, &project)))
+}
+
+/// The caller's box and its project, or 404.
+async fn owned_box(
+    state: &FilesState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(BoxRecord, ProjectRecord), ApiError> {
+    if !validation::is_ulid(id) {
+        return Err(ApiError::not_found("box"));
+    }
+    let found = state
+        .env
+        .table
+        .get_box(&caller.user_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("box"))?;
+    let project = state
+        .env
+        .table
+        .get_project(&caller.user_id, &found.project)
+        .await?
+        .ok_or_else(|| ApiError::not_found("box"))?;
+    Ok((found, project))
+}
+
+#[utoipa::path(
+    get, path = "/api/boxes/{id}/", tag = "boxes",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = BoxView), (status = 404, body = ErrorBody))
+)]
+pub async fn get_box(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<BoxView>, ApiError> {
+    let (found, project) = owned_box(&state, &caller, &id).await?;
+    Ok(Json(BoxView::new(found, &project)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBox {
+    pub name: Option<String>,
+    /// An asset of this box, or `null` to clear.
+    #[schema(value_type = Option<String>)]
+    pub headliner_asset: Option<serde_json::Value>,
+    /// Move the box to this position (0-based).
+    pub order_index: Option<u32>,
+}
+
+/// Rename a box, set or clear its headliner, or move it.
+#[utoipa::path(
+    patch, path = "/api/boxes/{id}/", tag = "boxes",
+    params(("id" = String, Path)),
+    request_body = UpdateBox,
+    security(("bearer" = [])),
+    responses((status = 200, body = BoxView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+pub async fn update_box(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateBox>,
+) -> Result<Json<BoxView>, ApiError> {
+    if body.name.is_none() && body.headliner_asset.is_none() && body.order_index.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to update: send `name`, `headliner_asset` and/or `order_index`",
+        ));
+    }
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| validation::display_name(n, NAME_MAX_CHARS))
+        .transpose()
+        .map_err(|r| ApiError::field("name", r))?;
+    let (found, mut project) = owned_box(&state, &caller, &id).await?;
+    let headliner: Option<Option<String>> = match body.headliner_asset {
+        None => None,
+        Some(serde_json::Value::Null) => Some(None),
+        Some(serde_json::Value::String(asset_id)) => {
+            let not_here = || ApiError::field("headliner_asset", "must be an asset of this box");
+            if !validation::is_ulid(&asset_id) {
+                return Err(not_here());
+            }
+            let asset = state
+                .env
+                .table
+                .get_asset(&caller.user_id, &asset_id)
+                .await?
+                .filter(|a| a.box_id == found.id)
+                .ok_or_else(not_here)?;
+            Some(Some(asset.id))
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                "headliner_asset",
+                "must be an asset id or null",
+            ));
+        }
+    };
+    if let Some(to) = body.order_index {
+        let box_id = found.id.clone();
+        project = change_order(&state, &caller, &found.project, |project| {
+            let table = state.env.table.clone();
+            let box_id = box_id.clone();
+            async move {
+                let len = project.box_order.len();
+                if to as usize >= len {
+                    return Err(ApiError::field(
+                        "order_index",
+                        format!(
+                            "must be 0 to {} (the project has {len} boxes)",
+                            len.saturating_sub(1)
+                        ),
+                    ));
+                }
+                let mut order = project.box_order.clone();
+                order.retain(|b| *b != box_id);
+                order.insert(to as usize, box_id);
+                let now = clock::rfc3339(clock::now());
+                Ok(table
+                    .reorder_boxes(&project, &order, &now)
+                    .await?
+                    .map(|()| ProjectRecord {
+                        box_order: order,
+                        ..project
+                    }))
+            }
+        })
+        .await?;
+    }
+    let updated = if name.is_some() || headliner.is_some() {
+        let now = clock::rfc3339(clock::now());
+        state
+            .env
+            .table
+            .update_box(
+                &caller.user_id,
+                &found.id,
+                name.as_deref(),
+                headliner.as_ref().map(|h| h.as_deref()),
+                &now,
+            )
+            .await?
+            .ok_or_else(|| ApiError::not_found("box"))?
+    } else {
+        found
+    };
+    Ok(Json(BoxView::new(updated, &project)))
+}
+
+/// Delete a box, its assets and their objects.
+#[utoipa::path(
+    delete, path = "/api/boxes/{id}/", tag = "boxes",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+pub async fn delete_box(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let (found, _) = owned_box(&state, &caller, &id).await?;
+    change_order(&state, &caller, &found.project, |project| {
+        let table = state.env.table.clone();
+        let found = found.clone();
+        async move {
+            let order: Vec<String> = project
+                .box_order
+                .iter()
+                .filter(|b| **b != found.id)
+                .cloned()
+                .collect();
+            let now = clock::rfc3339(clock::now());
+            Ok(table
+                .delete_box(&project, &found, &order, &now)
+                .await?
+                .map(|()| project))
+        }
+    })
+    .await?;
+    // The box is gone; now its assets: objects first, then records.
+    loop {
+        let page = state
+            .env
+            .table
+            .list_box_assets(&found.id, 100, None)
+            .await?;
+        if page.items.is_empty() {
+            break;
+        }
+        for asset in page.items {
+            state.env.bucket.delete(&asset.s3_key).await?;
+            state.env.table.delete_asset_records(&asset).await?.ok();
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A box's assets, newest first, with short-lived file URLs.
+#[utoipa::path(
+    get, path = "/api/boxes/{id}/assets/", tag = "boxes",
+    params(("id" = String, Path), PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = inline(Page<AssetView>)), (status = 404, body = ErrorBody))
+)]
+pub async fn list_box_assets(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Json<Page<AssetView>>, ApiError> {
+    let (found, _) = owned_box(&state, &caller, &id).await?;
+    let scope = format!("assets?box={}", found.id);
+    let limit = page.limit()?;
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.open(&caller.user_id, &scope, c))
+        .transpose()?;
+    let listing = state
+        .env
+        .table
+        .list_box_assets(&found.id, limit, after)
+        .await?;
+    let signer = state.env.presigner().await?;
+    Ok(Json(Page {
+        results: listing
+            .items
+            .into_iter()
+            .map(|a| {
+                let url = state.env.object_url(&signer, &a.s3_key, &a.name);
+                AssetView::new(a, &found.name, Some(url))
+            })
+            .collect(),
+        next_cursor: listing
+            .next
+            .map(|k| state.cursors.seal(&caller.user_id, &scope, &k)),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReorderBoxes {
+    /// Every box of the project, each once, in the new order.
+    pub box_ids: Vec<String>,
+}
+
+/// Reorder all of a project's boxes at once.
+#[utoipa::path(
+    post, path = "/api/projects/{id}/boxes/reorder/", tag = "boxes",
+    params(("id" = String, Path)),
+    request_body = ReorderBoxes,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = inline(Page<BoxView>)),
+        (status = 400, description = "the list is not exactly the project's boxes", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "the boxes changed since they were read", body = ErrorBody),
+    )
+)]
+pub async fn reorder_boxes(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReorderBoxes>,
+) -> Result<Json<Page<BoxView>>, ApiError> {
+    let project = owned_project(&state.env.table, &caller, &id).await?;
+    let mut given = body.box_ids.clone();
+    given.sort();
+    let mut current = project.box_order.clone();
+    current.sort();
+    if given != current {
+        return Err(ApiError::field(
+            "box_ids",
+            format!(
+                "must list each of the project's {} boxes exactly once",
+                current.len()
+            ),
+        ));
+    }
+    let now = clock::rfc3339(clock::now());
+    if state
+        .env
+        .table
+        .reorder_boxes(&project, &body.box_ids, &now)
+        .await?
+        .is_err()
+    {
+        // Built on the list as read: a concurrent change makes it stale.
+        return Err(ApiError::conflict(
+            "the project's boxes changed meanwhile; reload and retry",
+        ));
+    }
+    let project = ProjectRecord {
+        box_order: body.box_ids,
+        ..project
+    };
+    let page = PageQuery {
+        limit: Some("200".into()),
+        cursor: None,
+    };
+    Ok(Json(
+        box_page(&state.env.table, &state.cursors, &caller, &project, &page).await?,
+    ))
+}

@@ -1,0 +1,286 @@
+//! Boxes and their order in the table. Every write that changes a project's
+//! `box_order` is conditional on the list as it was read, so concurrent
+//! creates, moves and deletes cannot lose or duplicate an entry; the caller
+//! retries on [`Refusal::StateChanged`].
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValue, TransactWriteItem, Update};
+
+use crate::assets::AssetRecord;
+use crate::boxes::BoxRecord;
+use crate::dynamo::{Listing, StoreError, Table, store_error, updated_record};
+use crate::files_store::Refusal;
+use crate::keys::{self, prefix};
+use crate::pagination::StringKey;
+use crate::projects::ProjectRecord;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn list(ids: &[String]) -> AttributeValue {
+    AttributeValue::L(ids.iter().map(|id| s(id.clone())).collect())
+}
+
+fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Failed(e.to_string()))
+}
+
+impl Table {
+    /// The project's new order, written only if the order is still `before`.
+    fn order_change(
+        &self,
+        project: &ProjectRecord,
+        after: &[String],
+        now: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&project.owner)))
+            .key(keys::SK, s(keys::project_sk(&project.id)))
+            .update_expression("SET box_order = :after, boxes_count = :count, updated_at = :now")
+            .expression_attribute_values(":after", list(after))
+            .expression_attribute_values(":count", AttributeValue::N(after.len().to_string()))
+            .expression_attribute_values(":now", s(now));
+        update = if project.box_order.is_empty() {
+            // A project written before boxes existed has no list at all.
+            update
+                .condition_expression(
+                    "attribute_exists(#pk) AND (attribute_not_exists(box_order) OR size(box_order) = :zero)",
+                )
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+        } else {
+            update
+                .condition_expression("box_order = :before")
+                .expression_attribute_values(":before", list(&project.box_order))
+        };
+        Ok(TransactWriteItem::builder()
+            .update(built(update.build())?)
+            .build())
+    }
+
+    fn box_item(record: &BoxRecord) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        Self::item(
+            "box",
+            record,
+            &[
+                (keys::PK, keys::user_pk(&record.owner)),
+                (keys::SK, keys::box_sk(&record.id)),
+                (keys::GSI1_PK, keys::project_children_pk(&record.project)),
+                (keys::GSI1_SK, keys::box_sk(&record.id)),
+            ],
+        )
+    }
+
+    async fn run(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Refusal>, StoreError> {
+        let result = self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => {
+                let cancelled = matches!(
+                    &err,
+                    aws_sdk_dynamodb::error::SdkError::ServiceError(e)
+                        if matches!(e.err(), aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(_))
+                );
+                if cancelled {
+                    Ok(Err(Refusal::StateChanged))
+                } else {
+                    Err(store_error(err))
+                }
+            }
+        }
+    }
+
+    /// Writes a new box and the project's order with it in place.
+    pub async fn create_box(
+        &self,
+        project: &ProjectRecord,
+        record: &BoxRecord,
+        order_after: &[String],
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(self.name())
+            .set_item(Some(Self::box_item(record)?))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK);
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(built(put.build())?)
+                .build(),
+            self.order_change(project, order_after, &record.created_at)?,
+        ];
+        self.run(items).await
+    }
+
+    /// A new order of the same boxes.
+    pub async fn reorder_boxes(
+        &self,
+        project: &ProjectRecord,
+        order_after: &[String],
+        now: &str,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        self.run(vec![self.order_change(project, order_after, now)?])
+            .await
+    }
+
+    /// Deletes the box item and takes it out of the order, together.
+    pub async fn delete_box(
+        &self,
+        project: &ProjectRecord,
+        record: &BoxRecord,
+        order_after: &[String],
+        now: &str,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let delete = Delete::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&record.owner)))
+            .key(keys::SK, s(keys::box_sk(&record.id)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK);
+        let items = vec![
+            TransactWriteItem::builder()
+                .delete(built(delete.build())?)
+                .build(),
+            self.order_change(project, order_after, now)?,
+        ];
+        self.run(items).await
+    }
+
+    /// Sets a box's name and/or headliner (`Some(None)` clears it); `None`
+    /// when there is no such box.
+    pub async fn update_box(
+        &self,
+        owner: &str,
+        id: &str,
+        name: Option<&str>,
+        headliner: Option<Option<&str>>,
+        now: &str,
+    ) -> Result<Option<BoxRecord>, StoreError> {
+        let mut sets = vec!["updated_at = :now"];
+        let mut update = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(owner)))
+            .key(keys::SK, s(keys::box_sk(id)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":now", s(now))
+            .return_values(ReturnValue::AllNew);
+        if let Some(name) = name {
+            sets.push("#name = :name");
+            update = update
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_values(":name", s(name));
+        }
+        if let Some(headliner) = headliner {
+            sets.push("headliner_asset = :headliner");
+            update = update.expression_attribute_values(
+                ":headliner",
+                headliner.map(s).unwrap_or(AttributeValue::Null(true)),
+            );
+        }
+        let result = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await;
+        updated_record(result, "box")
+    }
+
+    pub async fn get_asset(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<Option<AssetRecord>, StoreError> {
+        self.get_record(keys::user_pk(owner), keys::asset_sk(id), "asset")
+            .await
+    }
+
+    /// A box's assets, newest first.
+    pub async fn list_box_assets(
+        &self,
+        box_id: &str,
+        limit: u32,
+        after: Option<StringKey>,
+    ) -> Result<Listing<AssetRecord>, StoreError> {
+        let query = self
+            .client()
+            .query()
+            .table_name(self.name())
+            .index_name(keys::GSI1)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::GSI1_PK)
+            .expression_attribute_names("#sk", keys::GSI1_SK)
+            .expression_attribute_values(":pk", s(keys::box_children_pk(box_id)))
+            .expression_attribute_values(":prefix", s(prefix::ASSET))
+            .scan_index_forward(false);
+        self.query_page(
+            query,
+            limit,
+            after,
+            &[keys::GSI1_PK, keys::GSI1_SK, keys::PK, keys::SK],
+        )
+        .await
+    }
+
+    /// Deletes an asset record and, for an uploaded one, its file record with
+    /// the quota it holds, in one transaction.
+    pub async fn delete_asset_records(
+        &self,
+        asset: &AssetRecord,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let delete = Delete::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&asset.owner)))
+            .key(keys::SK, s(keys::asset_sk(&asset.id)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK);
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .delete(built(delete.build())?)
+                .build(),
+        ];
+        if let Some(file_id) = &asset.file_id
+            && let Some(file) = self.get_file(&asset.owner, file_id).await?
+        {
+            let delete = Delete::builder()
+                .table_name(self.name())
+                .key(keys::PK, s(keys::user_pk(&file.owner)))
+                .key(keys::SK, s(keys::file_sk(&file.id)))
+                .condition_expression("reserved_bytes = :reserved")
+                .expression_attribute_values(
+                    ":reserved",
+                    AttributeValue::N(file.reserved_bytes.to_string()),
+                );
+            items.push(
+                TransactWriteItem::builder()
+                    .delete(built(delete.build())?)
+                    .build(),
+            );
+            if file.reserved_bytes > 0 {
+                let release = Update::builder()
+                    .table_name(self.name())
+                    .key(keys::PK, s(keys::user_pk(&file.owner)))
+                    .key(keys::SK, s(keys::QUOTA_SK))
+                    .update_expression("ADD used_bytes :delta")
+                    .expression_attribute_values(
+                        ":delta",
+                        AttributeValue::N(format!("-{}", file.reserved_bytes)),
+                    );
+                items.push(
+                    TransactWriteItem::builder()
+                        .update(built(release.build())?)
+                        .build(),
+                );
+            }
+        }
+        self.run(items).await
+    }
+}

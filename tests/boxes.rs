@@ -1,0 +1,374 @@
+//! Boxes end to end: create in order and at a position, move, reorder
+//! atomically, headliner rules, delete with its assets, ownership, bad input.
+
+use assetbox_e2e::{Client, Reply, User, put_to, stack, test_bytes};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn project(api: &Client, user: &User) -> String {
+    let reply = api
+        .post(
+            "/api/projects/",
+            Some(&user.access_token),
+            &json!({ "name": "Film" }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    reply.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn new_box(api: &Client, user: &User, project: &str, name: &str) -> Reply {
+    api.post(
+        "/api/boxes/",
+        Some(&user.access_token),
+        &json!({ "project": project, "name": name }),
+    )
+    .await
+}
+
+/// Names of the project's boxes in order, and their order_index values.
+async fn order(api: &Client, user: &User, project: &str) -> Vec<(String, u64)> {
+    let reply = api
+        .get(
+            &format!("/api/projects/{project}/boxes/"),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap().to_owned(),
+                b["order_index"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn names(list: &[(String, u64)]) -> Vec<&str> {
+    list.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+fn dense(list: &[(String, u64)]) -> bool {
+    list.iter()
+        .enumerate()
+        .all(|(i, (_, idx))| *idx == i as u64)
+}
+
+#[tokio::test]
+async fn boxes_keep_a_dense_order_through_every_change() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let p = project(&api, &user).await;
+    let mut ids = Vec::new();
+    for name in ["A", "B", "C"] {
+        let b = new_box(&api, &user, &p, name).await;
+        assert_eq!(b.status, StatusCode::CREATED, "{:?}", b.body);
+        assert_eq!(b.body["project"], p.as_str());
+        assert_eq!(b.body["project_name"], "Film");
+        ids.push(b.body["id"].as_str().unwrap().to_owned());
+    }
+    // Insert at a position.
+    let x = api
+        .post(
+            "/api/boxes",
+            token,
+            &json!({ "project": p, "name": "X", "order_index": 1 }),
+        )
+        .await;
+    assert_eq!(x.status, StatusCode::CREATED, "{:?}", x.body);
+    assert_eq!(x.body["order_index"], 1);
+    let now = order(&api, &user, &p).await;
+    assert_eq!(names(&now), ["A", "X", "B", "C"]);
+    assert!(dense(&now));
+    let project_view = api.get(&format!("/api/projects/{p}"), token).await;
+    assert_eq!(project_view.body["boxes_count"], 4);
+
+    // Move one by PATCH.
+    let moved = api
+        .patch(
+            &format!("/api/boxes/{}/", ids[2]),
+            token,
+            &json!({ "order_index": 0, "name": "C2" }),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    assert_eq!(moved.body["order_index"], 0);
+    assert_eq!(moved.body["name"], "C2");
+    assert_eq!(names(&order(&api, &user, &p).await), ["C2", "A", "X", "B"]);
+
+    // Reorder everything at once.
+    let x_id = x.body["id"].as_str().unwrap().to_owned();
+    let wanted = vec![ids[1].clone(), x_id.clone(), ids[0].clone(), ids[2].clone()];
+    let reordered = api
+        .post(
+            &format!("/api/projects/{p}/boxes/reorder/"),
+            token,
+            &json!({ "box_ids": wanted }),
+        )
+        .await;
+    assert_eq!(reordered.status, StatusCode::OK, "{:?}", reordered.body);
+    let after = order(&api, &user, &p).await;
+    assert_eq!(names(&after), ["B", "X", "A", "C2"]);
+    assert!(dense(&after));
+
+    // A list that is not exactly the project's boxes changes nothing.
+    for bad in [
+        json!({ "box_ids": [ids[0], ids[1], ids[2]] }),
+        json!({ "box_ids": [ids[0], ids[0], ids[1], ids[2]] }),
+        json!({ "box_ids": [ids[0], ids[1], ids[2], x_id, ulid::Ulid::new().to_string()] }),
+        json!({ "box_ids": [ids[0], ids[1], ids[2], ulid::Ulid::new().to_string()] }),
+    ] {
+        let reply = api
+            .post(&format!("/api/projects/{p}/boxes/reorder"), token, &bad)
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(reply.field_error("box_ids").is_some());
+    }
+    assert_eq!(order(&api, &user, &p).await, after);
+
+    // Delete the second: the rest close up.
+    let deleted = api.delete(&format!("/api/boxes/{x_id}"), token).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let left = order(&api, &user, &p).await;
+    assert_eq!(names(&left), ["B", "A", "C2"]);
+    assert!(dense(&left));
+    let project_view = api.get(&format!("/api/projects/{p}"), token).await;
+    assert_eq!(project_view.body["boxes_count"], 3);
+    let gone = api.get(&format!("/api/boxes/{x_id}"), token).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+
+    // The flat list needs its project; pages walk the order.
+    let flat = api.get("/api/boxes/", token).await;
+    assert_eq!(flat.status, StatusCode::BAD_REQUEST);
+    let first = api
+        .get(&format!("/api/boxes/?project={p}&limit=2"), token)
+        .await;
+    assert_eq!(first.body["results"].as_array().unwrap().len(), 2);
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let second = api
+        .get(
+            &format!(
+                "/api/boxes/?project={p}&limit=2&cursor={}",
+                form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>()
+            ),
+            token,
+        )
+        .await;
+    assert_eq!(second.body["results"][0]["name"], "C2");
+    assert_eq!(second.body["results"][0]["order_index"], 2);
+    assert_eq!(second.body["next_cursor"], Value::Null);
+}
+
+#[tokio::test]
+async fn concurrent_creates_all_land_in_the_order() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let p = project(&api, &user).await;
+    let replies = futures::future::join_all((0..6).map(|i| {
+        let api = &api;
+        let user = &user;
+        let p = p.clone();
+        async move { new_box(api, user, &p, &format!("S{i}")).await }
+    }))
+    .await;
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    // Each either lands or reports a conflict; none is lost from the order.
+    for r in &replies {
+        assert!(
+            r.status == StatusCode::CREATED || r.status == StatusCode::CONFLICT,
+            "{:?}",
+            r.body
+        );
+    }
+    let now = order(&api, &user, &p).await;
+    assert_eq!(now.len(), created);
+    assert!(dense(&now));
+    let boxes = stack()
+        .items_of(&user.id)
+        .await
+        .into_iter()
+        .filter(|i| i["entity"].as_s().unwrap() == "box")
+        .count();
+    assert_eq!(boxes, created, "no box outside the order");
+}
+
+#[tokio::test]
+async fn headliners_are_the_boxes_own_assets_and_go_with_it() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let p = project(&api, &user).await;
+    let shot = new_box(&api, &user, &p, "Shot").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = new_box(&api, &user, &p, "Other").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // An asset in `shot`, uploaded into it.
+    let started = api
+        .post(
+            "/v1/files/uploads",
+            token,
+            &json!({ "file_name": "still.png", "file_size": 64, "file_content_type": "image/png",
+                     "num_parts": 1, "part_size": 64, "parent_content_type": "box", "parent_object_id": shot }),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    let url = started.body["presigned_urls"][0]["url"].as_str().unwrap();
+    let etag = put_to(url, test_bytes(64, 1), &[]).await;
+    let file_id = started.body["id"].as_str().unwrap();
+    let done = api
+        .post(
+            &format!("/v1/files/uploads/{file_id}/complete"),
+            token,
+            &json!({ "parts": [{ "part_number": 1, "etag": etag }] }),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    let assets = api.get(&format!("/api/boxes/{shot}/assets/"), token).await;
+    assert_eq!(assets.status, StatusCode::OK, "{:?}", assets.body);
+    let asset = &assets.body["results"][0];
+    assert_eq!(asset["status"], "PROCESSING");
+    assert_eq!(asset["box_name"], "Shot");
+    assert!(
+        asset["file_url"]
+            .as_str()
+            .unwrap()
+            .contains("X-Amz-Signature=")
+    );
+    let asset_id = asset["id"].as_str().unwrap().to_owned();
+
+    // Not an asset of `other`; fine for `shot`; null clears.
+    let wrong = api
+        .patch(
+            &format!("/api/boxes/{other}"),
+            token,
+            &json!({ "headliner_asset": asset_id }),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(wrong.field_error("headliner_asset").is_some());
+    let set = api
+        .patch(
+            &format!("/api/boxes/{shot}"),
+            token,
+            &json!({ "headliner_asset": asset_id }),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+    assert_eq!(set.body["headliner_asset"], asset_id.as_str());
+    assert_eq!(set.body["assets_count"], 1);
+
+    // Deleting the box deletes its asset, the object and the file, and frees quota.
+    let deleted = api.delete(&format!("/api/boxes/{shot}/"), token).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(stack().objects_of(&user.id).await.is_empty());
+    let left: Vec<String> = stack()
+        .items_of(&user.id)
+        .await
+        .into_iter()
+        .map(|i| i["entity"].as_s().unwrap().clone())
+        .filter(|e| e == "asset" || e == "file")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let file = api.get(&format!("/v1/files/{file_id}"), token).await;
+    assert_eq!(file.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn another_users_boxes_are_invisible_and_bad_input_changes_nothing() {
+    let api = Client::new();
+    let owner = api.new_user().await;
+    let other = api.new_user().await;
+    let t = Some(other.access_token.as_str());
+    let p = project(&api, &owner).await;
+    let b = new_box(&api, &owner, &p, "Mine").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = stack().items_of(&owner.id).await;
+    let attempts = [
+        api.get(&format!("/api/boxes/{b}"), t).await,
+        api.patch(&format!("/api/boxes/{b}"), t, &json!({ "name": "x" }))
+            .await,
+        api.delete(&format!("/api/boxes/{b}"), t).await,
+        api.get(&format!("/api/boxes/{b}/assets"), t).await,
+        api.get(&format!("/api/boxes/?project={p}"), t).await,
+        api.post("/api/boxes/", t, &json!({ "project": p, "name": "x" }))
+            .await,
+        api.post(
+            &format!("/api/projects/{p}/boxes/reorder"),
+            t,
+            &json!({ "box_ids": [b] }),
+        )
+        .await,
+    ];
+    for (i, reply) in attempts.iter().enumerate() {
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "attempt {i}: {:?}",
+            reply.body
+        );
+    }
+    let token = Some(owner.access_token.as_str());
+    let bad: Vec<(Value, &str)> = vec![
+        (json!({ "project": p, "name": "" }), "name"),
+        (json!({ "project": p, "name": "n".repeat(201) }), "name"),
+        (
+            json!({ "project": p, "name": "ok", "order_index": -1 }),
+            "order_index",
+        ),
+        (
+            json!({ "project": p, "name": "ok", "order_index": 5 }),
+            "order_index",
+        ),
+        (
+            json!({ "project": p, "name": "ok", "order_index": 1e12 }),
+            "order_index",
+        ),
+        (json!({ "project": p, "name": 7 }), "name"),
+        (
+            json!({ "project": p, "name": "ok", "colour": "red" }),
+            "colour",
+        ),
+    ];
+    for (body, field) in bad {
+        let reply = api.post("/api/boxes/", token, &body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {:?}",
+            reply.body
+        );
+        assert!(
+            reply.field_error(field).is_some(),
+            "{body}: {:?}",
+            reply.body
+        );
+    }
+    let huge = api
+        .patch(
+            &format!("/api/boxes/{b}"),
+            token,
+            &json!({ "order_index": 4294967296u64 }),
+        )
+        .await;
+    assert_eq!(huge.status, StatusCode::BAD_REQUEST);
+    let empty = api
+        .patch(&format!("/api/boxes/{b}"), token, &json!({}))
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert_eq!(stack().items_of(&owner.id).await, before, "nothing changed");
+}
