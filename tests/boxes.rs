@@ -142,6 +142,10 @@ async fn boxes_keep_a_dense_order_through_every_change() {
     let gone = api.get(&format!("/api/boxes/{x_id}"), token).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 
+    // A project with boxes is not deleted (no orphans).
+    let refused = api.delete(&format!("/api/projects/{p}"), token).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+
     // The flat list needs its project; pages walk the order.
     let flat = api.get("/api/boxes/", token).await;
     assert_eq!(flat.status, StatusCode::BAD_REQUEST);

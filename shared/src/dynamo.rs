@@ -300,8 +300,12 @@ impl ProjectStore for Table {
                 keys::user_pk(owner),
                 keys::project_sk(id),
             )))
-            .condition_expression("attribute_exists(#pk)")
+            // Never orphan boxes: only a project without boxes goes.
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(box_order) OR size(box_order) = :zero)",
+            )
             .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .send()
             .await;
         match result {

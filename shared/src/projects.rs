@@ -113,7 +113,7 @@ pub trait ProjectStore: Clone + Send + Sync + 'static {
         updated_at: &str,
     ) -> impl Future<Output = Result<Option<ProjectRecord>, StoreError>> + Send;
 
-    /// `false` when the caller has no such project.
+    /// `false` when the caller has no such project, or it has boxes.
     fn delete_project(
         &self,
         owner: &str,

@@ -264,23 +264,36 @@ async fn update_project<S: ProjectStore>(
         .ok_or_else(|| ApiError::not_found("project"))
 }
 
-/// Deletes the project record. Cascading to its boxes and assets arrives with
-/// those entities (the catalog issue); until then a project has none.
+/// Deletes a project that has no boxes. A project with boxes is a 409: its
+/// boxes (and their assets) are deleted first, box by box, so one request
+/// never has unbounded work and nothing is orphaned.
 #[utoipa::path(
     delete, path = "/api/projects/{id}/", tag = "projects",
     params(("id" = String, Path, description = "project id")),
     security(("bearer" = [])),
-    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody))
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "the project still has boxes", body = ErrorBody),
+    )
 )]
 async fn delete_project<S: ProjectStore>(
     State(state): State<AppState<S>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !validation::is_ulid(&id) || !state.store.delete_project(&caller.user_id, &id).await? {
-        return Err(ApiError::not_found("project"));
+    let project = owned_project(&state.store, &caller, &id).await?;
+    if project.box_order.is_empty() && state.store.delete_project(&caller.user_id, &id).await? {
+        return Ok(StatusCode::NO_CONTENT);
     }
-    Ok(StatusCode::NO_CONTENT)
+    // It has boxes (perhaps added meanwhile), or it is gone.
+    match state.store.get_project(&caller.user_id, &id).await? {
+        Some(p) => Err(ApiError::conflict(format!(
+            "the project has {} boxes; delete them first",
+            p.box_order.len()
+        ))),
+        None => Err(ApiError::not_found("project")),
+    }
 }
 
 /// The project's boxes in their order.
