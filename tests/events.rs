@@ -3,7 +3,7 @@
 //! claims are what the function trusts), against the emulator.
 //!
 //! The samples name a user and ids that do not exist in the emulator, so the
-//! routes that look an upload up answer 404: that proves the sample routes
+//! routes that look an upload, project or box up answer 404: that proves the sample routes
 //! to its handler and that an unknown id is refused like a foreign one.
 
 use assetbox_e2e::invoke_sample;
@@ -41,6 +41,10 @@ async fn samples_for_unknown_uploads_are_404() {
         ("upload-abort", "abort.json"),
         ("upload-abort", "companion-abort.json"),
         ("catalog-api", "get-file.json"),
+        ("catalog-api", "create-box.json"),
+        ("catalog-api", "list-boxes.json"),
+        ("catalog-api", "reorder-boxes.json"),
+        ("catalog-api", "update-box.json"),
     ];
     for (function, sample) in cases {
         let (status, body) = invoke_sample(function, sample).await;
