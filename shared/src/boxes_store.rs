@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 
 use crate::assets::AssetRecord;
 use crate::boxes::BoxRecord;
-use crate::dynamo::{Listing, StoreError, Table, store_error, updated_record};
+use crate::dynamo::{Listing, StoreError, Table, store_error};
 use crate::files_store::Refusal;
 use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
@@ -163,35 +163,18 @@ impl Table {
         headliner: Option<Option<&str>>,
         now: &str,
     ) -> Result<Option<BoxRecord>, StoreError> {
-        let mut sets = vec!["updated_at = :now"];
-        let mut update = self
-            .client()
-            .update_item()
-            .table_name(self.name())
-            .key(keys::PK, s(keys::user_pk(owner)))
-            .key(keys::SK, s(keys::box_sk(id)))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_values(":now", s(now))
-            .return_values(ReturnValue::AllNew);
+        let mut fields = vec![("updated_at", s(now))];
         if let Some(name) = name {
-            sets.push("#name = :name");
-            update = update
-                .expression_attribute_names("#name", "name")
-                .expression_attribute_values(":name", s(name));
+            fields.push(("name", s(name)));
         }
         if let Some(headliner) = headliner {
-            sets.push("headliner_asset = :headliner");
-            update = update.expression_attribute_values(
-                ":headliner",
+            fields.push((
+                "headliner_asset",
                 headliner.map(s).unwrap_or(AttributeValue::Null(true)),
-            );
+            ));
         }
-        let result = update
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .send()
-            .await;
-        updated_record(result, "box")
+        self.update_existing(keys::user_pk(owner), keys::box_sk(id), "box", fields)
+            .await
     }
 
     pub async fn get_asset(

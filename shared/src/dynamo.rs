@@ -159,6 +159,38 @@ impl Table {
             .map_err(|e| StoreError::Failed(format!("reading {what}: {e}")))
     }
 
+    /// Sets `fields` on an existing item (names and values bound, never
+    /// spliced into the expression) and returns it; `None` when there is no
+    /// such item.
+    pub(crate) async fn update_existing<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: String,
+        what: &str,
+        fields: Vec<(&str, AttributeValue)>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(Self::primary_key(pk, sk)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .return_values(ReturnValue::AllNew);
+        let mut sets = Vec::with_capacity(fields.len());
+        for (i, (name, value)) in fields.into_iter().enumerate() {
+            sets.push(format!("#f{i} = :v{i}"));
+            update = update
+                .expression_attribute_names(format!("#f{i}"), name)
+                .expression_attribute_values(format!(":v{i}"), value);
+        }
+        let result = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await;
+        updated_record(result, what)
+    }
+
     fn primary_key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (keys::PK.to_owned(), AttributeValue::S(pk)),
@@ -271,24 +303,16 @@ impl ProjectStore for Table {
         name: &str,
         updated_at: &str,
     ) -> Result<Option<ProjectRecord>, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .set_key(Some(Self::primary_key(
-                keys::user_pk(owner),
-                keys::project_sk(id),
-            )))
-            .update_expression("SET #name = :name, updated_at = :now")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":name", AttributeValue::S(name.to_owned()))
-            .expression_attribute_values(":now", AttributeValue::S(updated_at.to_owned()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        updated_record(result, "project")
+        self.update_existing(
+            keys::user_pk(owner),
+            keys::project_sk(id),
+            "project",
+            vec![
+                ("name", AttributeValue::S(name.to_owned())),
+                ("updated_at", AttributeValue::S(updated_at.to_owned())),
+            ],
+        )
+        .await
     }
 
     async fn delete_project(&self, owner: &str, id: &str) -> Result<bool, StoreError> {

@@ -15,13 +15,11 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 
 use crate::assets::AssetRecord;
 use crate::boxes::BoxRecord;
-use crate::dynamo::{Listing, StoreError, Table, store_error, updated_record};
+use crate::dynamo::{Listing, StoreError, Table, store_error};
 use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
 use crate::uploads::{FileRecord, UploadStatus};
@@ -389,32 +387,15 @@ impl Table {
         description: Option<&str>,
         now: &str,
     ) -> Result<Option<FileRecord>, StoreError> {
-        let mut sets = vec!["updated = :now"];
-        let mut update = self
-            .client()
-            .update_item()
-            .table_name(self.name())
-            .key(keys::PK, s(keys::user_pk(owner)))
-            .key(keys::SK, s(keys::file_sk(id)))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_values(":now", s(now))
-            .return_values(ReturnValue::AllNew);
+        let mut fields = vec![("updated", s(now))];
         if let Some(name) = name {
-            sets.push("#name = :name");
-            update = update
-                .expression_attribute_names("#name", "name")
-                .expression_attribute_values(":name", s(name));
+            fields.push(("name", s(name)));
         }
         if let Some(description) = description {
-            sets.push("description = :description");
-            update = update.expression_attribute_values(":description", s(description));
+            fields.push(("description", s(description)));
         }
-        let result = update
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .send()
-            .await;
-        updated_record(result, "file")
+        self.update_existing(keys::user_pk(owner), keys::file_sk(id), "file", fields)
+            .await
     }
 
     /// Points a file at a new parent (and, for a completed file moved into a
