@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update}
 
 use crate::assets::AssetRecord;
 use crate::boxes::BoxRecord;
-use crate::dynamo::{Listing, StoreError, Table, store_error};
+use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, store_error};
 use crate::files_store::Refusal;
 use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
@@ -193,24 +193,8 @@ impl Table {
         limit: u32,
         after: Option<StringKey>,
     ) -> Result<Listing<AssetRecord>, StoreError> {
-        let query = self
-            .client()
-            .query()
-            .table_name(self.name())
-            .index_name(keys::GSI1)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", keys::GSI1_PK)
-            .expression_attribute_names("#sk", keys::GSI1_SK)
-            .expression_attribute_values(":pk", s(keys::box_children_pk(box_id)))
-            .expression_attribute_values(":prefix", s(prefix::ASSET))
-            .scan_index_forward(false);
-        self.query_page(
-            query,
-            limit,
-            after,
-            &[keys::GSI1_PK, keys::GSI1_SK, keys::PK, keys::SK],
-        )
-        .await
+        let query = self.gsi1_children(keys::box_children_pk(box_id), prefix::ASSET);
+        self.query_page(query, limit, after, GSI1_KEYS).await
     }
 
     /// Deletes an asset record and, for an uploaded one, its file record with
@@ -248,20 +232,7 @@ impl Table {
                     .build(),
             );
             if file.reserved_bytes > 0 {
-                let release = Update::builder()
-                    .table_name(self.name())
-                    .key(keys::PK, s(keys::user_pk(&file.owner)))
-                    .key(keys::SK, s(keys::QUOTA_SK))
-                    .update_expression("ADD used_bytes :delta")
-                    .expression_attribute_values(
-                        ":delta",
-                        AttributeValue::N(format!("-{}", file.reserved_bytes)),
-                    );
-                items.push(
-                    TransactWriteItem::builder()
-                        .update(built(release.build())?)
-                        .build(),
-                );
+                items.push(self.quota_change(&file.owner, -(file.reserved_bytes as i128), 0)?);
             }
         }
         self.run(items).await

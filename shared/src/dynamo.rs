@@ -191,6 +191,21 @@ impl Table {
         updated_record(result, what)
     }
 
+    /// A newest-first Query of the GSI1 partition `pk` for items whose GSI1
+    /// sort key starts with `prefix` (a parent's children of one kind).
+    pub(crate) fn gsi1_children(&self, pk: String, prefix: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.name)
+            .index_name(keys::GSI1)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", keys::GSI1_PK)
+            .expression_attribute_names("#sk", keys::GSI1_SK)
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+            .scan_index_forward(false)
+    }
+
     fn primary_key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (keys::PK.to_owned(), AttributeValue::S(pk)),
@@ -232,6 +247,8 @@ impl Table {
 }
 
 const BASE_KEYS: &[&str] = &[keys::PK, keys::SK];
+/// The key attributes of a GSI1 position (index keys, then the table's).
+pub(crate) const GSI1_KEYS: &[&str] = &[keys::GSI1_PK, keys::GSI1_SK, keys::PK, keys::SK];
 
 impl ProjectStore for Table {
     async fn insert_project(&self, project: &ProjectRecord) -> Result<(), StoreError> {

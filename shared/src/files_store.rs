@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWrite
 
 use crate::assets::AssetRecord;
 use crate::boxes::BoxRecord;
-use crate::dynamo::{Listing, StoreError, Table, store_error};
+use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, store_error};
 use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
 use crate::uploads::{FileRecord, UploadStatus};
@@ -103,7 +103,7 @@ impl Table {
         )
     }
 
-    fn quota_change(
+    pub(crate) fn quota_change(
         &self,
         owner: &str,
         delta: i128,
@@ -483,17 +483,8 @@ impl Table {
     ) -> Result<Listing<FileRecord>, StoreError> {
         let mut filters = vec!["entity = :file"];
         let mut query = self
-            .client()
-            .query()
-            .table_name(self.name())
-            .index_name(keys::GSI1)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", keys::GSI1_PK)
-            .expression_attribute_names("#sk", keys::GSI1_SK)
-            .expression_attribute_values(":pk", s(keys::parent_pk(parent_type, parent_id)))
-            .expression_attribute_values(":prefix", s(prefix::FILE))
-            .expression_attribute_values(":file", s("file"))
-            .scan_index_forward(false);
+            .gsi1_children(keys::parent_pk(parent_type, parent_id), prefix::FILE)
+            .expression_attribute_values(":file", s("file"));
         if let Some(owner) = owner {
             filters.push("#owner = :owner");
             query = query
@@ -505,13 +496,7 @@ impl Table {
             query = query.expression_attribute_values(":status", s(status.as_str()));
         }
         let query = query.filter_expression(filters.join(" AND "));
-        self.query_page(
-            query,
-            limit,
-            after,
-            &[keys::GSI1_PK, keys::GSI1_SK, keys::PK, keys::SK],
-        )
-        .await
+        self.query_page(query, limit, after, GSI1_KEYS).await
     }
 
     /// Every owner's files in one status, newest first (admins).
