@@ -376,3 +376,122 @@ async fn another_users_boxes_are_invisible_and_bad_input_changes_nothing() {
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
     assert_eq!(stack().items_of(&owner.id).await, before, "nothing changed");
 }
+
+/// Uploads a small PNG into a box; the asset's id.
+async fn asset_in(api: &Client, user: &User, box_id: &str) -> String {
+    let token = Some(user.access_token.as_str());
+    let started = api
+        .post(
+            "/v1/files/uploads",
+            token,
+            &json!({ "file_name": "frame.png", "file_size": 32, "file_content_type": "image/png",
+                     "num_parts": 1, "part_size": 32, "parent_content_type": "box", "parent_object_id": box_id }),
+        )
+        .await;
+    let url = started.body["presigned_urls"][0]["url"].as_str().unwrap();
+    let etag = put_to(url, test_bytes(32, 2), &[]).await;
+    let file_id = started.body["id"].as_str().unwrap();
+    let done = api
+        .post(
+            &format!("/v1/files/uploads/{file_id}/complete"),
+            token,
+            &json!({ "parts": [{ "part_number": 1, "etag": etag }] }),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    let listed = api.get(&format!("/api/boxes/{box_id}/assets"), token).await;
+    listed.body["results"][0]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn assets_edit_toggle_and_delete() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let stranger = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let p = project(&api, &user).await;
+    let b = new_box(&api, &user, &p, "Shot").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let asset = asset_in(&api, &user, &b).await;
+
+    let got = api.get(&format!("/api/assets/{asset}/"), token).await;
+    assert_eq!(got.status, StatusCode::OK, "{:?}", got.body);
+    assert_eq!(got.body["is_favorite"], false);
+    assert_eq!(got.body["box_name"], "Shot");
+    assert_eq!(got.body["asset_type"], "IMAGE");
+
+    let edited = api
+        .patch(
+            &format!("/api/assets/{asset}"),
+            token,
+            &json!({ "prompt_text": "  a red fox at dawn ", "name": "Fox" }),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
+    assert_eq!(edited.body["prompt_text"], "a red fox at dawn");
+    let stored = api.get(&format!("/api/assets/{asset}"), token).await;
+    assert_eq!(stored.body["prompt_text"], "a red fox at dawn");
+
+    // The toggle flips once per call.
+    for expected in [true, false, true] {
+        let toggled = api
+            .post(&format!("/api/assets/{asset}/favorite/"), token, &json!({}))
+            .await;
+        assert_eq!(toggled.status, StatusCode::OK, "{:?}", toggled.body);
+        assert_eq!(toggled.body["is_favorite"], expected);
+    }
+
+    for (body, field) in [
+        (json!({ "prompt_text": "p".repeat(4001) }), "prompt_text"),
+        (json!({ "is_favorite": "yes" }), "is_favorite"),
+        (json!({ "colour": 1 }), "colour"),
+        (json!({ "name": "" }), "name"),
+    ] {
+        let reply = api
+            .patch(&format!("/api/assets/{asset}"), token, &body)
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            reply.field_error(field).is_some(),
+            "{body}: {:?}",
+            reply.body
+        );
+    }
+
+    // Someone else: 404 everywhere, nothing changes.
+    let before = stack().items_of(&user.id).await;
+    let s = Some(stranger.access_token.as_str());
+    for reply in [
+        api.get(&format!("/api/assets/{asset}"), s).await,
+        api.patch(
+            &format!("/api/assets/{asset}"),
+            s,
+            &json!({ "is_favorite": false }),
+        )
+        .await,
+        api.post(&format!("/api/assets/{asset}/favorite"), s, &json!({}))
+            .await,
+        api.delete(&format!("/api/assets/{asset}"), s).await,
+    ] {
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{:?}", reply.body);
+    }
+    assert_eq!(stack().items_of(&user.id).await, before);
+
+    // Deleting the headliner asset clears the headliner and the count.
+    api.patch(
+        &format!("/api/boxes/{b}"),
+        token,
+        &json!({ "headliner_asset": asset }),
+    )
+    .await;
+    let deleted = api.delete(&format!("/api/assets/{asset}"), token).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let the_box = api.get(&format!("/api/boxes/{b}"), token).await;
+    assert_eq!(the_box.body["headliner_asset"], Value::Null);
+    assert_eq!(the_box.body["assets_count"], 0);
+    assert!(stack().objects_of(&user.id).await.is_empty());
+    let again = api.get(&format!("/api/assets/{asset}"), token).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+}

@@ -198,10 +198,12 @@ impl Table {
     }
 
     /// Deletes an asset record and, for an uploaded one, its file record with
-    /// the quota it holds, in one transaction.
+    /// the quota it holds, in one transaction; with `count_in_box`, the box's
+    /// `assets_count` goes down in it too (not when the box itself is going).
     pub async fn delete_asset_records(
         &self,
         asset: &AssetRecord,
+        count_in_box: bool,
     ) -> Result<Result<(), Refusal>, StoreError> {
         let delete = Delete::builder()
             .table_name(self.name())
@@ -235,6 +237,45 @@ impl Table {
                 items.push(self.quota_change(&file.owner, -(file.reserved_bytes as i128), 0)?);
             }
         }
+        if count_in_box {
+            items.push(self.box_count_change(&asset.owner, &asset.box_id, -1)?);
+        }
         self.run(items).await
+    }
+
+    /// Sets `is_favorite` only if it is still `from` (a toggle that cannot be
+    /// applied twice); `None` when it changed meanwhile or is gone.
+    pub async fn set_favorite(
+        &self,
+        asset: &AssetRecord,
+        to: bool,
+        now: &str,
+    ) -> Result<Option<AssetRecord>, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&asset.owner)))
+            .key(keys::SK, s(keys::asset_sk(&asset.id)))
+            .update_expression("SET is_favorite = :to, updated_at = :now")
+            .condition_expression("is_favorite = :from")
+            .expression_attribute_values(":to", AttributeValue::Bool(to))
+            .expression_attribute_values(":from", AttributeValue::Bool(!to))
+            .expression_attribute_values(":now", s(now))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        crate::dynamo::updated_record(result, "asset")
+    }
+
+    /// Edits `name`, `prompt_text` and/or `is_favorite`.
+    pub async fn update_asset(
+        &self,
+        owner: &str,
+        id: &str,
+        fields: Vec<(&str, AttributeValue)>,
+    ) -> Result<Option<AssetRecord>, StoreError> {
+        self.update_existing(keys::user_pk(owner), keys::asset_sk(id), "asset", fields)
+            .await
     }
 }

@@ -303,7 +303,7 @@ impl Table {
         Ok(())
     }
 
-    fn box_count_change(
+    pub(crate) fn box_count_change(
         &self,
         owner: &str,
         box_id: &str,

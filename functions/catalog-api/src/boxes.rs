@@ -404,7 +404,12 @@ pub async fn delete_box(
         }
         for asset in page.items {
             state.env.bucket.delete(&asset.s3_key).await?;
-            state.env.table.delete_asset_records(&asset).await?.ok();
+            state
+                .env
+                .table
+                .delete_asset_records(&asset, false)
+                .await?
+                .ok();
         }
     }
     Ok(StatusCode::NO_CONTENT)

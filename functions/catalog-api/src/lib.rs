@@ -2,6 +2,7 @@
 //! comments, export and the AI registry. Routes here, rules and storage in
 //! `assetbox_shared`; `main.rs` only wires AWS clients to this router.
 
+pub mod assets;
 pub mod boxes;
 pub mod files;
 
@@ -56,7 +57,9 @@ pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Route
         env: UploadEnv::from_settings(settings, sdk)?,
         cursors: config.cursor_key.clone(),
     };
-    let files = files::router(aws_state.clone()).merge(boxes::router(aws_state));
+    let files = files::router(aws_state.clone())
+        .merge(boxes::router(aws_state.clone()))
+        .merge(assets::router(aws_state));
     Ok(router(AppState {
         store: Table::new(aws::dynamodb(sdk), config.table_name),
         cursors: config.cursor_key,
@@ -108,7 +111,11 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         boxes::update_box,
         boxes::delete_box,
         boxes::list_box_assets,
-        boxes::reorder_boxes
+        boxes::reorder_boxes,
+        assets::get_asset,
+        assets::update_asset,
+        assets::toggle_favorite,
+        assets::delete_asset
     ),
     components(schemas(
         Project,
@@ -122,6 +129,7 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         boxes::CreateBox,
         boxes::UpdateBox,
         boxes::ReorderBoxes,
+        assets::UpdateAsset,
         assetbox_shared::assets::AssetView
     ))
 )]
