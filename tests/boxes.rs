@@ -379,12 +379,16 @@ async fn another_users_boxes_are_invisible_and_bad_input_changes_nothing() {
 
 /// Uploads a small PNG into a box; the asset's id.
 async fn asset_in(api: &Client, user: &User, box_id: &str) -> String {
+    asset_of_type(api, user, box_id, "image/png").await
+}
+
+async fn asset_of_type(api: &Client, user: &User, box_id: &str, content_type: &str) -> String {
     let token = Some(user.access_token.as_str());
     let started = api
         .post(
             "/v1/files/uploads",
             token,
-            &json!({ "file_name": "frame.png", "file_size": 32, "file_content_type": "image/png",
+            &json!({ "file_name": "frame", "file_size": 32, "file_content_type": content_type,
                      "num_parts": 1, "part_size": 32, "parent_content_type": "box", "parent_object_id": box_id }),
         )
         .await;
@@ -494,4 +498,132 @@ async fn assets_edit_toggle_and_delete() {
     assert!(stack().objects_of(&user.id).await.is_empty());
     let again = api.get(&format!("/api/assets/{asset}"), token).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn asset_filters_combine_and_page() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let stranger = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let p = project(&api, &user).await;
+    let b1 = new_box(&api, &user, &p, "One").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b2 = new_box(&api, &user, &p, "Two").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fox = asset_of_type(&api, &user, &b1, "image/png").await;
+    let fav = asset_of_type(&api, &user, &b1, "image/jpeg").await;
+    let clip = asset_of_type(&api, &user, &b2, "video/mp4").await;
+    api.patch(
+        &format!("/api/assets/{fox}"),
+        token,
+        &json!({ "prompt_text": "A Red Fox at dawn" }),
+    )
+    .await;
+    api.post(&format!("/api/assets/{fav}/favorite"), token, &json!({}))
+        .await;
+
+    let ids = |reply: &Reply| -> Vec<String> {
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let mut ids: Vec<String> = reply.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let q = |query: String| {
+        let api = &api;
+        async move { api.get(&format!("/api/assets/?{query}"), token).await }
+    };
+    assert_eq!(
+        ids(&q(format!("box={b1}")).await),
+        sorted(vec![fox.clone(), fav.clone()])
+    );
+    assert_eq!(
+        ids(&q(format!("project={p}")).await),
+        sorted(vec![fox.clone(), fav.clone(), clip.clone()])
+    );
+    assert_eq!(ids(&q(String::new()).await).len(), 3);
+    assert_eq!(
+        ids(&q(format!("project={p}&asset_type=VIDEO")).await),
+        vec![clip.clone()]
+    );
+    assert_eq!(
+        ids(&q(format!("box={b1}&is_favorite=true")).await),
+        vec![fav.clone()]
+    );
+    assert_eq!(
+        ids(&q(format!("project={p}&search=red%20FOX")).await),
+        vec![fox.clone()]
+    );
+    assert_eq!(
+        ids(&q(format!("box={b1}&search=fox&is_favorite=true")).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&q(format!("project={p}&status=PROCESSING&asset_type=IMAGE")).await).len(),
+        2
+    );
+    assert!(ids(&q(format!("project={p}&status=COMPLETED")).await).is_empty());
+    assert!(ids(&q(format!("box={b2}&project={p}&asset_type=IMAGE")).await).is_empty());
+
+    for (query, field) in [
+        ("asset_type=GIF", "asset_type"),
+        ("is_favorite=maybe", "is_favorite"),
+        ("status=DONE", "status"),
+        ("limit=0", "limit"),
+    ] {
+        let reply = q(query.to_owned()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(
+            reply.field_error(field).is_some(),
+            "{query}: {:?}",
+            reply.body
+        );
+    }
+
+    // Pages of one walk every asset once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!(
+                "project={p}&limit=1&cursor={}",
+                form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()
+            ),
+            None => format!("project={p}&limit=1"),
+        };
+        let page = q(path).await;
+        seen.extend(ids(&page));
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(sorted(seen), sorted(vec![fox, fav, clip]));
+
+    // Someone else's box or project: 404; their own list is empty.
+    let s = Some(stranger.access_token.as_str());
+    assert_eq!(
+        api.get(&format!("/api/assets/?box={b1}"), s).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get(&format!("/api/assets/?project={p}"), s)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(api.get("/api/assets/", s).await.body["results"], json!([]));
 }

@@ -14,6 +14,19 @@ pub enum AssetType {
 }
 
 impl AssetType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "IMAGE",
+            Self::Video => "VIDEO",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Image, Self::Video]
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(raw))
+    }
+
     pub fn of_content_type(content_type: &str) -> Option<Self> {
         if content_type.starts_with("image/") {
             Some(Self::Image)
@@ -33,6 +46,28 @@ pub enum AssetStatus {
     Processing,
     Completed,
     Failed,
+}
+
+impl AssetStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Processing => "PROCESSING",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Processing,
+            Self::Completed,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(raw))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -15,6 +15,24 @@ use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
 use crate::projects::ProjectRecord;
 
+/// Where an asset list looks.
+#[derive(Debug, Clone, Copy)]
+pub enum AssetScope<'a> {
+    Box(&'a str),
+    Project(&'a str),
+    Owner,
+}
+
+/// The filters of `GET /api/assets/`, checked.
+#[derive(Debug, Default, Clone)]
+pub struct AssetFilters {
+    pub asset_type: Option<crate::assets::AssetType>,
+    pub status: Option<crate::assets::AssetStatus>,
+    pub is_favorite: Option<bool>,
+    /// Matched case-insensitively within the prompt text.
+    pub search: Option<String>,
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -195,6 +213,75 @@ impl Table {
     ) -> Result<Listing<AssetRecord>, StoreError> {
         let query = self.gsi1_children(keys::box_children_pk(box_id), prefix::ASSET);
         self.query_page(query, limit, after, GSI1_KEYS).await
+    }
+
+    /// Assets in a scope, newest first, narrowed by filters. Filters apply
+    /// after DynamoDB's page limit (a FilterExpression), so a page reads at
+    /// most `limit` items: bounded work, possibly a short page with a cursor.
+    pub async fn list_assets(
+        &self,
+        owner: &str,
+        scope: AssetScope<'_>,
+        filters: &AssetFilters,
+        limit: u32,
+        after: Option<StringKey>,
+    ) -> Result<Listing<AssetRecord>, StoreError> {
+        let (mut query, key_names): (_, &[&str]) = match scope {
+            AssetScope::Box(id) => (
+                self.gsi1_children(keys::box_children_pk(id), prefix::ASSET),
+                GSI1_KEYS,
+            ),
+            AssetScope::Project(id) => (
+                self.client()
+                    .query()
+                    .table_name(self.name())
+                    .index_name(keys::GSI2)
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#pk", keys::GSI2_PK)
+                    .expression_attribute_names("#sk", keys::GSI2_SK)
+                    .expression_attribute_values(":pk", s(keys::project_assets_pk(id)))
+                    .expression_attribute_values(":prefix", s(prefix::ASSET))
+                    .scan_index_forward(false),
+                &[keys::GSI2_PK, keys::GSI2_SK, keys::PK, keys::SK],
+            ),
+            AssetScope::Owner => (
+                self.client()
+                    .query()
+                    .table_name(self.name())
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#pk", keys::PK)
+                    .expression_attribute_names("#sk", keys::SK)
+                    .expression_attribute_values(":pk", s(keys::user_pk(owner)))
+                    .expression_attribute_values(":prefix", s(prefix::ASSET))
+                    .scan_index_forward(false),
+                &[keys::PK, keys::SK],
+            ),
+        };
+        // Index partitions are not owner-scoped: say so in the filter too.
+        let mut conditions = vec!["#owner = :owner".to_owned()];
+        query = query
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner));
+        if let Some(kind) = filters.asset_type {
+            conditions.push("asset_type = :type".into());
+            query = query.expression_attribute_values(":type", s(kind.as_str()));
+        }
+        if let Some(status) = filters.status {
+            conditions.push("#status = :status".into());
+            query = query
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status.as_str()));
+        }
+        if let Some(favorite) = filters.is_favorite {
+            conditions.push("is_favorite = :fav".into());
+            query = query.expression_attribute_values(":fav", AttributeValue::Bool(favorite));
+        }
+        if let Some(text) = &filters.search {
+            conditions.push("contains(prompt_search, :q)".into());
+            query = query.expression_attribute_values(":q", s(text.to_lowercase()));
+        }
+        let query = query.filter_expression(conditions.join(" AND "));
+        self.query_page(query, limit, after, key_names).await
     }
 
     /// Deletes an asset record and, for an uploaded one, its file record with

@@ -2,11 +2,13 @@
 //! `is_favorite`), favourite toggle, delete. The list with every filter comes
 //! next; a box's assets are listed by `GET /api/boxes/{id}/assets/`.
 
-use assetbox_shared::assets::{AssetRecord, AssetView};
+use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetType, AssetView};
+use assetbox_shared::boxes_store::{AssetFilters, AssetScope};
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::error::{ApiError, ErrorBody};
-use assetbox_shared::http::ApiJson;
+use assetbox_shared::http::{ApiJson, ApiQuery};
+use assetbox_shared::pagination::{Page, PageQuery};
 use assetbox_shared::validation;
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::extract::{Path, State};
@@ -14,7 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::files::FilesState;
 
@@ -23,12 +25,138 @@ pub const ASSET_NAME_MAX_CHARS: usize = 255;
 
 pub fn router(state: FilesState) -> Router {
     Router::new()
+        .route("/api/assets", get(list_assets))
         .route(
             "/api/assets/{id}",
             get(get_asset).patch(update_asset).delete(delete_asset),
         )
         .route("/api/assets/{id}/favorite", post(toggle_favorite))
         .with_state(state)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AssetsQuery {
+    pub r#box: Option<String>,
+    pub project: Option<String>,
+    /// `IMAGE` or `VIDEO`.
+    pub asset_type: Option<String>,
+    /// `true` or `false`.
+    pub is_favorite: Option<String>,
+    /// `PENDING`, `PROCESSING`, `COMPLETED` or `FAILED`.
+    pub status: Option<String>,
+    /// Words within the prompt text (case-insensitive), 1–200 characters.
+    pub search: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// The caller's assets in a box, a project or everywhere, newest first,
+/// with every filter combined. Each page reads at most `limit` items and
+/// filters them (no Scan), so a page may be short while `next_cursor` is set.
+#[utoipa::path(
+    get, path = "/api/assets/", tag = "assets",
+    params(AssetsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = inline(Page<AssetView>)), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn list_assets(
+    State(state): State<FilesState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<AssetsQuery>,
+) -> Result<Json<Page<AssetView>>, ApiError> {
+    let mut filters = AssetFilters::default();
+    if let Some(raw) = nonempty(&query.asset_type) {
+        filters.asset_type = Some(
+            AssetType::parse(raw)
+                .ok_or_else(|| ApiError::field("asset_type", "must be IMAGE or VIDEO"))?,
+        );
+    }
+    if let Some(raw) = nonempty(&query.status) {
+        filters.status = Some(AssetStatus::parse(raw).ok_or_else(|| {
+            ApiError::field("status", "must be PENDING, PROCESSING, COMPLETED or FAILED")
+        })?);
+    }
+    if let Some(raw) = nonempty(&query.is_favorite) {
+        filters.is_favorite = Some(match raw {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(ApiError::field("is_favorite", "must be true or false")),
+        });
+    }
+    if let Some(raw) = nonempty(&query.search) {
+        if raw.chars().count() > 200 {
+            return Err(ApiError::field("search", "must be at most 200 characters"));
+        }
+        filters.search = Some(raw.to_owned());
+    }
+    let page = PageQuery {
+        limit: query.limit.clone(),
+        cursor: query.cursor.clone(),
+    };
+    let limit = page.limit()?;
+    let table = &state.env.table;
+    let (scope, scope_key) = match (nonempty(&query.r#box), nonempty(&query.project)) {
+        (Some(box_id), project) => {
+            let found = match validation::is_ulid(box_id) {
+                true => table.get_box(&caller.user_id, box_id).await?,
+                false => None,
+            }
+            .ok_or_else(|| ApiError::not_found("box"))?;
+            if project.is_some_and(|p| p != found.project) {
+                // A box of another project: nothing can match both.
+                return Ok(Json(Page {
+                    results: vec![],
+                    next_cursor: None,
+                }));
+            }
+            (AssetScope::Box(box_id), format!("box={box_id}"))
+        }
+        (None, Some(project_id)) => {
+            crate::owned_project(table, &caller, project_id).await?;
+            (
+                AssetScope::Project(project_id),
+                format!("project={project_id}"),
+            )
+        }
+        (None, None) => (AssetScope::Owner, String::new()),
+    };
+    // The cursor belongs to this scope and these filters.
+    let cursor_scope = format!("assets?{scope_key}&{filters:?}");
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.open(&caller.user_id, &cursor_scope, c))
+        .transpose()?;
+    let listing = table
+        .list_assets(&caller.user_id, scope, &filters, limit, after)
+        .await?;
+    let signer = state.env.presigner().await?;
+    let mut box_names = std::collections::HashMap::new();
+    let mut results = Vec::with_capacity(listing.items.len());
+    for asset in listing.items {
+        if !box_names.contains_key(&asset.box_id) {
+            let name = table
+                .get_box(&caller.user_id, &asset.box_id)
+                .await?
+                .map(|b| b.name)
+                .unwrap_or_default();
+            box_names.insert(asset.box_id.clone(), name);
+        }
+        let url = state.env.object_url(&signer, &asset.s3_key, &asset.name);
+        let box_name = box_names[&asset.box_id].clone();
+        results.push(AssetView::new(asset, &box_name, Some(url)));
+    }
+    Ok(Json(Page {
+        results,
+        next_cursor: listing
+            .next
+            .map(|k| state.cursors.seal(&caller.user_id, &cursor_scope, &k)),
+    }))
+}
+
+/// A query value with content, trimmed.
+fn nonempty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 async fn owned_asset(
@@ -114,14 +242,17 @@ pub async fn update_asset(
                 format!("must be at most {PROMPT_MAX_CHARS} characters (got {chars})"),
             ));
         }
-        fields.push((
-            "prompt_text",
-            if prompt.is_empty() {
-                AttributeValue::Null(true)
-            } else {
-                AttributeValue::S(prompt.to_owned())
-            },
-        ));
+        let (text, search) = if prompt.is_empty() {
+            (AttributeValue::Null(true), AttributeValue::Null(true))
+        } else {
+            // A lower-cased copy makes `search` case-insensitive.
+            (
+                AttributeValue::S(prompt.to_owned()),
+                AttributeValue::S(prompt.to_lowercase()),
+            )
+        };
+        fields.push(("prompt_text", text));
+        fields.push(("prompt_search", search));
     }
     if let Some(favorite) = body.is_favorite {
         fields.push(("is_favorite", AttributeValue::Bool(favorite)));

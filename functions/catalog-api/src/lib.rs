@@ -112,6 +112,7 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         boxes::delete_box,
         boxes::list_box_assets,
         boxes::reorder_boxes,
+        assets::list_assets,
         assets::get_asset,
         assets::update_asset,
         assets::toggle_favorite,
