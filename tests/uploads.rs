@@ -136,15 +136,15 @@ async fn twelve_mib_in_three_parts_round_trips_byte_for_byte() {
     assert_eq!(upload.body["next_parts_url"], Value::Null);
 
     // What the emulator does not enforce, checked on our side: each URL signs
-    // its part's exact length, expires in an hour, and names this upload.
-    for (n, length) in [(1, 5 * MIB), (2, 5 * MIB), (3, 2 * MIB)] {
+    // a length (the value is only in the canonical request; the presigner's
+    // unit tests check it), expires in an hour, and names this upload.
+    for n in 1..=3 {
         let q = query_of(&url_of(&upload.body, n));
         assert_eq!(q["X-Amz-SignedHeaders"], "content-length;host");
         assert_eq!(q["X-Amz-Expires"], "3600");
         assert_eq!(q["partNumber"], n.to_string());
         assert_eq!(q["uploadId"], upload.upload_id);
         assert_eq!(q["X-Amz-Signature"].len(), 64);
-        let _ = length;
     }
 
     let mut parts = Vec::new();

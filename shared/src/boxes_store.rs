@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update}
 
 use crate::assets::AssetRecord;
 use crate::boxes::BoxRecord;
-use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, store_error};
+use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table};
 use crate::files_store::Refusal;
 use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
@@ -92,30 +92,6 @@ impl Table {
         )
     }
 
-    async fn run(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Refusal>, StoreError> {
-        let result = self
-            .client()
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Ok(())),
-            Err(err) => {
-                let cancelled = matches!(
-                    &err,
-                    aws_sdk_dynamodb::error::SdkError::ServiceError(e)
-                        if matches!(e.err(), aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(_))
-                );
-                if cancelled {
-                    Ok(Err(Refusal::StateChanged))
-                } else {
-                    Err(store_error(err))
-                }
-            }
-        }
-    }
-
     /// Writes a new box and the project's order with it in place.
     pub async fn create_box(
         &self,
@@ -134,7 +110,7 @@ impl Table {
                 .build(),
             self.order_change(project, order_after, &record.created_at)?,
         ];
-        self.run(items).await
+        self.transact(items, vec![]).await
     }
 
     /// A new order of the same boxes.
@@ -144,7 +120,7 @@ impl Table {
         order_after: &[String],
         now: &str,
     ) -> Result<Result<(), Refusal>, StoreError> {
-        self.run(vec![self.order_change(project, order_after, now)?])
+        self.transact(vec![self.order_change(project, order_after, now)?], vec![])
             .await
     }
 
@@ -168,7 +144,7 @@ impl Table {
                 .build(),
             self.order_change(project, order_after, now)?,
         ];
-        self.run(items).await
+        self.transact(items, vec![]).await
     }
 
     /// Sets a box's name and/or headliner (`Some(None)` clears it); `None`
@@ -327,7 +303,7 @@ impl Table {
         if count_in_box {
             items.push(self.box_count_change(&asset.owner, &asset.box_id, -1)?);
         }
-        self.run(items).await
+        self.transact(items, vec![]).await
     }
 
     /// Sets `is_favorite` only if it is still `from` (a toggle that cannot be

@@ -42,16 +42,16 @@ fn n(v: impl std::fmt::Display) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// Which items of a cancelled transaction failed their condition.
-fn cancelled_conditions(
+/// The reason codes of a cancelled transaction, one per item.
+fn cancellation_codes(
     err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
-) -> Option<Vec<bool>> {
+) -> Option<Vec<String>> {
     match err {
         SdkError::ServiceError(service) => match service.err() {
             TransactWriteItemsError::TransactionCanceledException(e) => Some(
                 e.cancellation_reasons()
                     .iter()
-                    .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                    .map(|r| r.code().unwrap_or("None").to_owned())
                     .collect(),
             ),
             _ => None,
@@ -147,7 +147,11 @@ impl Table {
             .build())
     }
 
-    async fn transact(
+    /// Runs a transaction. A failed condition becomes the refusal `meanings`
+    /// gives that item (items without one mean [`Refusal::StateChanged`]);
+    /// a clash with a concurrent transaction is a `StateChanged` too, so
+    /// callers re-read and retry or answer 409.
+    pub(crate) async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
         meanings: Meanings,
@@ -158,21 +162,24 @@ impl Table {
             .set_transact_items(Some(items))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Ok(())),
-            Err(err) => match cancelled_conditions(&err) {
-                Some(failed) if failed.iter().any(|f| *f) => {
-                    let index = failed.iter().position(|f| *f).unwrap_or_default();
-                    let mut meanings = meanings;
-                    Ok(Err(if index < meanings.len() {
-                        meanings.swap_remove(index)
-                    } else {
-                        Refusal::StateChanged
-                    }))
-                }
-                _ => Err(store_error(err)),
-            },
+        let Err(err) = result else {
+            return Ok(Ok(()));
+        };
+        let Some(codes) = cancellation_codes(&err) else {
+            return Err(store_error(err));
+        };
+        if let Some(index) = codes.iter().position(|c| c == "ConditionalCheckFailed") {
+            let mut meanings = meanings;
+            return Ok(Err(if index < meanings.len() {
+                meanings.swap_remove(index)
+            } else {
+                Refusal::StateChanged
+            }));
         }
+        if codes.iter().any(|c| c == "TransactionConflict") {
+            return Ok(Err(Refusal::StateChanged));
+        }
+        Err(store_error(err))
     }
 
     /// Records a new upload and reserves its bytes; checks the parent box

@@ -321,7 +321,8 @@ pub async fn delete_asset(
 ) -> Result<StatusCode, ApiError> {
     let asset = owned_asset(&state, &caller, &id).await?;
     let table = &state.env.table;
-    if let Some(b) = table.get_box(&caller.user_id, &asset.box_id).await?
+    let parent = table.get_box(&caller.user_id, &asset.box_id).await?;
+    if let Some(b) = &parent
         && b.headliner_asset.as_deref() == Some(asset.id.as_str())
     {
         let now = clock::rfc3339(clock::now());
@@ -330,10 +331,9 @@ pub async fn delete_asset(
             .await?;
     }
     state.env.bucket.delete(&asset.s3_key).await?;
-    let in_box = table
-        .get_box(&caller.user_id, &asset.box_id)
+    table
+        .delete_asset_records(&asset, parent.is_some())
         .await?
-        .is_some();
-    table.delete_asset_records(&asset, in_box).await?.ok();
+        .ok();
     Ok(StatusCode::NO_CONTENT)
 }

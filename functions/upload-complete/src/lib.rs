@@ -338,14 +338,7 @@ async fn complete(
         .iter()
         .filter_map(|p| p.checksum.clone())
         .collect();
-    let parts = body
-        .parts
-        .into_iter()
-        .map(|p| ClientPart {
-            part_number: p.part_number,
-            etag: p.etag,
-        })
-        .collect();
+    let parts = body.parts.into_iter().map(ClientPart::from).collect();
     let file = finish(&env, file, parts, checksums, body.checksum).await?;
     Ok(Json(file_view(&env, file).await?))
 }
@@ -356,6 +349,24 @@ pub struct CompanionPartEtag {
     pub part_number: u32,
     #[serde(rename = "ETag")]
     pub etag: String,
+}
+
+impl From<PartEtag> for ClientPart {
+    fn from(p: PartEtag) -> Self {
+        Self {
+            part_number: p.part_number,
+            etag: p.etag,
+        }
+    }
+}
+
+impl From<CompanionPartEtag> for ClientPart {
+    fn from(p: CompanionPartEtag) -> Self {
+        Self {
+            part_number: p.part_number,
+            etag: p.etag,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -389,14 +400,7 @@ async fn companion_complete(
     let file = env
         .companion_file(&caller, query.key()?, &upload_id)
         .await?;
-    let parts = body
-        .parts
-        .into_iter()
-        .map(|p| ClientPart {
-            part_number: p.part_number,
-            etag: p.etag,
-        })
-        .collect();
+    let parts = body.parts.into_iter().map(ClientPart::from).collect();
     let file = finish(&env, file, parts, vec![], None).await?;
     let signer = env.presigner().await?;
     let location = env
