@@ -96,6 +96,23 @@ pub struct AssetRecord {
     pub size: u64,
     pub is_favorite: bool,
     pub prompt_text: Option<String>,
+    /// The model that made it, as the uploader named it (the AI registry
+    /// resolves ids to names once it exists).
+    #[serde(default)]
+    pub ai_model: Option<String>,
+    /// Bytes this asset itself holds against the owner's quota: a small
+    /// upload has no file record to hold them (0 when a file does).
+    #[serde(default)]
+    pub quota_bytes: u64,
+    /// Filled by ingestion.
+    #[serde(default)]
+    pub thumbnail_key: Option<String>,
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -126,6 +143,12 @@ impl AssetRecord {
             size: file.file_size,
             is_favorite: false,
             prompt_text: None,
+            ai_model: None,
+            quota_bytes: 0,
+            thumbnail_key: None,
+            width: None,
+            height: None,
+            duration_ms: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
         }
@@ -165,7 +188,12 @@ pub struct AssetView {
 }
 
 impl AssetView {
-    pub fn new(r: AssetRecord, box_name: &str, file_url: Option<String>) -> Self {
+    pub fn new(
+        r: AssetRecord,
+        box_name: &str,
+        file_url: Option<String>,
+        thumbnail_url: Option<String>,
+    ) -> Self {
         Self {
             id: r.id,
             box_id: r.box_id,
@@ -174,10 +202,10 @@ impl AssetView {
             source_type: r.source_type,
             status: r.status,
             file_url,
-            thumbnail_url: None,
+            thumbnail_url,
             is_favorite: r.is_favorite,
             prompt_text: r.prompt_text,
-            ai_model: None,
+            ai_model: r.ai_model,
             ai_model_name: None,
             generation_config: None,
             seed: None,
@@ -185,9 +213,9 @@ impl AssetView {
             error_message: None,
             content_type: r.content_type,
             size: r.size,
-            width: None,
-            height: None,
-            duration_ms: None,
+            width: r.width,
+            height: r.height,
+            duration_ms: r.duration_ms,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }

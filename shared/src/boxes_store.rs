@@ -300,6 +300,9 @@ impl Table {
                 items.push(self.quota_change(&file.owner, -(file.reserved_bytes as i128), 0)?);
             }
         }
+        if asset.quota_bytes > 0 {
+            items.push(self.quota_change(&asset.owner, -(asset.quota_bytes as i128), 0)?);
+        }
         if count_in_box {
             items.push(self.box_count_change(&asset.owner, &asset.box_id, -1)?);
         }

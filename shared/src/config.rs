@@ -84,4 +84,14 @@ pub mod vars {
     pub const UPLOAD_FIRST_URL_BATCH: &str = "UPLOAD_FIRST_URL_BATCH";
     /// Open uploads expire after this many hours (default 24).
     pub const UPLOAD_EXPIRY_HOURS: &str = "UPLOAD_EXPIRY_HOURS";
+    /// Optional: a CDN in front of the media bucket; asset URLs use it.
+    pub const MEDIA_CDN_BASE_URL: &str = "MEDIA_CDN_BASE_URL";
+    /// Cap of the small upload through the API.
+    pub const SMALL_UPLOAD_MAX_BYTES: &str = "SMALL_UPLOAD_MAX_BYTES";
+    /// Share links: the longest expiry an owner may ask for, in days.
+    pub const SHARE_MAX_DAYS: &str = "SHARE_MAX_DAYS";
+    /// Public comments accepted per share link per hour.
+    pub const SHARE_COMMENTS_PER_HOUR: &str = "SHARE_COMMENTS_PER_HOUR";
+    /// Public base URL of the web app; share links point under it.
+    pub const PUBLIC_APP_URL: &str = "PUBLIC_APP_URL";
 }

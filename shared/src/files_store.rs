@@ -88,8 +88,10 @@ impl Table {
         Self::item("file", record, &keys_of)
     }
 
-    fn asset_item(asset: &AssetRecord) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        Self::item(
+    pub(crate) fn asset_item(
+        asset: &AssetRecord,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let mut item = Self::item(
             "asset",
             asset,
             &[
@@ -100,7 +102,30 @@ impl Table {
                 (keys::GSI2_PK, keys::project_assets_pk(&asset.project)),
                 (keys::GSI2_SK, keys::asset_sk(&asset.id)),
             ],
-        )
+        )?;
+        // A lower-cased copy makes the prompt `search` case-insensitive.
+        if let Some(prompt) = &asset.prompt_text {
+            item.insert(
+                "prompt_search".to_owned(),
+                AttributeValue::S(prompt.to_lowercase()),
+            );
+        }
+        Ok(item)
+    }
+
+    /// Records an asset that arrived whole through the API (no file record):
+    /// the asset, its box's count and its bytes against the quota, at once.
+    pub async fn create_small_asset(
+        &self,
+        asset: &AssetRecord,
+        quota: u64,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let mut items = Vec::new();
+        let mut meanings = Vec::new();
+        self.add_asset(asset, &mut items, &mut meanings)?;
+        items.push(self.quota_change(&asset.owner, asset.quota_bytes as i128, quota)?);
+        meanings.push(Refusal::QuotaExceeded);
+        self.transact(items, meanings).await
     }
 
     pub(crate) fn quota_change(

@@ -19,7 +19,7 @@
 //! | generation job | lives on its asset item | | | | `GENERATION#<shard>` / `<deadline>#<id>` while running |
 //! | share link | `SHARE#<sha256(token)>` | `LINK` | `PROJECT#<project>` / `SHARE#<id>` | | TTL `expires_at_epoch` |
 //! | comment | `USER#<owner>` | `COMMENT#<id>` | `BOX#<box>` / `COMMENT#<id>` | | |
-//! | comment rate bucket | `SHARE#<sha256(token)>` | `RATE#<minute>` | | | TTL |
+//! | comment rate bucket | `SHARE#<sha256(token)>` | `RATE#<hour>` | | | TTL |
 //! | AI provider | `AI` | `PROVIDER#<id>` | | | |
 //! | AI model | `AI` | `MODEL#<id>` | | | |
 //!

@@ -21,6 +21,7 @@ pub mod objects;
 pub mod pagination;
 pub mod presign;
 pub mod projects;
+pub mod sharing;
 pub mod upload_env;
 pub mod uploads;
 pub mod validation;

@@ -325,6 +325,57 @@ impl Bucket {
         }
     }
 
+    /// Stores a whole object (small uploads, exports).
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        content_disposition: Option<String>,
+    ) -> Result<(), ObjectError> {
+        self.client
+            .put_object()
+            .bucket(&self.name)
+            .key(key)
+            .content_type(content_type)
+            .set_content_disposition(content_disposition)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(())
+    }
+
+    /// An object's bytes; `None` when it is missing or larger than
+    /// `max_bytes` (the caller cannot afford to hold it).
+    pub async fn get(&self, key: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, ObjectError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.name)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err) if matches!(code(&err), Some("NoSuchKey" | "NotFound")) => return Ok(None),
+            Err(err) => return Err(classify(&err)),
+        };
+        if out
+            .content_length()
+            .is_some_and(|n| n < 0 || n as u64 > max_bytes)
+        {
+            return Ok(None);
+        }
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| ObjectError::Unavailable(e.to_string()))?
+            .into_bytes();
+        Ok((bytes.len() as u64 <= max_bytes).then(|| bytes.to_vec()))
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), ObjectError> {
         self.client
             .delete_object()

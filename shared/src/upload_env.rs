@@ -297,8 +297,41 @@ impl UploadEnv {
             .then(|| self.object_url(signer, &file.s3_key, &file.file_name))
     }
 
-    /// A short-lived GET URL of an object that downloads as `file_name`.
+    /// Deletes an asset's object and its thumbnail (records stay the
+    /// caller's job, after this succeeds).
+    pub async fn delete_asset_objects(
+        &self,
+        asset: &crate::assets::AssetRecord,
+    ) -> Result<(), crate::objects::ObjectError> {
+        self.bucket.delete(&asset.s3_key).await?;
+        if let Some(thumbnail) = &asset.thumbnail_key {
+            self.bucket.delete(thumbnail).await?;
+        }
+        Ok(())
+    }
+
+    /// An asset as the API shows it, with URLs for its object and thumbnail.
+    pub fn asset_view(
+        &self,
+        signer: &Presigner,
+        asset: crate::assets::AssetRecord,
+        box_name: &str,
+    ) -> crate::assets::AssetView {
+        let file_url = self.object_url(signer, &asset.s3_key, &asset.name);
+        let thumbnail_url = asset
+            .thumbnail_key
+            .as_deref()
+            .map(|key| self.object_url(signer, key, "thumbnail.png"));
+        crate::assets::AssetView::new(asset, box_name, Some(file_url), thumbnail_url)
+    }
+
+    /// A GET URL of an object that downloads as `file_name`: short-lived and
+    /// presigned, or under the configured CDN base URL (`MEDIA_CDN_BASE_URL`,
+    /// a distribution in front of the bucket that does its own access control).
     pub fn object_url(&self, signer: &Presigner, key: &str, file_name: &str) -> String {
+        if let Some(base) = &self.policy.cdn_base_url {
+            return format!("{}/{key}", base.trim_end_matches('/'));
+        }
         signer.presign(
             &ObjectRequest {
                 method: "GET",

@@ -40,7 +40,16 @@ pub struct UploadPolicy {
     pub url_expiry: Duration,
     pub first_url_batch: u32,
     pub upload_expiry: Duration,
+    /// Serve objects from this base URL instead of presigned S3 URLs.
+    pub cdn_base_url: Option<String>,
+    /// Largest file `POST /api/boxes/{id}/upload/` takes (below the Lambda
+    /// payload limit; larger files go through the direct-upload routes).
+    pub small_upload_max_bytes: u64,
 }
+
+/// A Lambda request event is at most 6 MB and a binary body arrives base64
+/// encoded (4/3 larger), so no form above ~4.5 MB can reach a handler.
+pub const SMALL_UPLOAD_CEILING_BYTES: u64 = 4 * MIB + MIB / 2;
 
 impl UploadPolicy {
     pub fn from_settings(settings: &dyn Settings) -> Result<Self, ConfigError> {
@@ -67,7 +76,25 @@ impl UploadPolicy {
             upload_expiry: Duration::from_secs(
                 3600 * config::parsed_or(settings, vars::UPLOAD_EXPIRY_HOURS, 24u64)?,
             ),
+            cdn_base_url: settings
+                .get(vars::MEDIA_CDN_BASE_URL)
+                .filter(|v| !v.trim().is_empty()),
+            small_upload_max_bytes: config::parsed_or(
+                settings,
+                vars::SMALL_UPLOAD_MAX_BYTES,
+                4 * MIB,
+            )?,
         };
+        if policy.small_upload_max_bytes == 0
+            || policy.small_upload_max_bytes > SMALL_UPLOAD_CEILING_BYTES
+        {
+            return Err(ConfigError::Invalid {
+                key: vars::SMALL_UPLOAD_MAX_BYTES,
+                reason: format!(
+                    "must be 1..={SMALL_UPLOAD_CEILING_BYTES} (the Lambda payload limit)"
+                ),
+            });
+        }
         if policy.max_file_bytes > MAX_PART_BYTES * MAX_PARTS as u64 {
             return Err(ConfigError::Invalid {
                 key: vars::MAX_UPLOAD_BYTES,

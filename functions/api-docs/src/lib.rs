@@ -14,6 +14,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(upload_parts::UploadPartsDoc::openapi());
     doc.merge(upload_complete::UploadCompleteDoc::openapi());
     doc.merge(upload_abort::UploadAbortDoc::openapi());
+    doc.merge(project_export::ProjectExportDoc::openapi());
     doc.info.title = "assetbox".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some("Backend of an AI production asset manager.".into());

@@ -142,9 +142,8 @@ pub async fn list_assets(
                 .unwrap_or_default();
             box_names.insert(asset.box_id.clone(), name);
         }
-        let url = state.env.object_url(&signer, &asset.s3_key, &asset.name);
         let box_name = box_names[&asset.box_id].clone();
-        results.push(AssetView::new(asset, &box_name, Some(url)));
+        results.push(state.env.asset_view(&signer, asset, &box_name));
     }
     Ok(Json(Page {
         results,
@@ -176,7 +175,7 @@ async fn owned_asset(
 }
 
 /// The view with its box's name and a short-lived file URL.
-async fn view(state: &FilesState, asset: AssetRecord) -> Result<AssetView, ApiError> {
+pub(crate) async fn view(state: &FilesState, asset: AssetRecord) -> Result<AssetView, ApiError> {
     let box_name = state
         .env
         .table
@@ -185,8 +184,7 @@ async fn view(state: &FilesState, asset: AssetRecord) -> Result<AssetView, ApiEr
         .map(|b| b.name)
         .unwrap_or_default();
     let signer = state.env.presigner().await?;
-    let url = state.env.object_url(&signer, &asset.s3_key, &asset.name);
-    Ok(AssetView::new(asset, &box_name, Some(url)))
+    Ok(state.env.asset_view(&signer, asset, &box_name))
 }
 
 #[utoipa::path(
@@ -330,7 +328,7 @@ pub async fn delete_asset(
             .update_box(&caller.user_id, &b.id, None, Some(None), &now)
             .await?;
     }
-    state.env.bucket.delete(&asset.s3_key).await?;
+    state.env.delete_asset_objects(&asset).await?;
     table
         .delete_asset_records(&asset, parent.is_some())
         .await?

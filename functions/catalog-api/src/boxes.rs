@@ -403,7 +403,7 @@ pub async fn delete_box(
             break;
         }
         for asset in page.items {
-            state.env.bucket.delete(&asset.s3_key).await?;
+            state.env.delete_asset_objects(&asset).await?;
             state
                 .env
                 .table
@@ -412,6 +412,11 @@ pub async fn delete_box(
                 .ok();
         }
     }
+    state
+        .env
+        .table
+        .delete_box_comments(&caller.user_id, &found.id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -446,10 +451,7 @@ pub async fn list_box_assets(
         results: listing
             .items
             .into_iter()
-            .map(|a| {
-                let url = state.env.object_url(&signer, &a.s3_key, &a.name);
-                AssetView::new(a, &found.name, Some(url))
-            })
+            .map(|a| state.env.asset_view(&signer, a, &found.name))
             .collect(),
         next_cursor: listing
             .next

@@ -27,6 +27,7 @@ use utoipa::{IntoParams, ToSchema};
 pub struct FilesState {
     pub env: UploadEnv,
     pub cursors: CursorKey,
+    pub sharing: assetbox_shared::sharing::SharingPolicy,
 }
 
 pub fn router(state: FilesState) -> Router {

@@ -5,6 +5,8 @@
 pub mod assets;
 pub mod boxes;
 pub mod files;
+pub mod sharing;
+pub mod upload;
 
 use assetbox_shared::aws;
 use assetbox_shared::boxes::BoxView;
@@ -56,10 +58,13 @@ pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Route
     let aws_state = files::FilesState {
         env: UploadEnv::from_settings(settings, sdk)?,
         cursors: config.cursor_key.clone(),
+        sharing: assetbox_shared::sharing::SharingPolicy::from_settings(settings)?,
     };
     let files = files::router(aws_state.clone())
         .merge(boxes::router(aws_state.clone()))
-        .merge(assets::router(aws_state));
+        .merge(assets::router(aws_state.clone()))
+        .merge(upload::router(aws_state.clone()))
+        .merge(sharing::router(aws_state));
     Ok(router(AppState {
         store: Table::new(aws::dynamodb(sdk), config.table_name),
         cursors: config.cursor_key,
@@ -116,7 +121,15 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         assets::get_asset,
         assets::update_asset,
         assets::toggle_favorite,
-        assets::delete_asset
+        assets::delete_asset,
+        upload::upload_to_box,
+        sharing::create_link,
+        sharing::list_links,
+        sharing::revoke_link,
+        sharing::shared_view,
+        sharing::post_comment,
+        sharing::list_comments,
+        sharing::mark_comment
     ),
     components(schemas(
         Project,
@@ -131,7 +144,14 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         boxes::UpdateBox,
         boxes::ReorderBoxes,
         assets::UpdateAsset,
-        assetbox_shared::assets::AssetView
+        assetbox_shared::assets::AssetView,
+        assetbox_shared::sharing::ShareLinkView,
+        assetbox_shared::sharing::CommentView,
+        sharing::CreateShareLink,
+        sharing::NewShareLink,
+        sharing::SharedProject,
+        sharing::NewComment,
+        sharing::MarkComment
     ))
 )]
 pub struct CatalogApiDoc;

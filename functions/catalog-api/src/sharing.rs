@@ -1,0 +1,527 @@
+//! Sharing (SPEC §3.4): owners create, list and revoke a project's share
+//! links; anyone with a live token sees the project's boxes in order with
+//! their headliner and favourite assets (read only) and may comment on a
+//! box; owners list a box's comments and mark them read or unread.
+//!
+//! What the public view shows: the project's name, the link's expiry, and
+//! per box its id, name, position, headliner and favourites with short-lived
+//! URLs, type, size in pixels, duration and prompt. Nothing else of the
+//! owner's: no owner id, no other assets, no generation settings, no files,
+//! no comments. Expired, revoked and unknown tokens answer the same 404.
+//!
+//! Abuse limit: public comments are capped per link per hour
+//! (`SHARE_COMMENTS_PER_HOUR`, 30) with a conditional counter, so the cap
+//! holds under concurrent posts; beyond it a 429 with `Retry-After`.
+
+use assetbox_shared::assets::{AssetRecord, AssetType};
+use assetbox_shared::boxes_store::{AssetFilters, AssetScope};
+use assetbox_shared::caller::Caller;
+use assetbox_shared::clock;
+use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::files_store::Refusal;
+use assetbox_shared::http::{ApiJson, ApiQuery};
+use assetbox_shared::pagination::{Page, PageQuery};
+use assetbox_shared::projects::{ProjectRecord, ProjectStore};
+use assetbox_shared::sharing::{
+    self, AUTHOR_NAME_MAX_CHARS, COMMENT_MAX_CHARS, CommentRecord, CommentView, DEFAULT_SHARE_DAYS,
+    ShareLinkRecord, ShareLinkView,
+};
+use assetbox_shared::upload_env::is_past;
+use assetbox_shared::validation;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::files::FilesState;
+use crate::owned_project;
+
+/// Pages of favourites the public view reads at most (200 assets each).
+const FAVOURITE_PAGES_MAX: usize = 25;
+
+pub fn router(state: FilesState) -> Router {
+    Router::new()
+        .route(
+            "/api/projects/{id}/share-links",
+            get(list_links).post(create_link),
+        )
+        .route(
+            "/api/projects/{id}/share-links/{link_id}",
+            axum::routing::delete(revoke_link),
+        )
+        .route("/api/shared/{token}", get(shared_view))
+        .route(
+            "/api/shared/{token}/boxes/{box_id}/comments",
+            post(post_comment),
+        )
+        .route("/api/boxes/{id}/comments", get(list_comments))
+        .route("/api/comments/{id}", patch(mark_comment))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateShareLink {
+    /// 1 to the configured maximum (30 by default); default 7.
+    pub expires_in_days: Option<u32>,
+}
+
+/// The only time the token is shown: keep the URL.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewShareLink {
+    pub id: String,
+    pub token: String,
+    pub url: String,
+    pub expires_at: String,
+}
+
+#[utoipa::path(
+    post, path = "/api/projects/{id}/share-links/", tag = "sharing",
+    params(("id" = String, Path, description = "project id")),
+    request_body = CreateShareLink,
+    security(("bearer" = [])),
+    responses((status = 201, body = NewShareLink), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn create_link(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CreateShareLink>,
+) -> Result<impl IntoResponse, ApiError> {
+    let max = state.sharing.max_days;
+    let days = body.expires_in_days.unwrap_or(DEFAULT_SHARE_DAYS.min(max));
+    if !(1..=max).contains(&days) {
+        return Err(ApiError::field(
+            "expires_in_days",
+            format!("must be from 1 to {max}"),
+        ));
+    }
+    let project = owned_project(&state.env.table, &caller, &id).await?;
+    let now = clock::now();
+    let expires = now + time::Duration::days(days as i64);
+    let token = sharing::new_token();
+    let link = ShareLinkRecord {
+        id: validation::new_id(),
+        owner: caller.user_id.clone(),
+        project: project.id,
+        token_hash: sharing::token_hash(&token).expect("a fresh token is well formed"),
+        created_at: clock::rfc3339(now),
+        expires_at: clock::rfc3339(expires),
+    };
+    state
+        .env
+        .table
+        .create_share_link(&link, expires.unix_timestamp())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewShareLink {
+            id: link.id,
+            url: state.sharing.share_url(&token),
+            token,
+            expires_at: link.expires_at,
+        }),
+    ))
+}
+
+/// The project's links, newest first, expired ones included (`active: false`)
+/// until DynamoDB's TTL removes them.
+#[utoipa::path(
+    get, path = "/api/projects/{id}/share-links/", tag = "sharing",
+    params(("id" = String, Path, description = "project id"), PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = inline(Page<ShareLinkView>)), (status = 404, body = ErrorBody))
+)]
+pub async fn list_links(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Json<Page<ShareLinkView>>, ApiError> {
+    let project = owned_project(&state.env.table, &caller, &id).await?;
+    let scope = format!("share-links?project={}", project.id);
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.open(&caller.user_id, &scope, c))
+        .transpose()?;
+    let listing = state
+        .env
+        .table
+        .list_share_links(&project.id, page.limit()?, after)
+        .await?;
+    Ok(Json(Page {
+        results: listing
+            .items
+            .into_iter()
+            .filter(|l| l.owner == caller.user_id)
+            .map(ShareLinkView::from)
+            .collect(),
+        next_cursor: listing
+            .next
+            .map(|k| state.cursors.seal(&caller.user_id, &scope, &k)),
+    }))
+}
+
+/// Revoke a link: its token answers 404 from now on.
+#[utoipa::path(
+    delete, path = "/api/projects/{id}/share-links/{link_id}/", tag = "sharing",
+    params(("id" = String, Path, description = "project id"), ("link_id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody))
+)]
+pub async fn revoke_link(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path((id, link_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let project = owned_project(&state.env.table, &caller, &id).await?;
+    let table = &state.env.table;
+    let link = match validation::is_ulid(&link_id) {
+        true => table.find_share_link(&project.id, &link_id).await?,
+        false => None,
+    }
+    .filter(|l| l.owner == caller.user_id)
+    .ok_or_else(|| ApiError::not_found("share link"))?;
+    if table.delete_share_link(&link).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("share link"))
+    }
+}
+
+/// The live link a token names and its project; one 404 for every reason.
+async fn live_link(
+    state: &FilesState,
+    token: &str,
+) -> Result<(String, ShareLinkRecord, ProjectRecord), ApiError> {
+    let gone = || ApiError::not_found("share link");
+    let hash = sharing::token_hash(token).ok_or_else(gone)?;
+    let link = state
+        .env
+        .table
+        .get_share_link(&hash)
+        .await?
+        .filter(|l| !is_past(&l.expires_at))
+        .ok_or_else(gone)?;
+    let project = state
+        .env
+        .table
+        .get_project(&link.owner, &link.project)
+        .await?
+        .ok_or_else(gone)?;
+    Ok((hash, link, project))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharedAsset {
+    pub id: String,
+    pub asset_type: AssetType,
+    pub content_type: String,
+    pub file_url: Option<String>,
+    pub thumbnail_url: Option<String>,
+    pub prompt_text: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
+    pub is_favorite: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharedBox {
+    pub id: String,
+    pub name: String,
+    pub order_index: u32,
+    pub headliner: Option<SharedAsset>,
+    /// The box's favourite assets, newest first (the headliner too, when it
+    /// is one).
+    pub favorites: Vec<SharedAsset>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharedProject {
+    pub name: String,
+    pub expires_at: String,
+    pub boxes: Vec<SharedBox>,
+}
+
+/// Public: the shared project's boxes in order, with headliners and
+/// favourites only.
+#[utoipa::path(
+    get, path = "/api/shared/{token}/", tag = "sharing",
+    params(("token" = String, Path)),
+    responses((status = 200, body = SharedProject), (status = 404, body = ErrorBody))
+)]
+pub async fn shared_view(
+    State(state): State<FilesState>,
+    Path(token): Path<String>,
+) -> Result<Json<SharedProject>, ApiError> {
+    let (_, link, project) = live_link(&state, &token).await?;
+    let table = &state.env.table;
+    let owner = &link.owner;
+    let boxes = table.get_boxes(owner, &project.box_order).await?;
+
+    let favourites_only = AssetFilters {
+        is_favorite: Some(true),
+        ..AssetFilters::default()
+    };
+    let mut favourites: Vec<AssetRecord> = Vec::new();
+    let mut after = None;
+    for _ in 0..FAVOURITE_PAGES_MAX {
+        let page = table
+            .list_assets(
+                owner,
+                AssetScope::Project(&project.id),
+                &favourites_only,
+                200,
+                after,
+            )
+            .await?;
+        favourites.extend(page.items);
+        after = page.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    let mut headliners = std::collections::HashMap::new();
+    for b in &boxes {
+        if let Some(id) = &b.headliner_asset {
+            let known = favourites.iter().find(|a| &a.id == id).cloned();
+            let asset = match known {
+                Some(a) => Some(a),
+                None => table.get_asset(owner, id).await?,
+            };
+            if let Some(asset) = asset {
+                headliners.insert(b.id.clone(), asset);
+            }
+        }
+    }
+
+    let signer = state.env.presigner().await?;
+    let shared = |a: &AssetRecord| {
+        let view = state.env.asset_view(&signer, a.clone(), "");
+        SharedAsset {
+            id: view.id,
+            asset_type: view.asset_type,
+            content_type: view.content_type,
+            file_url: view.file_url,
+            thumbnail_url: view.thumbnail_url,
+            prompt_text: view.prompt_text,
+            width: view.width,
+            height: view.height,
+            duration_ms: view.duration_ms,
+            is_favorite: view.is_favorite,
+        }
+    };
+    let boxes = boxes
+        .iter()
+        .map(|b| SharedBox {
+            id: b.id.clone(),
+            name: b.name.clone(),
+            order_index: project
+                .box_order
+                .iter()
+                .position(|id| *id == b.id)
+                .unwrap_or_default() as u32,
+            headliner: headliners.get(&b.id).map(&shared),
+            favorites: favourites
+                .iter()
+                .filter(|a| a.box_id == b.id)
+                .map(&shared)
+                .collect(),
+        })
+        .collect();
+    Ok(Json(SharedProject {
+        name: project.name,
+        expires_at: link.expires_at,
+        boxes,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewComment {
+    /// 1–80 characters.
+    pub author_name: String,
+    /// 1–2000 characters.
+    pub text: String,
+}
+
+fn comment_text(raw: &str) -> Result<String, String> {
+    let text = raw.trim();
+    let chars = text.chars().count();
+    if chars == 0 {
+        return Err("must not be empty".into());
+    }
+    if chars > COMMENT_MAX_CHARS {
+        return Err(format!(
+            "must be at most {COMMENT_MAX_CHARS} characters (got {chars})"
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err("must not contain control characters other than line breaks and tabs".into());
+    }
+    Ok(text.to_owned())
+}
+
+/// Public: comment on a box of the shared project.
+#[utoipa::path(
+    post, path = "/api/shared/{token}/boxes/{box_id}/comments/", tag = "sharing",
+    params(("token" = String, Path), ("box_id" = String, Path)),
+    request_body = NewComment,
+    responses(
+        (status = 201, body = CommentView),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 429, description = "the link's hourly comment allowance is spent", body = ErrorBody)
+    )
+)]
+pub async fn post_comment(
+    State(state): State<FilesState>,
+    Path((token, box_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<NewComment>,
+) -> Result<axum::response::Response, ApiError> {
+    let author_name = validation::display_name(&body.author_name, AUTHOR_NAME_MAX_CHARS)
+        .map_err(|r| ApiError::field("author_name", r))?;
+    let text = comment_text(&body.text).map_err(|r| ApiError::field("text", r))?;
+    let (hash, link, project) = live_link(&state, &token).await?;
+    if !project.box_order.contains(&box_id) {
+        return Err(ApiError::not_found("box"));
+    }
+    let now = clock::now();
+    let hour = now.unix_timestamp().div_euclid(3600);
+    if !state
+        .env
+        .table
+        .take_comment_allowance(&hash, hour, state.sharing.comments_per_hour)
+        .await?
+    {
+        let retry_after = (hour + 1) * 3600 - now.unix_timestamp();
+        let mut response = ApiError::too_many_requests(format!(
+            "this link takes at most {} comments an hour; try again later",
+            state.sharing.comments_per_hour
+        ))
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+        return Ok(response);
+    }
+    let stamp = clock::rfc3339(now);
+    let comment = CommentRecord {
+        id: validation::new_id(),
+        owner: link.owner,
+        box_id,
+        project: project.id,
+        link_id: link.id,
+        author_name,
+        text,
+        is_read: false,
+        created_at: stamp.clone(),
+        updated_at: stamp,
+    };
+    match state.env.table.create_comment(&comment).await? {
+        Ok(()) => Ok((StatusCode::CREATED, Json(CommentView::from(comment))).into_response()),
+        Err(Refusal::ParentGone) => Err(ApiError::not_found("box")),
+        Err(_) => Err(ApiError::conflict("the box changed meanwhile; retry")),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CommentsQuery {
+    /// `true` or `false`: only read or only unread comments.
+    pub is_read: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// A box's comments, newest first.
+#[utoipa::path(
+    get, path = "/api/boxes/{id}/comments/", tag = "sharing",
+    params(("id" = String, Path), CommentsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = inline(Page<CommentView>)), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn list_comments(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<CommentsQuery>,
+) -> Result<Json<Page<CommentView>>, ApiError> {
+    let is_read = match query.is_read.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some("true" | "1") => Some(true),
+        Some("false" | "0") => Some(false),
+        Some(_) => return Err(ApiError::field("is_read", "must be true or false")),
+    };
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    let limit = page.limit()?;
+    let table = &state.env.table;
+    let found = match validation::is_ulid(&id) {
+        true => table.get_box(&caller.user_id, &id).await?,
+        false => None,
+    }
+    .ok_or_else(|| ApiError::not_found("box"))?;
+    let scope = format!("comments?box={}&is_read={is_read:?}", found.id);
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| state.cursors.open(&caller.user_id, &scope, c))
+        .transpose()?;
+    let listing = table
+        .list_box_comments(&found.id, is_read, limit, after)
+        .await?;
+    Ok(Json(Page {
+        results: listing
+            .items
+            .into_iter()
+            .filter(|c| c.owner == caller.user_id)
+            .map(CommentView::from)
+            .collect(),
+        next_cursor: listing
+            .next
+            .map(|k| state.cursors.seal(&caller.user_id, &scope, &k)),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkComment {
+    pub is_read: bool,
+}
+
+/// Mark a comment on one of the caller's boxes read or unread.
+#[utoipa::path(
+    patch, path = "/api/comments/{id}/", tag = "sharing",
+    params(("id" = String, Path)),
+    request_body = MarkComment,
+    security(("bearer" = [])),
+    responses((status = 200, body = CommentView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+pub async fn mark_comment(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<MarkComment>,
+) -> Result<Json<CommentView>, ApiError> {
+    if !validation::is_ulid(&id) {
+        return Err(ApiError::not_found("comment"));
+    }
+    let now = clock::rfc3339(clock::now());
+    state
+        .env
+        .table
+        .set_comment_read(&caller.user_id, &id, body.is_read, &now)
+        .await?
+        .map(|c| Json(CommentView::from(c)))
+        .ok_or_else(|| ApiError::not_found("comment"))
+}
