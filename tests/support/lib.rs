@@ -439,3 +439,100 @@ pub async fn invoke_sample(binary: &str, sample: &str) -> (u16, Value) {
         body,
     )
 }
+
+/// Real media made in the test: a PNG, a JPEG (gradients that differ per
+/// seed) and an MP4 (an H.264 track of `frames` samples at 25 fps).
+pub mod media {
+    use std::io::Cursor;
+
+    fn picture(width: u32, height: u32, seed: u8) -> image::RgbImage {
+        image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([
+                (x * 255 / width.max(1)) as u8,
+                (y * 255 / height.max(1)) as u8,
+                seed,
+            ])
+        })
+    }
+
+    pub fn png(width: u32, height: u32, seed: u8) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        picture(width, height, seed)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .expect("encode PNG");
+        out.into_inner()
+    }
+
+    pub fn jpeg(width: u32, height: u32, seed: u8) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        picture(width, height, seed)
+            .write_to(&mut out, image::ImageFormat::Jpeg)
+            .expect("encode JPEG");
+        out.into_inner()
+    }
+
+    pub fn mp4(frames: u32, seed: u8) -> Vec<u8> {
+        let config = mp4::Mp4Config {
+            major_brand: str::parse("isom").unwrap(),
+            minor_version: 512,
+            compatible_brands: vec![
+                str::parse("isom").unwrap(),
+                str::parse("iso2").unwrap(),
+                str::parse("avc1").unwrap(),
+                str::parse("mp41").unwrap(),
+            ],
+            timescale: 1000,
+        };
+        let mut writer = mp4::Mp4Writer::write_start(Cursor::new(Vec::new()), &config).unwrap();
+        writer
+            .add_track(&mp4::TrackConfig {
+                track_type: mp4::TrackType::Video,
+                timescale: 25,
+                language: "und".into(),
+                media_conf: mp4::MediaConfig::AvcConfig(mp4::AvcConfig {
+                    width: 64,
+                    height: 48,
+                    seq_param_set: vec![0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0x40, 0x0c],
+                    pic_param_set: vec![0x68, 0xce, 0x3c, 0x80],
+                }),
+            })
+            .unwrap();
+        for i in 0..frames {
+            let sample = mp4::Mp4Sample {
+                start_time: i as u64,
+                duration: 1,
+                rendering_offset: 0,
+                is_sync: i == 0,
+                bytes: bytes::Bytes::from(vec![0, 0, 0, 2, 0x65, seed ^ i as u8]),
+            };
+            writer.write_sample(1, &sample).unwrap();
+        }
+        writer.write_end().unwrap();
+        writer.into_writer().into_inner()
+    }
+}
+
+/// A multipart/form-data body of `(name, file name, bytes)` fields; its
+/// content type (with the boundary) and bytes.
+pub fn form(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = format!("assetbox-{}", ulid::Ulid::new());
+    let mut body = Vec::new();
+    for (name, file_name, bytes) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file_name {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}

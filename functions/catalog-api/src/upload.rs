@@ -157,7 +157,10 @@ async fn read_form(
                             "true" | "1" => true,
                             "false" | "0" => false,
                             _ => {
-                                return Err(ApiError::field("is_favorite", "must be true or false"));
+                                return Err(ApiError::field(
+                                    "is_favorite",
+                                    "must be true or false",
+                                ));
                             }
                         };
                         if form.is_favorite.replace(flag).is_some() {
