@@ -641,7 +641,8 @@ async fn small_uploads_refuse_bad_input_and_change_nothing() {
         text.body
     );
 
-    let cases: Vec<(&str, Vec<(&str, Option<&str>, Vec<u8>)>, StatusCode, &str)> = vec![
+    type Fields<'a> = Vec<(&'a str, Option<&'a str>, Vec<u8>)>;
+    let cases: Vec<(&str, Fields, StatusCode, &str)> = vec![
         (
             "no file",
             vec![("prompt_text", None, b"x".to_vec())],
@@ -925,7 +926,8 @@ async fn another_user_sees_none_of_it_and_changes_nothing() {
     let objects = stack().objects_of(&owner.id).await;
 
     let (form_type, form_body) = form(&[("file", Some("b.png"), &png)]);
-    let attempts: Vec<(Method, String, Option<(String, Vec<u8>)>)> = vec![
+    type Body = Option<(String, Vec<u8>)>;
+    let attempts: Vec<(Method, String, Body)> = vec![
         (Method::GET, format!("/api/projects/{p}/"), None),
         (Method::GET, format!("/api/projects/{p}/boxes/"), None),
         (Method::GET, format!("/api/boxes/?project={p}"), None),
