@@ -45,6 +45,12 @@ async fn samples_for_unknown_uploads_are_404() {
         ("catalog-api", "list-boxes.json"),
         ("catalog-api", "reorder-boxes.json"),
         ("catalog-api", "update-box.json"),
+        ("catalog-api", "small-upload.json"),
+        ("catalog-api", "create-share-link.json"),
+        // Public routes: no claims, and an unknown token is a 404.
+        ("catalog-api", "shared-view.json"),
+        ("catalog-api", "shared-comment.json"),
+        ("project-export", "export.json"),
     ];
     for (function, sample) in cases {
         let (status, body) = invoke_sample(function, sample).await;

@@ -175,7 +175,7 @@ async fn owned_asset(
 }
 
 /// The view with its box's name and a short-lived file URL.
-pub(crate) async fn view(state: &FilesState, asset: AssetRecord) -> Result<AssetView, ApiError> {
+async fn view(state: &FilesState, asset: AssetRecord) -> Result<AssetView, ApiError> {
     let box_name = state
         .env
         .table

@@ -334,6 +334,7 @@ pub async fn upload_to_box(
             Refusal::StateChanged => ApiError::conflict("the box changed meanwhile; retry"),
         });
     }
-    let view: AssetView = crate::assets::view(&state, asset).await?;
+    let signer = state.env.presigner().await?;
+    let view: AssetView = state.env.asset_view(&signer, asset, &target.name);
     Ok((StatusCode::CREATED, Json(view)))
 }
