@@ -597,6 +597,17 @@ async fn storyboard_from_upload_to_share_and_export() {
     assert!(pdf.field_error("format").is_some());
 }
 
+/// The user's quota counter as stored ("0" before anything was counted).
+async fn quota_used(user: &User) -> String {
+    stack()
+        .items_of(&user.id)
+        .await
+        .into_iter()
+        .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("QUOTA"))
+        .and_then(|q| q.get("used_bytes").and_then(|n| n.as_n().ok()).cloned())
+        .unwrap_or_else(|| "0".into())
+}
+
 fn hex_sha256(text: &str) -> String {
     sha2::Sha256::digest(text.as_bytes())
         .iter()
@@ -764,14 +775,7 @@ async fn small_uploads_refuse_bad_input_and_change_nothing() {
         StatusCode::NO_CONTENT
     );
     assert!(stack().objects_of(&user.id).await.is_empty());
-    let quota = stack()
-        .items_of(&user.id)
-        .await
-        .into_iter()
-        .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("QUOTA"));
-    if let Some(q) = quota {
-        assert_eq!(q["used_bytes"].as_n().unwrap(), "0");
-    }
+    assert_eq!(quota_used(&user).await, "0");
 }
 
 #[tokio::test]
@@ -1017,4 +1021,31 @@ async fn another_user_sees_none_of_it_and_changes_nothing() {
         api.get(&format!("/api/shared/{share}/"), None).await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn concurrent_small_uploads_keep_the_count_and_quota_right() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let p = project(&api, &user, "Busy").await;
+    let b = new_box(&api, &user, &p, "Shot").await;
+    let files: Vec<Vec<u8>> = (0..8u8).map(|i| media::png(20 + i as u32, 20, i)).collect();
+    let replies = futures::future::join_all(files.iter().map(|bytes| {
+        let (api, user, b) = (&api, &user, &b);
+        async move { upload(api, user, b, &[("file", Some("f.png"), bytes)]).await }
+    }))
+    .await;
+    assert!(replies.iter().all(|r| r.status == StatusCode::CREATED));
+    let got = api.get(&format!("/api/boxes/{b}/"), token).await;
+    assert_eq!(got.body["assets_count"], 8);
+    let total: usize = files.iter().map(Vec::len).sum();
+    assert_eq!(quota_used(&user).await, total.to_string());
+    // Deleting the box gives every byte back and removes every object.
+    assert_eq!(
+        api.delete(&format!("/api/boxes/{b}/"), token).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(stack().objects_of(&user.id).await.is_empty());
+    assert_eq!(quota_used(&user).await, "0");
 }

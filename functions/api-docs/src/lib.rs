@@ -67,6 +67,21 @@ mod tests {
             "/s3/multipart/{upload_id}/batch",
             "/s3/multipart/{upload_id}/{part_number}",
             "/s3/multipart/{upload_id}/complete",
+            "/api/boxes/",
+            "/api/boxes/{id}/",
+            "/api/boxes/{id}/assets/",
+            "/api/boxes/{id}/upload/",
+            "/api/boxes/{id}/comments/",
+            "/api/projects/{id}/boxes/reorder/",
+            "/api/assets/",
+            "/api/assets/{id}/",
+            "/api/assets/{id}/favorite/",
+            "/api/projects/{id}/share-links/",
+            "/api/projects/{id}/share-links/{link_id}/",
+            "/api/shared/{token}/",
+            "/api/shared/{token}/boxes/{box_id}/comments/",
+            "/api/comments/{id}/",
+            "/api/projects/{id}/export/",
         ] {
             assert!(json["paths"].get(path).is_some(), "missing {path}");
         }
@@ -75,5 +90,10 @@ mod tests {
         assert!(shared["get"].is_object() && shared["delete"].is_object());
         assert!(json["paths"]["/v1/files/uploads/{id}"]["delete"].is_object());
         assert!(json["components"]["securitySchemes"]["bearer"].is_object());
+        // The public share routes ask for no token; the owner's do.
+        assert!(json["paths"]["/api/shared/{token}/"]["get"]["security"].is_null());
+        assert!(json["paths"]["/api/projects/{id}/share-links/"]["post"]["security"].is_array());
+        let upload = &json["paths"]["/api/boxes/{id}/upload/"]["post"]["requestBody"]["content"];
+        assert!(upload["multipart/form-data"].is_object());
     }
 }
