@@ -971,6 +971,14 @@ async fn another_user_sees_none_of_it_and_changes_nothing() {
         ),
         (
             Method::POST,
+            format!("/api/boxes/{b}/import/"),
+            Some((
+                "application/json".into(),
+                br#"{"url":"https://example.com/a.png"}"#.to_vec(),
+            )),
+        ),
+        (
+            Method::POST,
             format!("/api/projects/{p}/share-links/"),
             Some(("application/json".into(), b"{}".to_vec())),
         ),
@@ -1048,4 +1056,158 @@ async fn concurrent_small_uploads_keep_the_count_and_quota_right() {
     );
     assert!(stack().objects_of(&user.id).await.is_empty());
     assert_eq!(quota_used(&user).await, "0");
+}
+
+/// A loopback server with the files imports fetch.
+async fn media_server(big: Vec<u8>, small: Vec<u8>) -> String {
+    use axum::response::{IntoResponse, Redirect};
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/out/frame.png", get(move || async move { small.clone() }))
+        .route("/out/big.png", get(move || async move { big.clone() }))
+        .route(
+            "/out/notes.txt",
+            get(|| async { "meeting notes, not a picture" }),
+        )
+        .route(
+            "/out/moved",
+            get(|| async { Redirect::temporary("/out/frame.png") }),
+        )
+        .fallback(|| async { (StatusCode::NOT_FOUND, "gone").into_response() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    base
+}
+
+/// Polls an asset until it leaves `PENDING`.
+async fn settled(api: &Client, user: &User, id: &str) -> Value {
+    for _ in 0..200 {
+        let got = api
+            .get(&format!("/api/assets/{id}/"), Some(&user.access_token))
+            .await;
+        assert_eq!(got.status, StatusCode::OK, "{:?}", got.body);
+        if got.body["status"] != "PENDING" {
+            return got.body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("asset {id} stayed PENDING");
+}
+
+#[tokio::test]
+async fn imports_fetch_server_side_and_fail_with_a_reason() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let p = project(&api, &user, "Imports").await;
+    let b = new_box(&api, &user, &p, "Shot").await;
+    let small = media::png(40, 30, 5);
+    // Larger than one 8 MiB part: streamed as a multipart upload.
+    let mut big = media::png(64, 64, 6);
+    big.extend(assetbox_e2e::test_bytes(9 * 1024 * 1024, 6));
+    let base = media_server(big.clone(), small.clone()).await;
+    let import = |url: String| {
+        let api = &api;
+        let b = &b;
+        async move {
+            api.post(
+                &format!("/api/boxes/{b}/import/"),
+                token,
+                &json!({ "url": url, "prompt_text": "from the provider" }),
+            )
+            .await
+        }
+    };
+
+    let accepted = import(format!("{base}/out/frame.png")).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{:?}", accepted.body);
+    assert_eq!(accepted.body["status"], "PENDING");
+    assert_eq!(accepted.body["file_url"], Value::Null);
+    let id = accepted.body["id"].as_str().unwrap().to_owned();
+    let done = settled(&api, &user, &id).await;
+    assert_eq!(done["status"], "PROCESSING", "{done}");
+    assert_eq!(done["content_type"], "image/png");
+    assert_eq!(done["size"], small.len());
+    assert_eq!(done["prompt_text"], "from the provider");
+    assert_eq!(download(done["file_url"].as_str().unwrap()).await, small);
+
+    let big_import = import(format!("{base}/out/big.png")).await;
+    let big_done = settled(&api, &user, big_import.body["id"].as_str().unwrap()).await;
+    assert_eq!(big_done["status"], "PROCESSING", "{big_done}");
+    assert_eq!(big_done["size"], big.len());
+    assert_eq!(download(big_done["file_url"].as_str().unwrap()).await, big);
+
+    let moved = import(format!("{base}/out/moved")).await;
+    let moved_done = settled(&api, &user, moved.body["id"].as_str().unwrap()).await;
+    assert_eq!(moved_done["status"], "PROCESSING", "redirects are followed");
+
+    for (path, reason) in [
+        ("/out/notes.txt", "not a recognised image or video"),
+        ("/out/nothing-here.png", "404"),
+    ] {
+        let reply = import(format!("{base}{path}")).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        let failed = settled(&api, &user, reply.body["id"].as_str().unwrap()).await;
+        assert_eq!(failed["status"], "FAILED", "{failed}");
+        let message = failed["error_message"].as_str().unwrap();
+        assert!(message.contains(reason), "{path}: {message}");
+        assert_eq!(failed["file_url"], Value::Null);
+    }
+    let counted = api.get(&format!("/api/boxes/{b}/"), token).await;
+    assert_eq!(counted.body["assets_count"], 5);
+    let used = (small.len() * 2 + big.len()).to_string();
+    assert_eq!(quota_used(&user).await, used);
+    assert_eq!(
+        stack().objects_of(&user.id).await.len(),
+        3,
+        "failed imports store nothing"
+    );
+
+    // The same request delivered again changes nothing.
+    let before = stack().items_of(&user.id).await;
+    let queue = stack().physical_ids["ImportQueue"].clone();
+    stack()
+        .sqs()
+        .await
+        .send_message()
+        .queue_url(queue)
+        .message_body(
+            json!({ "owner": user.id, "asset_id": id, "url": format!("{base}/out/big.png") })
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        stack().items_of(&user.id).await,
+        before,
+        "a duplicate changes nothing"
+    );
+    assert_eq!(download(done["file_url"].as_str().unwrap()).await, small);
+
+    // Bad input: a 400 naming the field, and nothing recorded.
+    for body in [
+        json!({}),
+        json!({ "url": "not a url" }),
+        json!({ "url": "ftp://example.com/a.png" }),
+        json!({ "url": "file:///etc/passwd" }),
+        json!({ "url": format!("https://example.com/{}", "a".repeat(2048)) }),
+        json!({ "url": "https://user:secret@example.com/a.png" }),
+        json!({ "url": "https://example.com/a.png", "prompt_text": "p".repeat(4001) }),
+        json!({ "url": "https://example.com/a.png", "box": b }),
+        json!({ "url": 5 }),
+    ] {
+        let reply = api
+            .post(&format!("/api/boxes/{b}/import/"), token, &body)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {:?}",
+            reply.body
+        );
+    }
+    assert_eq!(stack().items_of(&user.id).await, before, "nothing recorded");
 }

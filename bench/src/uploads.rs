@@ -267,8 +267,10 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
             .iter()
             .find(|f| f.binary == binary)
             .context("function in template")?;
-        let LocalFunction::Http(service) = assetbox_local::functions::build(spec, &sdk)?;
-        Ok(service)
+        match assetbox_local::functions::build(spec, &sdk)? {
+            LocalFunction::Http(service) => Ok(service),
+            LocalFunction::Sqs(_) => anyhow::bail!("{binary} is not an HTTP function"),
+        }
     };
     let (initiate, parts, complete, abort) = (
         function("upload-initiate")?,

@@ -10,10 +10,19 @@ use crate::template::FunctionSpec;
 
 pub enum LocalFunction {
     Http(HttpService),
+    /// Consumes SQS batches (an event source mapping calls it).
+    Sqs(crate::pumps::SqsConsumer),
 }
 
 pub fn build(spec: &FunctionSpec, sdk: &SdkConfig) -> anyhow::Result<LocalFunction> {
     let env = &spec.environment;
+    if spec.binary == "import-url" {
+        let importer = std::sync::Arc::new(import_url::Importer::from_settings(env, sdk)?);
+        return Ok(LocalFunction::Sqs(std::sync::Arc::new(move |event| {
+            let importer = importer.clone();
+            Box::pin(async move { Ok(importer.handle(event).await) })
+        })));
+    }
     let router = match spec.binary.as_str() {
         "catalog-api" => catalog_api::app(env, sdk)?,
         "auth-api" => auth_api::app(env, sdk)?,

@@ -122,6 +122,14 @@ impl Gateway {
                         route.function
                     )
                 })?;
+                if !matches!(function.function, LocalFunction::Http(_)) {
+                    anyhow::bail!(
+                        "route {} {} names {}, which is not an HTTP function",
+                        route.method,
+                        route.path,
+                        route.function
+                    );
+                }
                 if let Some(name) = &route.authorizer
                     && !authorizers.contains_key(name)
                 {
@@ -331,7 +339,9 @@ async fn invoke(
     event: Value,
     request_id: &str,
 ) -> anyhow::Result<Response<Body>> {
-    let LocalFunction::Http(service) = &function.function;
+    let LocalFunction::Http(service) = &function.function else {
+        anyhow::bail!("{} is not an HTTP function", function.name);
+    };
     let request = serde_json::from_value(event)?;
     let response = assetbox_shared::http::invoke(service, request, request_id)
         .await

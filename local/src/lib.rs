@@ -159,6 +159,26 @@ impl LocalStack {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
         })];
+        // Event source mappings: each SQS event of a function, its queue
+        // long-polled and batches handed over as Lambda would.
+        for source in template.sqs_sources(&resolved)? {
+            let Some(function) = bound.get(&source.function) else {
+                anyhow::bail!("SQS source of unknown function {}", source.function);
+            };
+            let functions::LocalFunction::Sqs(consumer) = &function.function else {
+                anyhow::bail!(
+                    "{} has an SQS event but is not an SQS consumer",
+                    source.function
+                );
+            };
+            tasks.push(pumps::spawn_sqs_pump(
+                aws_sdk_sqs::Client::new(&sdk),
+                source.queue_url,
+                source.queue_arn,
+                source.batch_size,
+                consumer.clone(),
+            ));
+        }
         let schedules = pumps::schedules(&template, &resolved, options.schedule_every)?;
         tasks.extend(pumps::spawn_schedules(
             aws_sdk_sqs::Client::new(&sdk),

@@ -310,7 +310,55 @@ pub struct FunctionSpec {
     pub timeout_secs: u64,
 }
 
+/// An SQS event source of a function (`Events: Type: SQS`).
+#[derive(Debug, Clone)]
+pub struct SqsSource {
+    pub function: String,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub batch_size: i32,
+}
+
 impl Template {
+    /// Every `Type: SQS` event of the functions, with its queue resolved.
+    pub fn sqs_sources(&self, resolved: &Resolved) -> anyhow::Result<Vec<SqsSource>> {
+        let mut out = Vec::new();
+        for (id, function) in self.of_type("AWS::Serverless::Function") {
+            let Some(events) = function
+                .pointer("/Properties/Events")
+                .and_then(Value::as_object)
+            else {
+                continue;
+            };
+            for event in events.values() {
+                if event.get("Type").and_then(Value::as_str) != Some("SQS") {
+                    continue;
+                }
+                let props = resolved
+                    .resolve(self, event.get("Properties").unwrap_or(&Value::Null))
+                    .map_err(|e| anyhow!("{id}: {e:?}"))?;
+                let arn = props
+                    .get("Queue")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let queue = resolved
+                    .attrs
+                    .iter()
+                    .find(|((_, attr), value)| attr == "Arn" && value.as_str() == arn)
+                    .map(|((res, _), _)| res.clone())
+                    .ok_or_else(|| anyhow!("{id}: {arn} is not a queue of this template"))?;
+                out.push(SqsSource {
+                    function: id.clone(),
+                    queue_url: resolved.refs[&queue].clone(),
+                    queue_arn: arn,
+                    batch_size: props.get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     pub fn http_routes(&self) -> anyhow::Result<Vec<HttpRoute>> {
         let default_authorizer = self
             .of_type("AWS::Serverless::HttpApi")

@@ -113,6 +113,9 @@ pub struct AssetRecord {
     pub height: Option<u32>,
     #[serde(default)]
     pub duration_ms: Option<u64>,
+    /// Why it is `FAILED`, in words a user can act on.
+    #[serde(default)]
+    pub error_message: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -149,6 +152,7 @@ impl AssetRecord {
             width: None,
             height: None,
             duration_ms: None,
+            error_message: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
         }
@@ -210,7 +214,7 @@ impl AssetView {
             generation_config: None,
             seed: None,
             parent_asset: None,
-            error_message: None,
+            error_message: r.error_message,
             content_type: r.content_type,
             size: r.size,
             width: r.width,

@@ -92,6 +92,10 @@ pub mod vars {
     pub const SHARE_MAX_DAYS: &str = "SHARE_MAX_DAYS";
     /// Public comments accepted per share link per hour.
     pub const SHARE_COMMENTS_PER_HOUR: &str = "SHARE_COMMENTS_PER_HOUR";
+    /// Imports may reach loopback and private networks (local stack only).
+    pub const IMPORT_ALLOW_PRIVATE_NETWORKS: &str = "IMPORT_ALLOW_PRIVATE_NETWORKS";
+    /// The import queue (catalog-api sends to it).
+    pub const IMPORT_QUEUE_URL: &str = "IMPORT_QUEUE_URL";
     /// Public base URL of the web app; share links point under it.
     pub const PUBLIC_APP_URL: &str = "PUBLIC_APP_URL";
 }

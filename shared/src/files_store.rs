@@ -322,7 +322,7 @@ impl Table {
     }
 
     /// The asset of a file in a box, and the box's count, into a transaction.
-    fn add_asset(
+    pub(crate) fn add_asset(
         &self,
         asset: &AssetRecord,
         items: &mut Vec<TransactWriteItem>,

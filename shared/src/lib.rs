@@ -14,6 +14,7 @@ pub mod dynamo;
 pub mod error;
 pub mod files_store;
 pub mod http;
+pub mod imports;
 pub mod keys;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;

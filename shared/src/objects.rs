@@ -172,6 +172,29 @@ impl Bucket {
         })
     }
 
+    /// Uploads one part from the function itself (server-side imports); its ETag.
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Vec<u8>,
+    ) -> Result<String, ObjectError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.name)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number as i32)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        out.e_tag
+            .ok_or_else(|| ObjectError::Failed("UploadPart returned no ETag".into()))
+    }
+
     /// Every part S3 holds, all pages joined (S3 returns at most 1000 a page).
     /// `None` when the upload no longer exists.
     pub async fn list_parts(

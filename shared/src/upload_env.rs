@@ -303,7 +303,9 @@ impl UploadEnv {
         &self,
         asset: &crate::assets::AssetRecord,
     ) -> Result<(), crate::objects::ObjectError> {
-        self.bucket.delete(&asset.s3_key).await?;
+        if !asset.s3_key.is_empty() {
+            self.bucket.delete(&asset.s3_key).await?;
+        }
         if let Some(thumbnail) = &asset.thumbnail_key {
             self.bucket.delete(thumbnail).await?;
         }
@@ -317,12 +319,15 @@ impl UploadEnv {
         asset: crate::assets::AssetRecord,
         box_name: &str,
     ) -> crate::assets::AssetView {
-        let file_url = self.object_url(signer, &asset.s3_key, &asset.name);
+        // A pending or failed import has no object.
+        let file_url = (asset.status != crate::assets::AssetStatus::Pending
+            && !asset.s3_key.is_empty())
+            .then(|| self.object_url(signer, &asset.s3_key, &asset.name));
         let thumbnail_url = asset
             .thumbnail_key
             .as_deref()
             .map(|key| self.object_url(signer, key, "thumbnail.png"));
-        crate::assets::AssetView::new(asset, box_name, Some(file_url), thumbnail_url)
+        crate::assets::AssetView::new(asset, box_name, file_url, thumbnail_url)
     }
 
     /// A GET URL of an object that downloads as `file_name`: short-lived and

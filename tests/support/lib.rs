@@ -49,6 +49,8 @@ pub fn stack() -> &'static Stack {
                     parameters: vec![
                         ("MaxUploadBytes".into(), (64u64 << 30).to_string()),
                         ("UserQuotaBytes".into(), (100u64 << 30).to_string()),
+                        // Imports fetch from the tests' own loopback server.
+                        ("ImportAllowPrivateNetworks".into(), "true".into()),
                     ],
                     ..Options::default()
                 };
@@ -116,6 +118,10 @@ impl Stack {
     /// test: SDK clients keep connections on the runtime that made them.
     pub async fn sdk(&self) -> SdkConfig {
         emulator_sdk_config(&self.emulator).await
+    }
+
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk().await)
     }
 
     pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
@@ -419,7 +425,10 @@ pub async fn invoke_sample(binary: &str, sample: &str) -> (u16, Value) {
         .unwrap_or_else(|| panic!("no function builds {binary}"));
     let sdk = stack().sdk().await;
     let assetbox_local::functions::LocalFunction::Http(service) =
-        assetbox_local::functions::build(spec, &sdk).expect("wire function");
+        assetbox_local::functions::build(spec, &sdk).expect("wire function")
+    else {
+        panic!("{binary} is not an HTTP function");
+    };
     let path = assetbox_local::project_root()
         .join("events")
         .join(binary)

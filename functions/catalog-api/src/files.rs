@@ -28,6 +28,7 @@ pub struct FilesState {
     pub env: UploadEnv,
     pub cursors: CursorKey,
     pub sharing: assetbox_shared::sharing::SharingPolicy,
+    pub imports: crate::import::ImportQueue,
 }
 
 pub fn router(state: FilesState) -> Router {

@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod boxes;
 pub mod files;
+pub mod import;
 pub mod sharing;
 pub mod upload;
 
@@ -59,12 +60,17 @@ pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Route
         env: UploadEnv::from_settings(settings, sdk)?,
         cursors: config.cursor_key.clone(),
         sharing: assetbox_shared::sharing::SharingPolicy::from_settings(settings)?,
+        imports: import::ImportQueue {
+            client: aws_sdk_sqs::Client::new(sdk),
+            url: config::required(settings, vars::IMPORT_QUEUE_URL)?,
+        },
     };
     let files = files::router(aws_state.clone())
         .merge(boxes::router(aws_state.clone()))
         .merge(assets::router(aws_state.clone()))
         .merge(upload::router(aws_state.clone()))
-        .merge(sharing::router(aws_state));
+        .merge(sharing::router(aws_state.clone()))
+        .merge(import::router(aws_state));
     Ok(router(AppState {
         store: Table::new(aws::dynamodb(sdk), config.table_name),
         cursors: config.cursor_key,
@@ -123,6 +129,7 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         assets::toggle_favorite,
         assets::delete_asset,
         upload::upload_to_box,
+        import::import_to_box,
         sharing::create_link,
         sharing::list_links,
         sharing::revoke_link,
@@ -151,7 +158,8 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         sharing::NewShareLink,
         sharing::SharedProject,
         sharing::NewComment,
-        sharing::MarkComment
+        sharing::MarkComment,
+        import::ImportAsset
     ))
 )]
 pub struct CatalogApiDoc;

@@ -305,6 +305,7 @@ pub async fn upload_to_box(
         width: None,
         height: None,
         duration_ms: None,
+        error_message: None,
         created_at: now.clone(),
         updated_at: now,
     };

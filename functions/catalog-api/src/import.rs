@@ -1,0 +1,162 @@
+//! Import by URL (SPEC §3.4): `POST /api/boxes/{id}/import/ {url,
+//! prompt_text?}` → 202 with a `PENDING` asset; the `import-url` function
+//! fetches the object server-side (for temporary provider links) and the
+//! asset moves on to `PROCESSING` or `FAILED` (see
+//! `functions/import-url`). Here: validation, the record, the message.
+//!
+//! The URL is checked for shape here (http(s), ≤ 2048 characters); where it
+//! may point (public addresses only) is checked by the fetcher, which is the
+//! one that resolves and connects.
+
+use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetType, AssetView, SourceType};
+use assetbox_shared::caller::Caller;
+use assetbox_shared::clock;
+use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::files_store::Refusal;
+use assetbox_shared::http::ApiJson;
+use assetbox_shared::imports::{ImportRequest, URL_MAX_CHARS};
+use assetbox_shared::validation;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::assets::PROMPT_MAX_CHARS;
+use crate::files::FilesState;
+
+/// Where import requests go.
+#[derive(Clone)]
+pub struct ImportQueue {
+    pub client: aws_sdk_sqs::Client,
+    pub url: String,
+}
+
+pub fn router(state: FilesState) -> Router {
+    Router::new()
+        .route("/api/boxes/{id}/import", post(import_to_box))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportAsset {
+    /// An `https` URL of an image or video, up to 2048 characters.
+    pub url: String,
+    /// Up to 4000 characters.
+    pub prompt_text: Option<String>,
+}
+
+fn checked_url(raw: &str) -> Result<url::Url, ApiError> {
+    let raw = raw.trim();
+    if raw.chars().count() > URL_MAX_CHARS {
+        return Err(ApiError::field(
+            "url",
+            format!("must be at most {URL_MAX_CHARS} characters"),
+        ));
+    }
+    let parsed =
+        url::Url::parse(raw).map_err(|_| ApiError::field("url", "is not an absolute URL"))?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
+        return Err(ApiError::field("url", "must be an https URL with a host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ApiError::field("url", "must not carry credentials"));
+    }
+    Ok(parsed)
+}
+
+/// Import an image or video from a URL into a box (fetched server-side).
+#[utoipa::path(
+    post, path = "/api/boxes/{id}/import/", tag = "assets",
+    params(("id" = String, Path)),
+    request_body = ImportAsset,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "accepted: the asset is PENDING until fetched", body = AssetView),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    )
+)]
+pub async fn import_to_box(
+    State(state): State<FilesState>,
+    caller: Caller,
+    Path(box_id): Path<String>,
+    ApiJson(body): ApiJson<ImportAsset>,
+) -> Result<impl IntoResponse, ApiError> {
+    let url = checked_url(&body.url)?;
+    let prompt_text = match body.prompt_text.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(prompt) if prompt.chars().count() > PROMPT_MAX_CHARS => {
+            return Err(ApiError::field(
+                "prompt_text",
+                format!("must be at most {PROMPT_MAX_CHARS} characters"),
+            ));
+        }
+        Some(prompt) => Some(prompt.to_owned()),
+    };
+    let table = &state.env.table;
+    let target = match validation::is_ulid(&box_id) {
+        true => table.get_box(&caller.user_id, &box_id).await?,
+        false => None,
+    }
+    .ok_or_else(|| ApiError::not_found("box"))?;
+    let now = clock::rfc3339(clock::now());
+    let asset = AssetRecord {
+        id: validation::new_id(),
+        owner: caller.user_id.clone(),
+        box_id: target.id.clone(),
+        project: target.project.clone(),
+        // Known once the bytes are read; IMAGE until then.
+        asset_type: AssetType::Image,
+        source_type: SourceType::Uploaded,
+        status: AssetStatus::Pending,
+        s3_key: String::new(),
+        file_id: None,
+        name: "import".into(),
+        content_type: "application/octet-stream".into(),
+        size: 0,
+        is_favorite: false,
+        prompt_text,
+        ai_model: None,
+        quota_bytes: 0,
+        thumbnail_key: None,
+        width: None,
+        height: None,
+        duration_ms: None,
+        error_message: None,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    match table.create_pending_asset(&asset).await? {
+        Ok(()) => {}
+        Err(Refusal::ParentGone) => return Err(ApiError::not_found("box")),
+        Err(_) => return Err(ApiError::conflict("the box changed meanwhile; retry")),
+    }
+    let message = serde_json::to_string(&ImportRequest {
+        owner: asset.owner.clone(),
+        asset_id: asset.id.clone(),
+        url: url.to_string(),
+    })
+    .map_err(ApiError::internal)?;
+    let sent = state
+        .imports
+        .client
+        .send_message()
+        .queue_url(&state.imports.url)
+        .message_body(message)
+        .send()
+        .await;
+    if let Err(err) = sent {
+        // Nothing will fetch it: take the record back.
+        table.delete_asset_records(&asset, true).await?.ok();
+        return Err(ApiError::unavailable(
+            aws_sdk_sqs::error::DisplayErrorContext(err),
+        ));
+    }
+    let signer = state.env.presigner().await?;
+    let view = state.env.asset_view(&signer, asset, &target.name);
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}

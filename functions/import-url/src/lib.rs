@@ -1,0 +1,446 @@
+//! import-url: consumes the import queue (SPEC §3.4 "Import by URL"). For
+//! each request it fetches the URL into S3 under the asset's key and moves
+//! the asset from `PENDING` to `PROCESSING` (ingestion describes it), or to
+//! `FAILED` with a reason a user can act on.
+//!
+//! - **Network guard**: only `https` (and `http` where
+//!   `IMPORT_ALLOW_PRIVATE_NETWORKS=true`, the local stack). Every address the
+//!   host resolves to must be public — not loopback, private, link-local
+//!   (the instance metadata service), CGNAT, multicast or reserved. The check
+//!   lives in the client's DNS resolver, so it also covers redirects (at most
+//!   5) and the connection uses exactly the addresses checked (no DNS
+//!   rebinding); IP-literal hosts are checked before each request.
+//! - **Bounded memory**: the body streams into S3 in 8 MiB parts (one
+//!   PutObject when it fits in one), never held whole; larger than
+//!   `MAX_UPLOAD_BYTES` is refused as it arrives.
+//! - **Type from the bytes**: the first bytes must be an allowed image or
+//!   video, whatever the URL or its Content-Type say.
+//! - **Idempotent**: the key is the asset's, and finishing is a conditional
+//!   write on `PENDING` together with the quota, so a duplicated message
+//!   changes nothing twice. Transient failures (network, 5xx, 429) are
+//!   retried through SQS (batch item failures) up to [`MAX_ATTEMPTS`]
+//!   receives, then the asset fails with the last reason.
+
+mod guard;
+
+use std::sync::Arc;
+
+use assetbox_shared::assets::{AssetStatus, AssetType};
+use assetbox_shared::clock;
+use assetbox_shared::config::{ConfigError, Settings, vars};
+use assetbox_shared::files_store::Refusal;
+use assetbox_shared::imports::ImportRequest;
+use assetbox_shared::objects::CompleteChecks;
+use assetbox_shared::presign::attachment_disposition;
+use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::uploads::{self, ClientPart};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+
+pub use guard::{Blocked, is_public};
+
+/// Receives of one message before the asset fails instead of retrying.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// Part size of streamed imports (and the most held in memory at once).
+const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Records of one batch fetched at once.
+const CONCURRENCY: usize = 4;
+
+pub struct Importer {
+    env: UploadEnv,
+    http: reqwest::Client,
+    allow_private: bool,
+}
+
+/// Why a fetch did not give an object.
+#[derive(Debug)]
+enum FetchError {
+    /// Retrying will not help; the asset fails with this reason.
+    Permanent(String),
+    /// Might work later (network, 5xx, 429, S3 unavailable).
+    Transient(String),
+}
+
+/// The object as stored.
+struct Stored {
+    key: String,
+    content_type: &'static str,
+    size: u64,
+}
+
+impl Importer {
+    pub fn from_settings(
+        settings: &dyn Settings,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Self, ConfigError> {
+        let allow_private = settings
+            .get(vars::IMPORT_ALLOW_PRIVATE_NETWORKS)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let http = guard::client(allow_private).map_err(|e| ConfigError::Invalid {
+            key: vars::IMPORT_ALLOW_PRIVATE_NETWORKS,
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            env: UploadEnv::from_settings(settings, sdk)?,
+            http,
+            allow_private,
+        })
+    }
+
+    /// One SQS batch; the messages to retry come back as item failures.
+    pub async fn handle(self: &Arc<Self>, event: SqsEvent) -> SqsBatchResponse {
+        use futures_util::StreamExt;
+        let outcomes: Vec<(Option<String>, bool)> = futures_util::stream::iter(event.records)
+            .map(|record| async move {
+                let retry = self.process(&record).await;
+                (record.message_id, retry)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut response = SqsBatchResponse::default();
+        for (id, retry) in outcomes {
+            if retry && let Some(id) = id {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    /// Handles one message; `true` to have SQS deliver it again.
+    async fn process(&self, record: &SqsMessage) -> bool {
+        let Some(request) = record
+            .body
+            .as_deref()
+            .and_then(|b| serde_json::from_str::<ImportRequest>(b).ok())
+        else {
+            tracing::error!(message_id = ?record.message_id, "not an import request; dropped");
+            return false;
+        };
+        let attempt: u32 = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        match self.import(&request, attempt).await {
+            Ok(retry) => retry,
+            Err(err) => {
+                tracing::warn!(asset = %request.asset_id, error = %err, "import failed; retrying");
+                true
+            }
+        }
+    }
+
+    async fn import(&self, request: &ImportRequest, attempt: u32) -> Result<bool, String> {
+        let table = &self.env.table;
+        let Some(pending) = table
+            .get_asset(&request.owner, &request.asset_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(false); // deleted meanwhile
+        };
+        if pending.status != AssetStatus::Pending {
+            return Ok(false); // a duplicate finished it
+        }
+        let now = || clock::rfc3339(clock::now());
+        let stored = match self.fetch_into_s3(request).await {
+            Ok(stored) => stored,
+            Err(FetchError::Transient(reason)) if attempt < MAX_ATTEMPTS => {
+                tracing::info!(asset = %request.asset_id, attempt, reason, "import will be retried");
+                return Ok(true);
+            }
+            Err(FetchError::Transient(reason) | FetchError::Permanent(reason)) => {
+                table
+                    .fail_pending_asset(&request.owner, &request.asset_id, &reason, &now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(asset = %request.asset_id, reason, "import failed");
+                return Ok(false);
+            }
+        };
+        let mut asset = pending.clone();
+        asset.status = AssetStatus::Processing;
+        asset.asset_type =
+            AssetType::of_content_type(stored.content_type).unwrap_or(AssetType::Image);
+        asset.content_type = stored.content_type.to_owned();
+        asset.s3_key = stored.key.clone();
+        asset.size = stored.size;
+        asset.quota_bytes = stored.size;
+        asset.updated_at = now();
+        match table
+            .finish_import(&asset, self.env.policy.quota_bytes)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Ok(()) => Ok(false),
+            Err(Refusal::QuotaExceeded) => {
+                self.env
+                    .bucket
+                    .delete(&stored.key)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let reason = format!(
+                    "the file ({} bytes) would exceed your storage quota of {} bytes",
+                    stored.size, self.env.policy.quota_bytes
+                );
+                table
+                    .fail_pending_asset(&request.owner, &request.asset_id, &reason, &now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(false)
+            }
+            Err(_) => {
+                // No longer pending: finished by a duplicate (same key, keep
+                // the object) or deleted meanwhile (nothing references it).
+                let still = table
+                    .get_asset(&request.owner, &request.asset_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if still.is_none() {
+                    self.env
+                        .bucket
+                        .delete(&stored.key)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    async fn fetch_into_s3(&self, request: &ImportRequest) -> Result<Stored, FetchError> {
+        let url = reqwest::Url::parse(&request.url)
+            .map_err(|_| FetchError::Permanent("the URL is not valid".into()))?;
+        guard::check_url(&url, self.allow_private)
+            .map_err(|b| FetchError::Permanent(b.to_string()))?;
+        let mut response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(classify_request_error)?;
+        let status = response.status();
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(FetchError::Transient(format!("the URL answered {status}")));
+        }
+        if !status.is_success() {
+            return Err(FetchError::Permanent(format!("the URL answered {status}")));
+        }
+        let max = self.env.policy.max_file_bytes;
+        if response.content_length().is_some_and(|n| n > max) {
+            return Err(FetchError::Permanent(format!(
+                "the file is larger than the {max} bytes allowed"
+            )));
+        }
+
+        let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut total: u64 = 0;
+        let mut target: Option<(String, &'static str, String)> = None; // key, type, name
+        let mut multipart: Option<(String, Vec<ClientPart>)> = None; // upload id, parts
+        let result: Result<(), FetchError> = async {
+            loop {
+                let chunk = response.chunk().await.map_err(classify_request_error)?;
+                let ended = chunk.is_none();
+                if let Some(chunk) = chunk {
+                    total += chunk.len() as u64;
+                    if total > max {
+                        return Err(FetchError::Permanent(format!(
+                            "the file is larger than the {max} bytes allowed"
+                        )));
+                    }
+                    buffer.extend_from_slice(&chunk);
+                }
+                if target.is_none() && (buffer.len() >= 512 || ended) {
+                    let content_type = self.sniff(&buffer)?;
+                    let key = uploads::object_key(&request.owner, &request.asset_id, content_type);
+                    let name = file_name_of(&url, &key);
+                    target = Some((key, content_type, name));
+                }
+                let Some((key, content_type, name)) = &target else {
+                    continue;
+                };
+                while buffer.len() >= PART_BYTES && !(ended && multipart.is_none()) {
+                    let upload_id = match &multipart {
+                        Some((id, _)) => id.clone(),
+                        None => {
+                            let id = self
+                                .env
+                                .bucket
+                                .create_multipart(
+                                    key,
+                                    content_type,
+                                    &attachment_disposition(name),
+                                    None,
+                                )
+                                .await
+                                .map_err(|e| FetchError::Transient(e.to_string()))?;
+                            multipart = Some((id.clone(), Vec::new()));
+                            id
+                        }
+                    };
+                    let part: Vec<u8> = buffer.drain(..PART_BYTES).collect();
+                    let parts = &mut multipart.as_mut().expect("created above").1;
+                    let number = parts.len() as u32 + 1;
+                    let etag = self
+                        .env
+                        .bucket
+                        .upload_part(key, &upload_id, number, part)
+                        .await
+                        .map_err(|e| FetchError::Transient(e.to_string()))?;
+                    parts.push(ClientPart {
+                        part_number: number,
+                        etag,
+                    });
+                }
+                if ended {
+                    return match &mut multipart {
+                        None => self
+                            .env
+                            .bucket
+                            .put(
+                                key,
+                                std::mem::take(&mut buffer),
+                                content_type,
+                                Some(attachment_disposition(name)),
+                            )
+                            .await
+                            .map_err(|e| FetchError::Transient(e.to_string())),
+                        Some((upload_id, parts)) => {
+                            if !buffer.is_empty() {
+                                let number = parts.len() as u32 + 1;
+                                let etag = self
+                                    .env
+                                    .bucket
+                                    .upload_part(
+                                        key,
+                                        upload_id,
+                                        number,
+                                        std::mem::take(&mut buffer),
+                                    )
+                                    .await
+                                    .map_err(|e| FetchError::Transient(e.to_string()))?;
+                                parts.push(ClientPart {
+                                    part_number: number,
+                                    etag,
+                                });
+                            }
+                            let done = self
+                                .env
+                                .bucket
+                                .complete(key, upload_id, parts, CompleteChecks::default())
+                                .await
+                                .map_err(|e| FetchError::Transient(e.to_string()))?;
+                            match done {
+                                assetbox_shared::objects::Completion::Completed { .. } => Ok(()),
+                                other => Err(FetchError::Transient(format!(
+                                    "S3 did not assemble the file: {other:?}"
+                                ))),
+                            }
+                        }
+                    };
+                }
+            }
+        }
+        .await;
+        if let Err(err) = result {
+            if let (Some((key, _, _)), Some((upload_id, _))) = (&target, &multipart)
+                && let Err(e) = self.env.bucket.abort(key, upload_id).await
+            {
+                tracing::warn!(key, error = %e, "abandoned import upload left to the lifecycle rule");
+            }
+            return Err(err);
+        }
+        let (key, content_type, _) = target.expect("set before the end");
+        Ok(Stored {
+            key,
+            content_type,
+            size: total,
+        })
+    }
+
+    /// The allowed image or video type the first bytes are.
+    fn sniff(&self, head: &[u8]) -> Result<&'static str, FetchError> {
+        if head.is_empty() {
+            return Err(FetchError::Permanent(
+                "the URL answered an empty body".into(),
+            ));
+        }
+        match infer::get(head).map(|t| t.mime_type()) {
+            Some(mime)
+                if AssetType::of_content_type(mime).is_some()
+                    && self.env.policy.allows_type(mime) =>
+            {
+                Ok(mime)
+            }
+            Some(mime) => Err(FetchError::Permanent(format!(
+                "the content is {mime}, not an allowed image or video"
+            ))),
+            None => Err(FetchError::Permanent(
+                "the content is not a recognised image or video".into(),
+            )),
+        }
+    }
+}
+
+fn classify_request_error(err: reqwest::Error) -> FetchError {
+    if let Some(blocked) = guard::blocked_cause(&err) {
+        return FetchError::Permanent(blocked.to_string());
+    }
+    if err.is_redirect() {
+        return FetchError::Permanent("the URL redirects too often".into());
+    }
+    if err.is_builder() {
+        return FetchError::Permanent("the URL cannot be fetched".into());
+    }
+    // Timeouts, refused or reset connections, DNS failures: maybe later.
+    FetchError::Transient(format!(
+        "the URL could not be fetched ({})",
+        error_kind(&err)
+    ))
+}
+
+fn error_kind(err: &reqwest::Error) -> &'static str {
+    if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "no connection"
+    } else {
+        "transfer failed"
+    }
+}
+
+/// A display name from the URL's last path segment, else `import.<ext>`.
+fn file_name_of(url: &reqwest::Url, key: &str) -> String {
+    let extension = key.rsplit('.').next().unwrap_or("bin");
+    url.path_segments()
+        .and_then(|mut s| s.next_back())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .and_then(|s| uploads::file_name(&s).ok())
+        .unwrap_or_else(|| format!("import.{extension}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_the_url_path() {
+        let url =
+            reqwest::Url::parse("https://cdn.example.com/out/Sz%C3%A8ne%201.png?sig=abc").unwrap();
+        assert_eq!(
+            file_name_of(&url, "uploads/o/i/original.png"),
+            "Szène 1.png"
+        );
+        let bare = reqwest::Url::parse("https://cdn.example.com/").unwrap();
+        assert_eq!(
+            file_name_of(&bare, "uploads/o/i/original.jpg"),
+            "import.jpg"
+        );
+    }
+}
