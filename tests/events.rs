@@ -6,7 +6,7 @@
 //! routes that look an upload, project or box up answer 404: that proves the sample routes
 //! to its handler and that an unknown id is refused like a foreign one.
 
-use assetbox_e2e::invoke_sample;
+use assetbox_e2e::{invoke_sample, invoke_sqs_sample};
 use serde_json::Value;
 
 #[tokio::test]
@@ -46,6 +46,7 @@ async fn samples_for_unknown_uploads_are_404() {
         ("catalog-api", "reorder-boxes.json"),
         ("catalog-api", "update-box.json"),
         ("catalog-api", "small-upload.json"),
+        ("catalog-api", "import.json"),
         ("catalog-api", "create-share-link.json"),
         // Public routes: no claims, and an unknown token is a 404.
         ("catalog-api", "shared-view.json"),
@@ -72,4 +73,12 @@ async fn list_files_sample() {
     assert_eq!(status, 200, "{body}");
     assert!(body["results"].is_array());
     assert_eq!(body["next_cursor"], Value::Null);
+}
+
+/// An import for an asset that does not exist (deleted meanwhile) and a
+/// message that is no import request: both are done with, none retried.
+#[tokio::test]
+async fn import_sample_retries_nothing_it_cannot_act_on() {
+    let retry = invoke_sqs_sample("import-url", "import.json").await;
+    assert_eq!(retry, Vec::<String>::new());
 }

@@ -322,7 +322,7 @@ impl UploadEnv {
         // A pending or failed import has no object.
         let file_url = (asset.status != crate::assets::AssetStatus::Pending
             && !asset.s3_key.is_empty())
-            .then(|| self.object_url(signer, &asset.s3_key, &asset.name));
+        .then(|| self.object_url(signer, &asset.s3_key, &asset.name));
         let thumbnail_url = asset
             .thumbnail_key
             .as_deref()

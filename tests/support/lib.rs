@@ -449,6 +449,35 @@ pub async fn invoke_sample(binary: &str, sample: &str) -> (u16, Value) {
     )
 }
 
+/// Runs an `events/` SQS sample through an SQS-consuming function as an
+/// event source mapping would; the messages it asks to see again.
+pub async fn invoke_sqs_sample(binary: &str, sample: &str) -> Vec<String> {
+    let spec = stack()
+        .functions
+        .iter()
+        .find(|f| f.binary == binary)
+        .unwrap_or_else(|| panic!("no function builds {binary}"));
+    let sdk = stack().sdk().await;
+    let assetbox_local::functions::LocalFunction::Sqs(consumer) =
+        assetbox_local::functions::build(spec, &sdk).expect("wire function")
+    else {
+        panic!("{binary} does not consume SQS");
+    };
+    let path = assetbox_local::project_root()
+        .join("events")
+        .join(binary)
+        .join(sample);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let event = serde_json::from_str(&text).expect("sample is an SQS event");
+    consumer(event)
+        .await
+        .expect("handler")
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
 /// Real media made in the test: a PNG, a JPEG (gradients that differ per
 /// seed) and an MP4 (an H.264 track of `frames` samples at 25 fps).
 pub mod media {

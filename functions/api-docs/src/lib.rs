@@ -71,6 +71,7 @@ mod tests {
             "/api/boxes/{id}/",
             "/api/boxes/{id}/assets/",
             "/api/boxes/{id}/upload/",
+            "/api/boxes/{id}/import/",
             "/api/boxes/{id}/comments/",
             "/api/projects/{id}/boxes/reorder/",
             "/api/assets/",
