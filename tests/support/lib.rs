@@ -414,26 +414,35 @@ pub async fn put_to(url: &str, bytes: Vec<u8>, headers: &[(&str, &str)]) -> Stri
         .to_owned()
 }
 
-/// Runs an `events/` sample through a function as Lambda would (lambda_http's
-/// adapter), wired with the stack's environment but without its gateway:
-/// the sample's own claims and route are what the function sees.
-pub async fn invoke_sample(binary: &str, sample: &str) -> (u16, Value) {
+/// A function of the stack wired as the local stack wires it, and the text
+/// of one of its `events/` samples.
+async fn function_and_sample(
+    binary: &str,
+    sample: &str,
+) -> (assetbox_local::functions::LocalFunction, String) {
     let spec = stack()
         .functions
         .iter()
         .find(|f| f.binary == binary)
         .unwrap_or_else(|| panic!("no function builds {binary}"));
     let sdk = stack().sdk().await;
-    let assetbox_local::functions::LocalFunction::Http(service) =
-        assetbox_local::functions::build(spec, &sdk).expect("wire function")
-    else {
-        panic!("{binary} is not an HTTP function");
-    };
+    let function = assetbox_local::functions::build(spec, &sdk).expect("wire function");
     let path = assetbox_local::project_root()
         .join("events")
         .join(binary)
         .join(sample);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    (function, text)
+}
+
+/// Runs an `events/` sample through a function as Lambda would (lambda_http's
+/// adapter), wired with the stack's environment but without its gateway:
+/// the sample's own claims and route are what the function sees.
+pub async fn invoke_sample(binary: &str, sample: &str) -> (u16, Value) {
+    let (function, text) = function_and_sample(binary, sample).await;
+    let assetbox_local::functions::LocalFunction::Http(service) = function else {
+        panic!("{binary} is not an HTTP function");
+    };
     let event = serde_json::from_str(&text).expect("sample is an API Gateway v2 event");
     let response = assetbox_shared::http::invoke(&service, event, "sample")
         .await
@@ -452,22 +461,10 @@ pub async fn invoke_sample(binary: &str, sample: &str) -> (u16, Value) {
 /// Runs an `events/` SQS sample through an SQS-consuming function as an
 /// event source mapping would; the messages it asks to see again.
 pub async fn invoke_sqs_sample(binary: &str, sample: &str) -> Vec<String> {
-    let spec = stack()
-        .functions
-        .iter()
-        .find(|f| f.binary == binary)
-        .unwrap_or_else(|| panic!("no function builds {binary}"));
-    let sdk = stack().sdk().await;
-    let assetbox_local::functions::LocalFunction::Sqs(consumer) =
-        assetbox_local::functions::build(spec, &sdk).expect("wire function")
-    else {
+    let (function, text) = function_and_sample(binary, sample).await;
+    let assetbox_local::functions::LocalFunction::Sqs(consumer) = function else {
         panic!("{binary} does not consume SQS");
     };
-    let path = assetbox_local::project_root()
-        .join("events")
-        .join(binary)
-        .join(sample);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     let event = serde_json::from_str(&text).expect("sample is an SQS event");
     consumer(event)
         .await
