@@ -1130,6 +1130,12 @@ async fn imports_fetch_server_side_and_fail_with_a_reason() {
     assert_eq!(done["content_type"], "image/png");
     assert_eq!(done["size"], small.len());
     assert_eq!(done["prompt_text"], "from the provider");
+    assert_eq!(done["asset_type"], "IMAGE");
+    let file_url = done["file_url"].as_str().unwrap();
+    assert!(
+        file_url.contains("frame.png"),
+        "named after the URL: {file_url}"
+    );
     assert_eq!(download(done["file_url"].as_str().unwrap()).await, small);
 
     let big_import = import(format!("{base}/out/big.png")).await;

@@ -64,6 +64,7 @@ enum FetchError {
 struct Stored {
     key: String,
     content_type: &'static str,
+    name: String,
     size: u64,
 }
 
@@ -166,6 +167,7 @@ impl Importer {
             AssetType::of_content_type(stored.content_type).unwrap_or(AssetType::Image);
         asset.content_type = stored.content_type.to_owned();
         asset.s3_key = stored.key.clone();
+        asset.name = stored.name;
         asset.size = stored.size;
         asset.quota_bytes = stored.size;
         asset.updated_at = now();
@@ -352,10 +354,11 @@ impl Importer {
             }
             return Err(err);
         }
-        let (key, content_type, _) = target.expect("set before the end");
+        let (key, content_type, name) = target.expect("set before the end");
         Ok(Stored {
             key,
             content_type,
+            name,
             size: total,
         })
     }
