@@ -236,6 +236,10 @@ async fn coldstart(binary: &Path, runs: usize) -> anyhow::Result<()> {
             .env("TABLE_NAME", "bench-table")
             .env("CURSOR_SECRET", "bench-cursor-secret-of-at-least-32-bytes")
             .env("MEDIA_BUCKET", "bench-media")
+            .env(
+                "IMPORT_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/bench-import",
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

@@ -20,6 +20,7 @@ use aws_credential_types::Credentials;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -420,5 +421,54 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
         )
         .await?,
     );
+
+    // A small upload through catalog-api (multipart/form-data, base64 as
+    // API Gateway delivers binary bodies) into a box made for it.
+    let catalog = function("catalog-api")?;
+    let (_, project, _) = call(
+        &catalog,
+        &event(
+            "POST",
+            "/api/projects",
+            "",
+            Some(&json!({ "name": "Bench" })),
+        ),
+    )
+    .await?;
+    let (_, shot, _) = call(
+        &catalog,
+        &event(
+            "POST",
+            "/api/boxes",
+            "",
+            Some(&json!({ "project": project["id"], "name": "Shot" })),
+        ),
+    )
+    .await?;
+    let shot = shot["id"].as_str().context("box id")?.to_owned();
+    let boundary = "benchboundary";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"dot.png\"\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend_from_slice(ONE_PIXEL_PNG);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut upload = event("POST", &format!("/api/boxes/{shot}/upload"), "", None);
+    upload["headers"]["content-type"] = json!(format!("multipart/form-data; boundary={boundary}"));
+    upload["body"] = json!(base64::engine::general_purpose::STANDARD.encode(&form));
+    upload["isBase64Encoded"] = json!(true);
+    report(
+        "small upload (catalog-api, 1x1 PNG)",
+        &measure(catalog, Box::new(move |_| upload.clone())).await?,
+    );
     Ok(())
 }
+
+/// A valid 1x1 PNG.
+const ONE_PIXEL_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0xf8, 0xff, 0xff, 0x3f,
+    0x00, 0x05, 0xfe, 0x02, 0xfe, 0xa7, 0xd6, 0xa4, 0xbd, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
