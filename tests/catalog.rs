@@ -1063,7 +1063,20 @@ async fn media_server(big: Vec<u8>, small: Vec<u8>) -> String {
     use axum::response::{IntoResponse, Redirect};
     use axum::routing::get;
     let app = axum::Router::new()
-        .route("/out/frame.png", get(move || async move { small.clone() }))
+        .route(
+            "/out/frame.png",
+            get({
+                let small = small.clone();
+                move || async move { small.clone() }
+            }),
+        )
+        .route(
+            "/out/slow.png",
+            get(move || async move {
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                small.clone()
+            }),
+        )
         .route("/out/big.png", get(move || async move { big.clone() }))
         .route(
             "/out/notes.txt",
@@ -1144,6 +1157,21 @@ async fn imports_fetch_server_side_and_fail_with_a_reason() {
     assert_eq!(big_done["size"], big.len());
     assert_eq!(download(big_done["file_url"].as_str().unwrap()).await, big);
 
+    // Edits made while the fetch runs survive its finish.
+    let slow = import(format!("{base}/out/slow.png")).await;
+    let slow_id = slow.body["id"].as_str().unwrap().to_owned();
+    let favourite = api
+        .post(
+            &format!("/api/assets/{slow_id}/favorite/"),
+            token,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(favourite.body["is_favorite"], true, "{:?}", favourite.body);
+    let slow_done = settled(&api, &user, &slow_id).await;
+    assert_eq!(slow_done["status"], "PROCESSING", "{slow_done}");
+    assert_eq!(slow_done["is_favorite"], true, "the edit survived");
+
     let moved = import(format!("{base}/out/moved")).await;
     let moved_done = settled(&api, &user, moved.body["id"].as_str().unwrap()).await;
     assert_eq!(moved_done["status"], "PROCESSING", "redirects are followed");
@@ -1161,12 +1189,12 @@ async fn imports_fetch_server_side_and_fail_with_a_reason() {
         assert_eq!(failed["file_url"], Value::Null);
     }
     let counted = api.get(&format!("/api/boxes/{b}/"), token).await;
-    assert_eq!(counted.body["assets_count"], 5);
-    let used = (small.len() * 2 + big.len()).to_string();
+    assert_eq!(counted.body["assets_count"], 6);
+    let used = (small.len() * 3 + big.len()).to_string();
     assert_eq!(quota_used(&user).await, used);
     assert_eq!(
         stack().objects_of(&user.id).await.len(),
-        3,
+        4,
         "failed imports store nothing"
     );
 

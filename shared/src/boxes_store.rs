@@ -260,8 +260,9 @@ impl Table {
         self.query_page(query, limit, after, key_names).await
     }
 
-    /// Deletes an asset record and, for an uploaded one, its file record with
-    /// the quota it holds, in one transaction; with `count_in_box`, the box's
+    /// Deletes an asset record (if still in the status and holding the bytes
+    /// it was read with, else `StateChanged`) and, for an uploaded one, its
+    /// file record with the quota it holds, in one transaction; with `count_in_box`, the box's
     /// `assets_count` goes down in it too (not when the box itself is going).
     pub async fn delete_asset_records(
         &self,
@@ -272,8 +273,15 @@ impl Table {
             .table_name(self.name())
             .key(keys::PK, s(keys::user_pk(&asset.owner)))
             .key(keys::SK, s(keys::asset_sk(&asset.id)))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK);
+            // As read: an import finishing meanwhile changes both, and the
+            // caller must then delete its object and release its bytes too.
+            .condition_expression("#status = :status AND quota_bytes = :quota")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(asset.status.as_str()))
+            .expression_attribute_values(
+                ":quota",
+                AttributeValue::N(asset.quota_bytes.to_string()),
+            );
         let mut items = vec![
             TransactWriteItem::builder()
                 .delete(built(delete.build())?)

@@ -145,8 +145,12 @@ impl Table {
             // Within quota after adding: used + delta <= quota.
             let headroom = quota as i128 - delta;
             update = update
-                .condition_expression("attribute_not_exists(used_bytes) OR used_bytes <= :headroom")
-                .expression_attribute_values(":headroom", n(headroom));
+                // A first write (no counter yet) must fit the quota as well.
+                .condition_expression(
+                    "(attribute_not_exists(used_bytes) AND :zero <= :headroom) OR used_bytes <= :headroom",
+                )
+                .expression_attribute_values(":headroom", n(headroom))
+                .expression_attribute_values(":zero", n(0));
         }
         Ok(TransactWriteItem::builder()
             .update(

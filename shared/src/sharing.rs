@@ -400,19 +400,6 @@ impl Table {
             }
         }
     }
-
-    /// Revokes every link of a project (the project is going).
-    pub async fn delete_project_links(&self, project: &str) -> Result<(), StoreError> {
-        loop {
-            let page = self.list_share_links(project, 100, None).await?;
-            if page.items.is_empty() {
-                return Ok(());
-            }
-            for link in page.items {
-                self.delete_share_link(&link).await?;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

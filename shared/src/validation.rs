@@ -18,6 +18,24 @@ pub fn display_name(raw: &str, max: usize) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
+/// Free text (prompts, comments): trimmed, at most `max` characters, line
+/// breaks and tabs allowed but no other control characters (invalid in the
+/// .docx export's XML, and noise in logs). `None` when empty.
+pub fn multiline_text(raw: &str, max: usize) -> Result<Option<String>, String> {
+    let text = raw.trim();
+    let chars = text.chars().count();
+    if chars > max {
+        return Err(format!("must be at most {max} characters (got {chars})"));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    {
+        return Err("must not contain control characters other than line breaks and tabs".into());
+    }
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
 /// Ids are ULIDs. Anything else cannot name a record, so callers answer 404
 /// exactly as for an unknown id.
 pub fn is_ulid(raw: &str) -> bool {
@@ -49,6 +67,18 @@ mod tests {
         assert!(display_name(&"x".repeat(11), 10).is_err());
         assert_eq!(display_name(&"é".repeat(10), 10).unwrap(), "é".repeat(10));
         assert!(display_name("a\u{0007}b", 10).is_err());
+    }
+
+    #[test]
+    fn multiline_text_keeps_line_breaks_only() {
+        assert_eq!(
+            multiline_text("  a\nb\tc ", 10).unwrap().as_deref(),
+            Some("a\nb\tc")
+        );
+        assert_eq!(multiline_text("   ", 10).unwrap(), None);
+        assert!(multiline_text("a\u{0b}b", 10).is_err());
+        assert!(multiline_text("a\u{1b}[31m", 10).is_err());
+        assert!(multiline_text(&"x".repeat(11), 10).is_err());
     }
 
     #[test]

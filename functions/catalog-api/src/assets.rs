@@ -232,22 +232,15 @@ pub async fn update_asset(
         fields.push(("name", AttributeValue::S(name)));
     }
     if let Some(prompt) = &body.prompt_text {
-        let prompt = prompt.trim();
-        let chars = prompt.chars().count();
-        if chars > PROMPT_MAX_CHARS {
-            return Err(ApiError::field(
-                "prompt_text",
-                format!("must be at most {PROMPT_MAX_CHARS} characters (got {chars})"),
-            ));
-        }
-        let (text, search) = if prompt.is_empty() {
-            (AttributeValue::Null(true), AttributeValue::Null(true))
-        } else {
+        let prompt = validation::multiline_text(prompt, PROMPT_MAX_CHARS)
+            .map_err(|r| ApiError::field("prompt_text", r))?;
+        let (text, search) = match prompt {
+            None => (AttributeValue::Null(true), AttributeValue::Null(true)),
             // A lower-cased copy makes `search` case-insensitive.
-            (
-                AttributeValue::S(prompt.to_owned()),
-                AttributeValue::S(prompt.to_lowercase()),
-            )
+            Some(p) => {
+                let lower = p.to_lowercase();
+                (AttributeValue::S(p), AttributeValue::S(lower))
+            }
         };
         fields.push(("prompt_text", text));
         fields.push(("prompt_search", search));
@@ -328,10 +321,32 @@ pub async fn delete_asset(
             .update_box(&caller.user_id, &b.id, None, Some(None), &now)
             .await?;
     }
-    state.env.delete_asset_objects(&asset).await?;
-    table
-        .delete_asset_records(&asset, parent.is_some())
-        .await?
-        .ok();
+    delete_asset_fully(&state, asset, parent.is_some()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes an asset's objects, then its records; when the asset changed
+/// between the read and the delete (an import finished, bringing an object
+/// and bytes), reads it again and repeats, so nothing is left behind.
+pub(crate) async fn delete_asset_fully(
+    state: &FilesState,
+    mut asset: AssetRecord,
+    count_in_box: bool,
+) -> Result<(), ApiError> {
+    let table = &state.env.table;
+    for _ in 0..4 {
+        state.env.delete_asset_objects(&asset).await?;
+        if table
+            .delete_asset_records(&asset, count_in_box)
+            .await?
+            .is_ok()
+        {
+            return Ok(());
+        }
+        match table.get_asset(&asset.owner, &asset.id).await? {
+            Some(fresh) => asset = fresh,
+            None => return Ok(()),
+        }
+    }
+    Err(ApiError::conflict("the asset keeps changing; retry"))
 }

@@ -403,13 +403,7 @@ pub async fn delete_box(
             break;
         }
         for asset in page.items {
-            state.env.delete_asset_objects(&asset).await?;
-            state
-                .env
-                .table
-                .delete_asset_records(&asset, false)
-                .await?
-                .ok();
+            crate::assets::delete_asset_fully(&state, asset, false).await?;
         }
     }
     state

@@ -4,9 +4,10 @@
 //! asset moves on to `PROCESSING` or `FAILED` (see
 //! `functions/import-url`). Here: validation, the record, the message.
 //!
-//! The URL is checked for shape here (http(s), ≤ 2048 characters); where it
-//! may point (public addresses only) is checked by the fetcher, which is the
-//! one that resolves and connects.
+//! The URL is checked here as far as it can be without resolving it (https,
+//! ≤ 2048 characters, no credentials, no private IP literal); where a name
+//! points is checked by the fetcher, which is the one that resolves and
+//! connects.
 
 use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetType, AssetView, SourceType};
 use assetbox_shared::caller::Caller;
@@ -14,7 +15,7 @@ use assetbox_shared::clock;
 use assetbox_shared::error::{ApiError, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::ApiJson;
-use assetbox_shared::imports::{ImportRequest, URL_MAX_CHARS};
+use assetbox_shared::imports::{ImportRequest, URL_MAX_CHARS, check_url};
 use assetbox_shared::validation;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -32,6 +33,8 @@ use crate::files::FilesState;
 pub struct ImportQueue {
     pub client: aws_sdk_sqs::Client,
     pub url: String,
+    /// `IMPORT_ALLOW_PRIVATE_NETWORKS`, as import-url has it.
+    pub allow_private: bool,
 }
 
 pub fn router(state: FilesState) -> Router {
@@ -49,7 +52,7 @@ pub struct ImportAsset {
     pub prompt_text: Option<String>,
 }
 
-fn checked_url(raw: &str) -> Result<url::Url, ApiError> {
+fn checked_url(raw: &str, allow_private: bool) -> Result<url::Url, ApiError> {
     let raw = raw.trim();
     if raw.chars().count() > URL_MAX_CHARS {
         return Err(ApiError::field(
@@ -59,9 +62,9 @@ fn checked_url(raw: &str) -> Result<url::Url, ApiError> {
     }
     let parsed =
         url::Url::parse(raw).map_err(|_| ApiError::field("url", "is not an absolute URL"))?;
-    if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
-        return Err(ApiError::field("url", "must be an https URL with a host"));
-    }
+    // The same rule import-url applies (an IP-literal host must be public);
+    // names are checked where they are resolved, by import-url.
+    check_url(&parsed, allow_private).map_err(|b| ApiError::field("url", b.to_string()))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(ApiError::field("url", "must not carry credentials"));
     }
@@ -86,17 +89,14 @@ pub async fn import_to_box(
     Path(box_id): Path<String>,
     ApiJson(body): ApiJson<ImportAsset>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let url = checked_url(&body.url)?;
-    let prompt_text = match body.prompt_text.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(prompt) if prompt.chars().count() > PROMPT_MAX_CHARS => {
-            return Err(ApiError::field(
-                "prompt_text",
-                format!("must be at most {PROMPT_MAX_CHARS} characters"),
-            ));
-        }
-        Some(prompt) => Some(prompt.to_owned()),
-    };
+    let url = checked_url(&body.url, state.imports.allow_private)?;
+    let prompt_text = body
+        .prompt_text
+        .as_deref()
+        .map(|p| validation::multiline_text(p, PROMPT_MAX_CHARS))
+        .transpose()
+        .map_err(|r| ApiError::field("prompt_text", r))?
+        .flatten();
     let table = &state.env.table;
     let target = match validation::is_ulid(&box_id) {
         true => table.get_box(&caller.user_id, &box_id).await?,

@@ -63,6 +63,9 @@ pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Route
         imports: import::ImportQueue {
             client: aws_sdk_sqs::Client::new(sdk),
             url: config::required(settings, vars::IMPORT_QUEUE_URL)?,
+            allow_private: settings
+                .get(vars::IMPORT_ALLOW_PRIVATE_NETWORKS)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
         },
     };
     let files = files::router(aws_state.clone())

@@ -6,8 +6,9 @@
 //! What the public view shows: the project's name, the link's expiry, and
 //! per box its id, name, position, headliner and favourites with short-lived
 //! URLs, type, size in pixels, duration and prompt. Nothing else of the
-//! owner's: no owner id, no other assets, no generation settings, no files,
-//! no comments. Expired, revoked and unknown tokens answer the same 404.
+//! owner's: no other assets, no generation settings, no files, no comments,
+//! and no owner id in the JSON — only inside the presigned URLs, whose object
+//! keys are `uploads/<owner sub>/…` (see README). Expired, revoked and unknown tokens answer the same 404.
 //!
 //! Abuse limit: public comments are capped per link per hour
 //! (`SHARE_COMMENTS_PER_HOUR`, 30) with a conditional counter, so the cap
@@ -351,23 +352,7 @@ pub struct NewComment {
 }
 
 fn comment_text(raw: &str) -> Result<String, String> {
-    let text = raw.trim();
-    let chars = text.chars().count();
-    if chars == 0 {
-        return Err("must not be empty".into());
-    }
-    if chars > COMMENT_MAX_CHARS {
-        return Err(format!(
-            "must be at most {COMMENT_MAX_CHARS} characters (got {chars})"
-        ));
-    }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err("must not contain control characters other than line breaks and tabs".into());
-    }
-    Ok(text.to_owned())
+    validation::multiline_text(raw, COMMENT_MAX_CHARS)?.ok_or_else(|| "must not be empty".into())
 }
 
 /// Public: comment on a box of the shared project.

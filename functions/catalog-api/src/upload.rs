@@ -248,19 +248,13 @@ pub async fn upload_to_box(
     if bytes.is_empty() {
         return Err(ApiError::field("file", "is empty"));
     }
-    let prompt_text = match form.prompt_text.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(prompt) => {
-            let chars = prompt.chars().count();
-            if chars > PROMPT_MAX_CHARS {
-                return Err(ApiError::field(
-                    "prompt_text",
-                    format!("must be at most {PROMPT_MAX_CHARS} characters (got {chars})"),
-                ));
-            }
-            Some(prompt.to_owned())
-        }
-    };
+    let prompt_text = form
+        .prompt_text
+        .as_deref()
+        .map(|p| validation::multiline_text(p, PROMPT_MAX_CHARS))
+        .transpose()
+        .map_err(|r| ApiError::field("prompt_text", r))?
+        .flatten();
     let ai_model = form
         .ai_model
         .as_deref()
@@ -319,17 +313,15 @@ pub async fn upload_to_box(
             Some(attachment_disposition(&asset.name)),
         )
         .await?;
-    let refusal = match table.create_small_asset(&asset, policy.quota_bytes).await {
-        Ok(Ok(())) => None,
-        Ok(Err(refusal)) => Some(Ok(refusal)),
-        Err(err) => Some(Err(err)),
-    };
-    if let Some(refusal) = refusal {
-        // Nothing references the object: take it back before answering.
+    // A store error may have committed (a timeout after the write): the
+    // object stays, for the record or for the cleanup job's orphan sweep.
+    let refusal = table.create_small_asset(&asset, policy.quota_bytes).await?;
+    if let Err(refusal) = refusal {
+        // Refused for sure: nothing references the object, take it back.
         if let Err(err) = state.env.bucket.delete(&asset.s3_key).await {
             tracing::warn!(key = %asset.s3_key, error = %err, "orphan small upload left for cleanup");
         }
-        return Err(match refusal? {
+        return Err(match refusal {
             Refusal::QuotaExceeded => uploads::quota_exceeded(asset.size, policy.quota_bytes),
             Refusal::ParentGone => ApiError::not_found("box"),
             Refusal::StateChanged => ApiError::conflict("the box changed meanwhile; retry"),

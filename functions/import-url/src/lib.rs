@@ -36,8 +36,6 @@ use assetbox_shared::upload_env::UploadEnv;
 use assetbox_shared::uploads::{self, ClientPart};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
-pub use guard::{Blocked, is_public};
-
 /// Receives of one message before the asset fails instead of retrying.
 pub const MAX_ATTEMPTS: u32 = 3;
 /// Part size of streamed imports (and the most held in memory at once).
@@ -215,7 +213,7 @@ impl Importer {
     async fn fetch_into_s3(&self, request: &ImportRequest) -> Result<Stored, FetchError> {
         let url = reqwest::Url::parse(&request.url)
             .map_err(|_| FetchError::Permanent("the URL is not valid".into()))?;
-        guard::check_url(&url, self.allow_private)
+        assetbox_shared::imports::check_url(&url, self.allow_private)
             .map_err(|b| FetchError::Permanent(b.to_string()))?;
         let mut response = self
             .http

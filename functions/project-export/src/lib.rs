@@ -36,8 +36,9 @@ pub const DOCX_CONTENT_TYPE: &str =
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 /// Originals above this are not downloaded for a thumbnail.
 const SOURCE_MAX_BYTES: u64 = 25 * 1024 * 1024;
-/// Pictures fetched and scaled at once.
-const PICTURE_CONCURRENCY: usize = 4;
+/// Pictures fetched and scaled at once: two decodes at their memory cap
+/// (see `storyboard`) and two sources fit the function's 1024 MB.
+const PICTURE_CONCURRENCY: usize = 2;
 
 pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Router, ConfigError> {
     Ok(router(UploadEnv::from_settings(settings, sdk)?))

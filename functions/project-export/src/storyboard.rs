@@ -12,7 +12,7 @@ pub const THUMBNAIL_PX: u32 = 320;
 /// Shown at most this wide in the document (EMU: 914400 per inch).
 const PICTURE_WIDTH_EMU: u32 = 2 * 914_400;
 /// Decoding refuses images that would need more memory than this.
-const DECODE_MAX_ALLOC: u64 = 256 * 1024 * 1024;
+const DECODE_MAX_ALLOC: u64 = 192 * 1024 * 1024;
 
 /// A headliner picture, ready to embed.
 #[derive(Debug, Clone)]
@@ -64,8 +64,16 @@ pub fn thumbnail(bytes: &[u8]) -> Option<Thumbnail> {
     })
 }
 
+/// Text as XML 1.0 allows it: control characters other than tab and line
+/// breaks would make Word refuse the whole document.
+fn xml_safe(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+        .collect()
+}
+
 fn text_cell(text: &str, width: usize, bold: bool) -> TableCell {
-    let mut run = Run::new().add_text(text);
+    let mut run = Run::new().add_text(xml_safe(text));
     if bold {
         run = run.bold();
     }
@@ -162,7 +170,7 @@ mod tests {
             Row {
                 name: "Opening <wide> & \"dusk\"".into(),
                 picture: Picture::Image(thumbnail(&png(64, 48)).unwrap()),
-                prompt: Some("a fox at dusk".into()),
+                prompt: Some("a fox at dusk\u{0b}\u{1b}".into()),
                 model: Some("flux-pro".into()),
             },
             Row {
@@ -179,6 +187,7 @@ mod tests {
         assert!(document.contains("Opening &lt;wide&gt; &amp;"));
         assert!(document.contains("Close-up"));
         assert!(document.contains("a fox at dusk"));
+        assert!(!document.contains('\u{0b}') && !document.contains('\u{1b}'));
         assert!(document.contains("flux-pro"));
         assert!(document.contains("no headliner"));
         assert!(document.contains("<a:blip"), "an embedded picture");
