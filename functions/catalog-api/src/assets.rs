@@ -23,6 +23,14 @@ use crate::files::FilesState;
 pub const PROMPT_MAX_CHARS: usize = 4000;
 pub const ASSET_NAME_MAX_CHARS: usize = 255;
 
+/// A `prompt_text` as given: checked, trimmed, `None` when absent or empty.
+pub(crate) fn prompt_field(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    raw.map(|p| validation::multiline_text(p, PROMPT_MAX_CHARS))
+        .transpose()
+        .map(Option::flatten)
+        .map_err(|r| ApiError::field("prompt_text", r))
+}
+
 pub fn router(state: FilesState) -> Router {
     Router::new()
         .route("/api/assets", get(list_assets))
@@ -232,8 +240,7 @@ pub async fn update_asset(
         fields.push(("name", AttributeValue::S(name)));
     }
     if let Some(prompt) = &body.prompt_text {
-        let prompt = validation::multiline_text(prompt, PROMPT_MAX_CHARS)
-            .map_err(|r| ApiError::field("prompt_text", r))?;
+        let prompt = prompt_field(Some(prompt))?;
         let (text, search) = match prompt {
             None => (AttributeValue::Null(true), AttributeValue::Null(true)),
             // A lower-cased copy makes `search` case-insensitive.

@@ -25,7 +25,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::assets::PROMPT_MAX_CHARS;
+use crate::assets::prompt_field;
 use crate::files::FilesState;
 
 /// Where import requests go.
@@ -90,13 +90,7 @@ pub async fn import_to_box(
     ApiJson(body): ApiJson<ImportAsset>,
 ) -> Result<impl IntoResponse, ApiError> {
     let url = checked_url(&body.url, state.imports.allow_private)?;
-    let prompt_text = body
-        .prompt_text
-        .as_deref()
-        .map(|p| validation::multiline_text(p, PROMPT_MAX_CHARS))
-        .transpose()
-        .map_err(|r| ApiError::field("prompt_text", r))?
-        .flatten();
+    let prompt_text = prompt_field(body.prompt_text.as_deref())?;
     let table = &state.env.table;
     let target = match validation::is_ulid(&box_id) {
         true => table.get_box(&caller.user_id, &box_id).await?,

@@ -36,7 +36,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use utoipa::ToSchema;
 
-use crate::assets::PROMPT_MAX_CHARS;
+use crate::assets::prompt_field;
 use crate::files::FilesState;
 
 /// Room for the form's boundaries, headers and text fields around the file.
@@ -248,13 +248,7 @@ pub async fn upload_to_box(
     if bytes.is_empty() {
         return Err(ApiError::field("file", "is empty"));
     }
-    let prompt_text = form
-        .prompt_text
-        .as_deref()
-        .map(|p| validation::multiline_text(p, PROMPT_MAX_CHARS))
-        .transpose()
-        .map_err(|r| ApiError::field("prompt_text", r))?
-        .flatten();
+    let prompt_text = prompt_field(form.prompt_text.as_deref())?;
     let ai_model = form
         .ai_model
         .as_deref()
