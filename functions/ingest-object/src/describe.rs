@@ -1,0 +1,158 @@
+//! Keys, types and image descriptions, without I/O.
+
+use std::io::Cursor;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+
+/// Thumbnails fit in this square (pixels), longest side.
+pub const THUMBNAIL_MAX_PX: u32 = 512;
+/// JPEG quality of thumbnails: small files, no visible blocking at 512 px.
+const THUMBNAIL_QUALITY: u8 = 80;
+/// Decoding refuses images that would need more than this (a 24 MP RGB
+/// image needs ~72 MB; this leaves room for 16-bit and RGBA sources).
+const DECODE_MAX_ALLOC: u64 = 400 * 1024 * 1024;
+
+/// An S3 event's object key as stored: event keys are URL-encoded with `+`
+/// for spaces (real S3; the local stack hands over the same).
+pub fn decode_event_key(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The media type of an object's first bytes, if recognised.
+pub fn sniff(head: &[u8]) -> Option<&'static str> {
+    infer::get(head).map(|t| t.mime_type())
+}
+
+/// What ingestion records for an image, and its thumbnail.
+#[derive(Debug, Clone)]
+pub struct ImageFacts {
+    /// As displayed: EXIF orientation applied (a portrait photo stored
+    /// landscape with orientation 6 is taller than wide).
+    pub width: u32,
+    pub height: u32,
+    pub thumbnail_jpeg: Vec<u8>,
+    pub thumbnail_width: u32,
+    pub thumbnail_height: u32,
+}
+
+/// Decodes an image (PNG, JPEG, WebP, GIF), applies its EXIF orientation and
+/// makes a JPEG thumbnail of at most [`THUMBNAIL_MAX_PX`] on its longer side.
+/// The reason, in words, when it cannot.
+pub fn describe_image(bytes: &[u8]) -> Result<ImageFacts, String> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("unreadable image: {e}"))?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(DECODE_MAX_ALLOC);
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| format!("unsupported or damaged image: {e}"))?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut picture = DynamicImage::from_decoder(decoder)
+        .map_err(|e| format!("unsupported or damaged image: {e}"))?;
+    picture.apply_orientation(orientation);
+    let (width, height) = (picture.width(), picture.height());
+    let small = if width > THUMBNAIL_MAX_PX || height > THUMBNAIL_MAX_PX {
+        picture.thumbnail(THUMBNAIL_MAX_PX, THUMBNAIL_MAX_PX)
+    } else {
+        picture
+    };
+    // JPEG has no alpha: flatten to RGB.
+    let rgb = small.to_rgb8();
+    let mut thumbnail_jpeg = Vec::new();
+    JpegEncoder::new_with_quality(&mut thumbnail_jpeg, THUMBNAIL_QUALITY)
+        .encode_image(&rgb)
+        .map_err(|e| format!("thumbnail not encoded: {e}"))?;
+    Ok(ImageFacts {
+        width,
+        height,
+        thumbnail_width: rgb.width(),
+        thumbnail_height: rgb.height(),
+        thumbnail_jpeg,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg(width: u32, height: u32) -> Vec<u8> {
+        let picture = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+        });
+        let mut out = Cursor::new(Vec::new());
+        picture
+            .write_to(&mut out, image::ImageFormat::Jpeg)
+            .unwrap();
+        out.into_inner()
+    }
+
+    /// The JPEG with an EXIF APP1 segment right after SOI saying
+    /// `Orientation = value` (little-endian TIFF, one IFD entry).
+    fn with_orientation(jpeg: &[u8], value: u16) -> Vec<u8> {
+        let mut tiff = Vec::new();
+        tiff.extend_from_slice(b"II*\0");
+        tiff.extend_from_slice(&8u32.to_le_bytes()); // IFD0 offset
+        tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+        tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+        tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+        tiff.extend_from_slice(&1u32.to_le_bytes()); // count
+        tiff.extend_from_slice(&value.to_le_bytes());
+        tiff.extend_from_slice(&[0, 0]); // padding of the 4-byte value
+        tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec(); // SOI
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn event_keys_are_decoded_like_s3_encodes_them() {
+        assert_eq!(
+            decode_event_key("uploads/u-1/01J/original.png"),
+            "uploads/u-1/01J/original.png"
+        );
+        assert_eq!(decode_event_key("a+b%2Bc%20d"), "a b+c d");
+        assert_eq!(decode_event_key("Sz%C3%A8ne+1.jpg"), "Szène 1.jpg");
+    }
+
+    #[test]
+    fn exif_rotation_swaps_the_displayed_dimensions() {
+        let stored = jpeg(1200, 800);
+        let plain = describe_image(&stored).unwrap();
+        assert_eq!((plain.width, plain.height), (1200, 800));
+        assert_eq!((plain.thumbnail_width, plain.thumbnail_height), (512, 341));
+
+        let rotated = describe_image(&with_orientation(&stored, 6)).unwrap();
+        assert_eq!((rotated.width, rotated.height), (800, 1200));
+        assert_eq!(
+            (rotated.thumbnail_width, rotated.thumbnail_height),
+            (341, 512)
+        );
+        let thumb = image::load_from_memory(&rotated.thumbnail_jpeg).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (341, 512));
+        assert_eq!(sniff(&rotated.thumbnail_jpeg), Some("image/jpeg"));
+    }
+
+    #[test]
+    fn small_images_keep_their_size_and_non_images_are_refused() {
+        let facts = describe_image(&jpeg(40, 30)).unwrap();
+        assert_eq!((facts.thumbnail_width, facts.thumbnail_height), (40, 30));
+        assert!(describe_image(b"MZ\x90\0not an image").is_err());
+        assert_eq!(
+            sniff(b"MZ\x90\0\x03\0\0\0"),
+            Some("application/vnd.microsoft.portable-executable")
+        );
+    }
+}
