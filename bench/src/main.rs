@@ -10,8 +10,10 @@
 //! - `uploads`: part-URL signing throughput and the AWS calls, time and reply
 //!   size of each upload operation (see `uploads.rs`).
 //! - `export`: thumbnails, .docx building and type sniffing (see `export.rs`).
+//! - `ingest`: a 24 MP JPEG to its thumbnail beside vipsthumbnail (`ingest.rs`).
 
 mod export;
+mod ingest;
 mod uploads;
 
 use std::path::{Path, PathBuf};
@@ -65,6 +67,14 @@ enum What {
         #[arg(long, default_value_t = 15)]
         runs: usize,
     },
+    /// 24 MP JPEG → thumbnail: time and peak RSS, beside vipsthumbnail.
+    Ingest {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// One thumbnail in this process (what `ingest` runs per sample).
+    #[command(hide = true)]
+    IngestChild { path: PathBuf },
     /// All of the above.
     All {
         #[arg(long, default_value = "target/release/catalog-api")]
@@ -99,12 +109,15 @@ async fn main() -> anyhow::Result<()> {
         What::Size { binary } => size(&binary),
         What::Uploads { runs } => uploads::run(runs).await,
         What::Export { runs } => export::run(runs),
+        What::Ingest { runs } => ingest::run(runs),
+        What::IngestChild { path } => ingest::child(&path),
         What::All { binary } => {
             size(&binary)?;
             coldstart(&binary, 30).await?;
             handler(20_000).await?;
             uploads::run(15).await?;
-            export::run(15)
+            export::run(15)?;
+            ingest::run(5)
         }
     }
 }
