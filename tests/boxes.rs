@@ -1,7 +1,7 @@
 //! Boxes end to end: create in order and at a position, move, reorder
 //! atomically, headliner rules, delete with its assets, ownership, bad input.
 
-use assetbox_e2e::{Client, Reply, User, put_to, stack, test_bytes};
+use assetbox_e2e::{Client, Reply, User, stack, test_bytes};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -369,26 +369,9 @@ async fn asset_in(api: &Client, user: &User, box_id: &str) -> String {
 }
 
 async fn asset_of_type(api: &Client, user: &User, box_id: &str, content_type: &str) -> String {
+    api.upload_into_box(user, box_id, content_type, test_bytes(32, 2))
+        .await;
     let token = Some(user.access_token.as_str());
-    let started = api
-        .post(
-            "/v1/files/uploads",
-            token,
-            &json!({ "file_name": "frame", "file_size": 32, "file_content_type": content_type,
-                     "num_parts": 1, "part_size": 32, "parent_content_type": "box", "parent_object_id": box_id }),
-        )
-        .await;
-    let url = started.body["presigned_urls"][0]["url"].as_str().unwrap();
-    let etag = put_to(url, test_bytes(32, 2), &[]).await;
-    let file_id = started.body["id"].as_str().unwrap();
-    let done = api
-        .post(
-            &format!("/v1/files/uploads/{file_id}/complete"),
-            token,
-            &json!({ "parts": [{ "part_number": 1, "etag": etag }] }),
-        )
-        .await;
-    assert_eq!(done.status, StatusCode::OK);
     let listed = api.get(&format!("/api/boxes/{box_id}/assets"), token).await;
     listed.body["results"][0]["id"].as_str().unwrap().to_owned()
 }

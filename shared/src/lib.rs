@@ -15,6 +15,7 @@ pub mod error;
 pub mod files_store;
 pub mod http;
 pub mod imports;
+pub mod ingestion;
 pub mod keys;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;

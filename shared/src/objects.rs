@@ -348,6 +348,18 @@ impl Bucket {
         }
     }
 
+    /// Bytes `first..=last` of an object (fewer when it is shorter); `None`
+    /// when it is gone.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<Option<Vec<u8>>, ObjectError> {
+        self.read(key, Some(format!("bytes={first}-{last}")), u64::MAX)
+            .await
+    }
+
     /// Stores a whole object (small uploads, exports).
     pub async fn put(
         &self,
@@ -372,11 +384,21 @@ impl Bucket {
     /// An object's bytes; `None` when it is missing or larger than
     /// `max_bytes` (the caller cannot afford to hold it).
     pub async fn get(&self, key: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, ObjectError> {
+        self.read(key, None, max_bytes).await
+    }
+
+    async fn read(
+        &self,
+        key: &str,
+        range: Option<String>,
+        max_bytes: u64,
+    ) -> Result<Option<Vec<u8>>, ObjectError> {
         let out = match self
             .client
             .get_object()
             .bucket(&self.name)
             .key(key)
+            .set_range(range)
             .send()
             .await
         {

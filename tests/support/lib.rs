@@ -458,6 +458,42 @@ pub async fn invoke_sample(binary: &str, sample: &str) -> (u16, Value) {
     )
 }
 
+impl Client {
+    /// A one-part direct upload (`/v1/files`) of `bytes` declared as
+    /// `content_type` into a box, completed; the file's id.
+    pub async fn upload_into_box(
+        &self,
+        user: &User,
+        box_id: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> String {
+        let token = Some(user.access_token.as_str());
+        let started = self
+            .post(
+                "/v1/files/uploads",
+                token,
+                &json!({ "file_name": "frame", "file_size": bytes.len(), "file_content_type": content_type,
+                         "num_parts": 1, "part_size": bytes.len(),
+                         "parent_content_type": "box", "parent_object_id": box_id }),
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+        let url = started.body["presigned_urls"][0]["url"].as_str().unwrap();
+        let etag = put_to(url, bytes, &[]).await;
+        let file_id = started.body["id"].as_str().unwrap().to_owned();
+        let done = self
+            .post(
+                &format!("/v1/files/uploads/{file_id}/complete"),
+                token,
+                &json!({ "parts": [{ "part_number": 1, "etag": etag }] }),
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+        file_id
+    }
+}
+
 /// Runs an `events/` SQS sample through an SQS-consuming function as an
 /// event source mapping would; the messages it asks to see again.
 pub async fn invoke_sqs_sample(binary: &str, sample: &str) -> Vec<String> {
@@ -504,6 +540,28 @@ pub mod media {
             .write_to(&mut out, image::ImageFormat::Jpeg)
             .expect("encode JPEG");
         out.into_inner()
+    }
+
+    /// A JPEG with an EXIF APP1 segment after SOI saying `Orientation = value`
+    /// (as cameras write a portrait shot stored landscape: 6).
+    pub fn with_exif_orientation(jpeg: &[u8], value: u16) -> Vec<u8> {
+        let mut tiff = b"II*\0".to_vec();
+        tiff.extend_from_slice(&8u32.to_le_bytes());
+        tiff.extend_from_slice(&1u16.to_le_bytes());
+        tiff.extend_from_slice(&0x0112u16.to_le_bytes());
+        tiff.extend_from_slice(&3u16.to_le_bytes());
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&value.to_le_bytes());
+        tiff.extend_from_slice(&[0, 0]);
+        tiff.extend_from_slice(&0u32.to_le_bytes());
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
     }
 
     pub fn mp4(frames: u32, seed: u8) -> Vec<u8> {

@@ -1,7 +1,9 @@
-//! ingest-object (SPEC §3.6), the pure core: what an S3 event's key means,
-//! what an object's first bytes are, and an image's description and
-//! thumbnail. The S3 event handler that reads objects and finishes assets
-//! builds on these.
+//! ingest-object (SPEC §3.6): `describe` is the pure core (event keys, types
+//! from bytes, image description and thumbnail); `ingest` reads an object
+//! and finishes its asset. The S3 event entry point and its wiring (template,
+//! local delivery) come with the rest of the ingestion issue.
 
 pub mod describe;
+pub mod ingest;
 pub use describe::{ImageFacts, THUMBNAIL_MAX_PX, decode_event_key, describe_image, sniff};
+pub use ingest::{Ingestor, Outcome};
