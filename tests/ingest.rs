@@ -1,19 +1,20 @@
-//! Ingestion's core against the emulator: objects stored through the real
-//! routes, then handed to `Ingestor` as an S3 event would name them (the S3
-//! entry point and local delivery join with the rest of the ingestion work).
+//! Ingestion end to end: objects stored through the real routes, S3's
+//! notifications delivered by the local stack as real S3 sends them, the
+//! assets finished by ingest-object; then the same event again, straight to
+//! `Ingestor`, changes nothing.
 
-use assetbox_e2e::{Client, User, form, media, stack};
+use assetbox_e2e::{Client, User, form, media, stack, stack_delivering_s3_events};
 use assetbox_shared::upload_env::UploadEnv;
 use ingest_object::{Ingestor, Outcome};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 async fn ingestor() -> Ingestor {
-    let spec = stack()
+    let spec = stack_delivering_s3_events()
         .functions
         .iter()
-        .find(|f| f.binary == "catalog-api")
-        .expect("catalog-api in the template");
+        .find(|f| f.binary == "ingest-object")
+        .expect("ingest-object in the template");
     Ingestor {
         env: UploadEnv::from_settings(&spec.environment, &stack().sdk().await)
             .expect("upload settings"),
@@ -35,8 +36,26 @@ async fn shot(api: &Client, user: &User) -> String {
     b.body["id"].as_str().unwrap().to_owned()
 }
 
-/// The asset's object key and ETag, as an S3 event would carry them
-/// (key URL-encoded, `+` for spaces).
+/// A box's only asset, once ingestion has finished it.
+async fn finished(api: &Client, user: &User, box_id: &str) -> Value {
+    for _ in 0..200 {
+        let listed = api
+            .get(
+                &format!("/api/boxes/{box_id}/assets/"),
+                Some(&user.access_token),
+            )
+            .await;
+        let asset = listed.body["results"][0].clone();
+        if asset["status"] != "PROCESSING" {
+            return asset;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the asset of box {box_id} was never ingested");
+}
+
+/// The object's key and ETag as an S3 event carries them (key URL-encoded,
+/// `+` for spaces).
 async fn event_of(key: &str) -> (String, String) {
     let head = stack()
         .s3()
@@ -51,15 +70,9 @@ async fn event_of(key: &str) -> (String, String) {
     (encoded, head.e_tag().unwrap_or_default().to_owned())
 }
 
-async fn only_original(user: &User) -> String {
-    let keys = stack().objects_of(&user.id).await;
-    let originals: Vec<&String> = keys.iter().filter(|k| k.contains("/original.")).collect();
-    assert_eq!(originals.len(), 1, "{keys:?}");
-    originals[0].clone()
-}
-
 #[tokio::test]
 async fn an_exif_rotated_jpeg_completes_with_upright_dimensions_once() {
+    stack_delivering_s3_events();
     let api = Client::new();
     let user = api.new_user().await;
     let token = Some(user.access_token.as_str());
@@ -75,16 +88,11 @@ async fn an_exif_rotated_jpeg_completes_with_upright_dimensions_once() {
         )
         .await;
     assert_eq!(uploaded.status, StatusCode::CREATED, "{:?}", uploaded.body);
-    let id = uploaded.body["id"].as_str().unwrap().to_owned();
-    let key = only_original(&user).await;
-    let (event_key, etag) = event_of(&key).await;
+    assert_eq!(uploaded.body["status"], "PROCESSING");
 
-    let ingestor = ingestor().await;
-    assert_eq!(
-        ingestor.ingest(&event_key, Some(&etag)).await,
-        Outcome::Completed
-    );
-    let asset = api.get(&format!("/api/assets/{id}/"), token).await.body;
+    // The stack delivers the ObjectCreated event; ingest-object finishes it.
+    let asset = finished(&api, &user, &b).await;
+    assert_eq!(asset["id"], uploaded.body["id"]);
     assert_eq!(asset["status"], "COMPLETED", "{asset}");
     assert_eq!(
         (asset["width"].clone(), asset["height"].clone()),
@@ -99,7 +107,15 @@ async fn an_exif_rotated_jpeg_completes_with_upright_dimensions_once() {
     let decoded = image::load_from_memory(&thumbnail).expect("the thumbnail decodes");
     assert_eq!((decoded.width(), decoded.height()), (341, 512));
 
-    // The same event twice and five times more, and two racing: one end state.
+    // The same event again, five times, and two racing: one end state.
+    let original = stack()
+        .objects_of(&user.id)
+        .await
+        .into_iter()
+        .find(|k| k.contains("/original."))
+        .expect("the original");
+    let (event_key, etag) = event_of(&original).await;
+    let ingestor = ingestor().await;
     let before = stack().items_of(&user.id).await;
     for _ in 0..5 {
         assert!(matches!(
@@ -107,42 +123,35 @@ async fn an_exif_rotated_jpeg_completes_with_upright_dimensions_once() {
             Outcome::Skipped(_)
         ));
     }
-    let (a, b2) = tokio::join!(
+    let (one, two) = tokio::join!(
         ingestor.ingest(&event_key, Some(&etag)),
         ingestor.ingest(&event_key, Some(&etag))
     );
-    assert!(matches!(a, Outcome::Skipped(_)) && matches!(b2, Outcome::Skipped(_)));
+    assert!(matches!(one, Outcome::Skipped(_)) && matches!(two, Outcome::Skipped(_)));
     assert_eq!(stack().items_of(&user.id).await, before);
     let listed = api
         .get(&format!("/api/assets/?box={b}&status=COMPLETED"), token)
         .await;
-    assert_eq!(listed.body["results"][0]["id"], id.as_str());
+    assert_eq!(listed.body["results"][0]["id"], uploaded.body["id"]);
 }
 
 #[tokio::test]
 async fn a_direct_upload_that_is_not_what_it_declared_fails_and_frees_its_quota() {
+    stack_delivering_s3_events();
     let api = Client::new();
     let user = api.new_user().await;
     let token = Some(user.access_token.as_str());
     let b = shot(&api, &user).await;
     let bytes = b"not a picture at all, just text".to_vec();
     let file_id = api.upload_into_box(&user, &b, "image/png", bytes).await;
-    let file_id = file_id.as_str();
-    let key = only_original(&user).await;
-    let (event_key, etag) = event_of(&key).await;
 
-    let outcome = ingestor().await.ingest(&event_key, Some(&etag)).await;
-    let Outcome::Rejected(reason) = outcome else {
-        panic!("{outcome:?}");
-    };
+    let asset = finished(&api, &user, &b).await;
+    assert_eq!(asset["status"], "FAILED", "{asset}");
+    let reason = asset["error_message"].as_str().unwrap();
     assert!(
         reason.contains("not a recognised image or video"),
         "{reason}"
     );
-    let assets = api.get(&format!("/api/boxes/{b}/assets/"), token).await;
-    let asset: &Value = &assets.body["results"][0];
-    assert_eq!(asset["status"], "FAILED");
-    assert_eq!(asset["error_message"], reason.as_str());
     assert!(
         stack().objects_of(&user.id).await.is_empty(),
         "object removed"
@@ -167,6 +176,7 @@ async fn keys_that_are_not_ours_or_not_claimed_yet() {
         ingestor.ingest("exports/u/p/x.docx", None).await,
         Outcome::Skipped("not an uploaded original")
     );
+    // A thumbnail's own event is not ingested (it is not an original).
     assert_eq!(
         ingestor
             .ingest("uploads/u-1/01JDQ3V8X4KQ7N2M5R6T9W0YZC/thumbnail.jpg", None)

@@ -12,6 +12,8 @@ pub enum LocalFunction {
     Http(HttpService),
     /// Consumes SQS batches (an event source mapping calls it).
     Sqs(crate::pumps::SqsConsumer),
+    /// Takes S3 events (S3 invokes it asynchronously).
+    S3(crate::s3_events::S3Consumer),
 }
 
 pub fn build(spec: &FunctionSpec, sdk: &SdkConfig) -> anyhow::Result<LocalFunction> {
@@ -21,6 +23,13 @@ pub fn build(spec: &FunctionSpec, sdk: &SdkConfig) -> anyhow::Result<LocalFuncti
         return Ok(LocalFunction::Sqs(std::sync::Arc::new(move |event| {
             let importer = importer.clone();
             Box::pin(async move { Ok(importer.handle(event).await) })
+        })));
+    }
+    if spec.binary == "ingest-object" {
+        let ingestor = std::sync::Arc::new(ingest_object::Ingestor::from_settings(env, sdk)?);
+        return Ok(LocalFunction::S3(std::sync::Arc::new(move |event| {
+            let ingestor = ingestor.clone();
+            Box::pin(async move { ingest_object::handle(&ingestor, event).await })
         })));
     }
     let router = match spec.binary.as_str() {

@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod jwt;
 pub mod provision;
 pub mod pumps;
+pub mod s3_events;
 pub mod template;
 
 use std::collections::HashMap;
@@ -47,6 +48,9 @@ pub struct Options {
     pub schedule_every: Option<Duration>,
     /// Template parameter values, like `sam deploy --parameter-overrides`.
     pub parameters: Vec<(String, String)>,
+    /// Deliver S3 notifications to the functions (on by default; tests
+    /// that assert on states ingestion would change turn it off).
+    pub deliver_s3_events: bool,
 }
 
 impl Default for Options {
@@ -57,6 +61,7 @@ impl Default for Options {
             stack_name: "assetbox-local".into(),
             schedule_every: None,
             parameters: Vec::new(),
+            deliver_s3_events: true,
         }
     }
 }
@@ -159,6 +164,33 @@ impl LocalStack {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
         })];
+        // S3 notifications: each S3 event of a function, delivered as real
+        // S3 would (see s3_events.rs).
+        let s3_sources = match options.deliver_s3_events {
+            true => template.s3_sources(&resolved)?,
+            false => Vec::new(),
+        };
+        let s3_queues = s3_events::connect(
+            &s3_client(&sdk),
+            &aws_sdk_sqs::Client::new(&sdk),
+            &options.stack_name,
+            &s3_sources,
+        )
+        .await?;
+        for (source, queue_url) in s3_sources.iter().zip(s3_queues) {
+            let Some(function) = bound.get(&source.function) else {
+                anyhow::bail!("S3 source of unknown function {}", source.function);
+            };
+            let functions::LocalFunction::S3(consumer) = &function.function else {
+                anyhow::bail!("{} has an S3 event but takes no S3 events", source.function);
+            };
+            tasks.push(s3_events::spawn_pump(
+                aws_sdk_sqs::Client::new(&sdk),
+                queue_url,
+                source.function.clone(),
+                consumer.clone(),
+            ));
+        }
         // Event source mappings: each SQS event of a function, its queue
         // long-polled and batches handed over as Lambda would.
         for source in template.sqs_sources(&resolved)? {

@@ -125,6 +125,31 @@ pub type SqsConsumer = Arc<
         + Sync,
 >;
 
+/// One long poll of a queue (2 s); nothing after a failed receive, which is
+/// logged and paced so a dead emulator does not spin.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    batch_size: i32,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let received = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(batch_size.clamp(1, 10))
+        .wait_time_seconds(2)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await;
+    match received {
+        Ok(out) => out.messages.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(queue_url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Vec::new()
+        }
+    }
+}
+
 /// Long-polls `queue_url` and hands each batch to `consumer` like Lambda's
 /// event source mapping: messages the consumer reports as failed, or all of
 /// them when it errors, stay on the queue and come back after the visibility
@@ -138,22 +163,7 @@ pub fn spawn_sqs_pump(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let received = sqs
-                .receive_message()
-                .queue_url(&queue_url)
-                .max_number_of_messages(batch_size.clamp(1, 10))
-                .wait_time_seconds(2)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await;
-            let messages = match received {
-                Ok(out) => out.messages.unwrap_or_default(),
-                Err(e) => {
-                    tracing::warn!(queue_url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
+            let messages = receive(&sqs, &queue_url, batch_size).await;
             if messages.is_empty() {
                 continue;
             }

@@ -310,6 +310,16 @@ pub struct FunctionSpec {
     pub timeout_secs: u64,
 }
 
+/// An S3 event source of a function (`Events: Type: S3`): the bucket's
+/// name, the event pattern and the key prefix it filters on.
+#[derive(Debug, Clone)]
+pub struct S3Source {
+    pub function: String,
+    pub bucket: String,
+    pub events: Vec<String>,
+    pub prefix: Option<String>,
+}
+
 /// An SQS event source of a function (`Events: Type: SQS`).
 #[derive(Debug, Clone)]
 pub struct SqsSource {
@@ -320,8 +330,13 @@ pub struct SqsSource {
 }
 
 impl Template {
-    /// Every `Type: SQS` event of the functions, with its queue resolved.
-    pub fn sqs_sources(&self, resolved: &Resolved) -> anyhow::Result<Vec<SqsSource>> {
+    /// Every event of `kind` (`S3`, `SQS`) of the functions: the function's
+    /// logical id and the event's properties, resolved.
+    fn function_events(
+        &self,
+        resolved: &Resolved,
+        kind: &str,
+    ) -> anyhow::Result<Vec<(String, Value)>> {
         let mut out = Vec::new();
         for (id, function) in self.of_type("AWS::Serverless::Function") {
             let Some(events) = function
@@ -331,30 +346,79 @@ impl Template {
                 continue;
             };
             for event in events.values() {
-                if event.get("Type").and_then(Value::as_str) != Some("SQS") {
+                if event.get("Type").and_then(Value::as_str) != Some(kind) {
                     continue;
                 }
                 let props = resolved
                     .resolve(self, event.get("Properties").unwrap_or(&Value::Null))
                     .map_err(|e| anyhow!("{id}: {e:?}"))?;
-                let arn = props
-                    .get("Queue")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let queue = resolved
-                    .attrs
-                    .iter()
-                    .find(|((_, attr), value)| attr == "Arn" && value.as_str() == arn)
-                    .map(|((res, _), _)| res.clone())
-                    .ok_or_else(|| anyhow!("{id}: {arn} is not a queue of this template"))?;
-                out.push(SqsSource {
-                    function: id.clone(),
-                    queue_url: resolved.refs[&queue].clone(),
-                    queue_arn: arn,
-                    batch_size: props.get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32,
-                });
+                out.push((id.clone(), props));
             }
+        }
+        Ok(out)
+    }
+
+    /// Every `Type: S3` event of the functions, with its bucket resolved.
+    pub fn s3_sources(&self, resolved: &Resolved) -> anyhow::Result<Vec<S3Source>> {
+        let mut out = Vec::new();
+        for (id, props) in self.function_events(resolved, "S3")? {
+            let bucket = props
+                .get("Bucket")
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow!("{id}: S3 event without a bucket"))?
+                .to_owned();
+            let events = match props.get("Events") {
+                Some(Value::String(one)) => vec![one.clone()],
+                Some(Value::Array(many)) => many
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                _ => bail!("{id}: S3 event without Events"),
+            };
+            let prefix = props
+                .pointer("/Filter/S3Key/Rules")
+                .and_then(Value::as_array)
+                .and_then(|rules| {
+                    rules.iter().find(|r| {
+                        r.get("Name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| n.eq_ignore_ascii_case("prefix"))
+                    })
+                })
+                .and_then(|r| r.get("Value").and_then(Value::as_str))
+                .map(str::to_owned);
+            out.push(S3Source {
+                function: id.clone(),
+                bucket,
+                events,
+                prefix,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every `Type: SQS` event of the functions, with its queue resolved.
+    pub fn sqs_sources(&self, resolved: &Resolved) -> anyhow::Result<Vec<SqsSource>> {
+        let mut out = Vec::new();
+        for (id, props) in self.function_events(resolved, "SQS")? {
+            let arn = props
+                .get("Queue")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let queue = resolved
+                .attrs
+                .iter()
+                .find(|((_, attr), value)| attr == "Arn" && value.as_str() == arn)
+                .map(|((res, _), _)| res.clone())
+                .ok_or_else(|| anyhow!("{id}: {arn} is not a queue of this template"))?;
+            out.push(SqsSource {
+                function: id.clone(),
+                queue_url: resolved.refs[&queue].clone(),
+                queue_arn: arn,
+                batch_size: props.get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32,
+            });
         }
         Ok(out)
     }

@@ -32,6 +32,19 @@ pub struct Stack {
     pub functions: Vec<assetbox_local::template::FunctionSpec>,
 }
 
+/// Whether this binary's stack delivers S3 events to ingest-object. Off
+/// unless a test asks first: most tests assert on assets as the routes leave
+/// them, which ingestion would change under them.
+static DELIVER_S3_EVENTS: OnceLock<bool> = OnceLock::new();
+
+/// The stack, delivering S3 events like real S3 (call it first in every
+/// test of a binary that wants them).
+pub fn stack_delivering_s3_events() -> &'static Stack {
+    let on = *DELIVER_S3_EVENTS.get_or_init(|| true);
+    assert!(on, "this binary's stack started without S3 event delivery");
+    stack()
+}
+
 /// Starts the stack once for this test binary, on its own runtime thread so
 /// it outlives every test's runtime. The emulator exits with the process.
 pub fn stack() -> &'static Stack {
@@ -52,6 +65,7 @@ pub fn stack() -> &'static Stack {
                         // Imports fetch from the tests' own loopback server.
                         ("ImportAllowPrivateNetworks".into(), "true".into()),
                     ],
+                    deliver_s3_events: *DELIVER_S3_EVENTS.get_or_init(|| false),
                     ..Options::default()
                 };
                 match LocalStack::start(options).await {

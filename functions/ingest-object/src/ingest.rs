@@ -148,7 +148,23 @@ impl Ingestor {
             .map_err(|e| e.to_string())?
         {
             Ok(()) => Ok(Outcome::Completed),
-            Err(_) => Ok(Outcome::Skipped("the asset changed meanwhile")),
+            Err(_) => {
+                // Deleted or finished meanwhile: a thumbnail written for a
+                // deleted asset would be an orphan (a finished one already
+                // has this same key, so leaving it is right).
+                if let Some(thumbnail) = &description.thumbnail_key
+                    && self
+                        .env
+                        .table
+                        .get_asset(&asset.owner, &asset.id)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .is_none()
+                {
+                    bucket.delete(thumbnail).await.map_err(|e| e.to_string())?;
+                }
+                Ok(Outcome::Skipped("the asset changed meanwhile"))
+            }
         }
     }
 
