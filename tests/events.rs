@@ -6,7 +6,7 @@
 //! routes that look an upload, project or box up answer 404: that proves the sample routes
 //! to its handler and that an unknown id is refused like a foreign one.
 
-use assetbox_e2e::{invoke_sample, invoke_sqs_sample};
+use assetbox_e2e::{invoke_s3_sample, invoke_sample, invoke_sqs_sample};
 use serde_json::Value;
 
 #[tokio::test]
@@ -81,4 +81,20 @@ async fn list_files_sample() {
 async fn import_sample_retries_nothing_it_cannot_act_on() {
     let retry = invoke_sqs_sample("import-url", "import.json").await;
     assert_eq!(retry, Vec::<String>::new());
+}
+
+/// Real-S3-shaped events: originals no record claims (yet) ask for a retry,
+/// as they must (the record of a small upload follows its object); a
+/// thumbnail's event is not ingested.
+#[tokio::test]
+async fn ingest_samples_retry_unclaimed_originals_and_skip_thumbnails() {
+    for sample in ["put.json", "complete-multipart.json"] {
+        let result = invoke_s3_sample("ingest-object", sample).await;
+        let err = result.expect_err(sample);
+        assert!(err.contains("to retry: uploads/"), "{sample}: {err}");
+    }
+    assert_eq!(
+        invoke_s3_sample("ingest-object", "put-thumbnail.json").await,
+        Ok(())
+    );
 }

@@ -525,6 +525,17 @@ pub async fn invoke_sqs_sample(binary: &str, sample: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs an `events/` S3 sample through an S3-consuming function as S3
+/// invokes it (one attempt); `Err` when the function asks to be retried.
+pub async fn invoke_s3_sample(binary: &str, sample: &str) -> Result<(), String> {
+    let (function, text) = function_and_sample(binary, sample).await;
+    let assetbox_local::functions::LocalFunction::S3(consumer) = function else {
+        panic!("{binary} takes no S3 events");
+    };
+    let event = serde_json::from_str(&text).expect("sample is an S3 event");
+    consumer(event).await
+}
+
 /// Real media made in the test: a PNG, a JPEG (gradients that differ per
 /// seed) and an MP4 (an H.264 track of `frames` samples at 25 fps).
 pub mod media {
