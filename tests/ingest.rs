@@ -136,6 +136,40 @@ async fn an_exif_rotated_jpeg_completes_with_upright_dimensions_once() {
 }
 
 #[tokio::test]
+async fn an_mp4_gets_its_duration_and_size_from_its_headers() {
+    stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let b = shot(&api, &user).await;
+    // 50 frames at 25 fps; the writer puts `moov` after `mdat`, so finding
+    // it means walking past the media by box headers.
+    let video = media::mp4(50, 7);
+    let (content_type, body) = form(&[("file", Some("take.mp4"), &video)]);
+    let uploaded = api
+        .send(
+            Method::POST,
+            &format!("/api/boxes/{b}/upload/"),
+            Some(&user.access_token),
+            Some((&content_type, body)),
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{:?}", uploaded.body);
+    let asset = finished(&api, &user, &b).await;
+    assert_eq!(asset["status"], "COMPLETED", "{asset}");
+    assert_eq!(asset["asset_type"], "VIDEO");
+    assert_eq!(asset["duration_ms"], 2000, "{asset}");
+    assert_eq!(
+        (asset["width"].clone(), asset["height"].clone()),
+        (json!(64), json!(48))
+    );
+    assert_eq!(
+        asset["thumbnail_url"],
+        Value::Null,
+        "no video thumbnails yet"
+    );
+}
+
+#[tokio::test]
 async fn a_direct_upload_that_is_not_what_it_declared_fails_and_frees_its_quota() {
     stack_delivering_s3_events();
     let api = Client::new();

@@ -79,6 +79,49 @@ pub fn describe_image(bytes: &[u8]) -> Result<ImageFacts, String> {
     })
 }
 
+/// What ingestion records for a video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoFacts {
+    pub duration_ms: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// Top-level box header at the start of `bytes`: its size (to the end of
+/// the file when 0: `None`) and type.
+pub fn box_header(bytes: &[u8]) -> Option<(Option<u64>, [u8; 4])> {
+    let size = u32::from_be_bytes(bytes.get(0..4)?.try_into().ok()?) as u64;
+    let kind: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
+    let size = match size {
+        0 => None,
+        1 => Some(u64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?)),
+        n => Some(n),
+    };
+    Some((size, kind))
+}
+
+/// Duration and picture size from an MP4/MOV `moov` box (the whole box,
+/// header included): `mvhd` gives the duration, the first video track's
+/// `tkhd` the displayed size.
+pub fn describe_moov(moov: &[u8]) -> Result<VideoFacts, String> {
+    use mp4::ReadBox;
+    let mut cursor = Cursor::new(moov);
+    let header = mp4::BoxHeader::read(&mut cursor).map_err(|e| format!("damaged video: {e}"))?;
+    let parsed = mp4::MoovBox::read_box(&mut cursor, header.size)
+        .map_err(|e| format!("damaged video header: {e}"))?;
+    let timescale = u64::from(parsed.mvhd.timescale.max(1));
+    let video = parsed
+        .traks
+        .iter()
+        .find(|t| t.mdia.hdlr.handler_type == mp4::FourCC::from(*b"vide"));
+    let size = |v: u16| (v > 0).then_some(u32::from(v));
+    Ok(VideoFacts {
+        duration_ms: parsed.mvhd.duration * 1000 / timescale,
+        width: video.and_then(|t| size(t.tkhd.width.value())),
+        height: video.and_then(|t| size(t.tkhd.height.value())),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +158,19 @@ mod tests {
         out.extend_from_slice(&app1);
         out.extend_from_slice(&jpeg[2..]);
         out
+    }
+
+    #[test]
+    fn box_headers_read_all_three_size_forms() {
+        assert_eq!(
+            box_header(b"\0\0\0\x18ftypisom"),
+            Some((Some(24), *b"ftyp"))
+        );
+        assert_eq!(box_header(b"\0\0\0\0mdat"), Some((None, *b"mdat")));
+        let mut large = b"\0\0\0\x01mdat".to_vec();
+        large.extend_from_slice(&(5u64 << 32).to_be_bytes());
+        assert_eq!(box_header(&large), Some((Some(5u64 << 32), *b"mdat")));
+        assert_eq!(box_header(b"\0\0"), None);
     }
 
     #[test]

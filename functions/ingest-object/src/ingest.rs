@@ -10,6 +10,10 @@
 //!   ever claims ends up, logged and left alone (the cleanup job's orphan
 //!   sweep removes objects, not this handler: an early event must never
 //!   delete a file whose record is on its way).
+//! - Videos (MP4, MOV): duration and size from the `moov` box, found by
+//!   reading top-level box headers (16 bytes each) so the media is never
+//!   downloaded. No video thumbnail yet (that needs a decoder in the
+//!   Lambda); WebM is accepted without a description.
 //! - A duplicate, late or superseded event changes nothing: the asset must
 //!   still be `PROCESSING` this very key, the object must still exist with
 //!   the event's ETag, and both writes are conditional on that.
@@ -20,10 +24,14 @@ use assetbox_shared::ingestion::Description;
 use assetbox_shared::upload_env::UploadEnv;
 use assetbox_shared::uploads::{self, FileRecord};
 
-use crate::describe::{decode_event_key, describe_image, sniff};
+use crate::describe::{box_header, decode_event_key, describe_image, describe_moov, sniff};
 
 /// Bytes read to tell the type (every signature `infer` knows fits).
 const HEAD_BYTES: u64 = 8 * 1024;
+/// Top-level boxes walked looking for `moov` (real files have a handful).
+const MAX_TOP_LEVEL_BOXES: usize = 64;
+/// A `moov` larger than this is not read (hours of video with many tracks).
+const MOOV_MAX_BYTES: u64 = 32 * 1024 * 1024;
 /// Images above this are not decoded in a Lambda (no thumbnail, no
 /// dimensions; the asset still completes).
 pub const IMAGE_DECODE_MAX_BYTES: u64 = 64 * 1024 * 1024;
@@ -140,6 +148,22 @@ impl Ingestor {
                 Err(reason) => tracing::warn!(key, reason, "image not described"),
             }
         }
+        if matches!(
+            description.content_type.as_str(),
+            "video/mp4" | "video/quicktime"
+        ) {
+            match self.find_moov(&key, size).await? {
+                Some(moov) => match describe_moov(&moov) {
+                    Ok(video) => {
+                        description.duration_ms = Some(video.duration_ms);
+                        description.width = video.width;
+                        description.height = video.height;
+                    }
+                    Err(reason) => tracing::warn!(key, reason, "video not described"),
+                },
+                None => tracing::warn!(key, "no moov box within reach"),
+            }
+        }
         match self
             .env
             .table
@@ -166,6 +190,41 @@ impl Ingestor {
                 Ok(Outcome::Skipped("the asset changed meanwhile"))
             }
         }
+    }
+
+    /// The `moov` box of an MP4/MOV, read box header by box header (16
+    /// bytes each) so `mdat` — the media — is skipped, never downloaded.
+    async fn find_moov(&self, key: &str, size: u64) -> Result<Option<Vec<u8>>, String> {
+        let bucket = &self.env.bucket;
+        let mut offset = 0u64;
+        for _ in 0..MAX_TOP_LEVEL_BOXES {
+            if offset + 8 > size {
+                return Ok(None);
+            }
+            let header = bucket
+                .get_range(key, offset, offset + 15)
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            let Some((box_size, kind)) = box_header(&header) else {
+                return Ok(None);
+            };
+            let box_size = box_size.unwrap_or(size - offset);
+            if box_size < 8 {
+                return Ok(None);
+            }
+            if &kind == b"moov" {
+                if box_size > MOOV_MAX_BYTES {
+                    return Ok(None);
+                }
+                return bucket
+                    .get_range(key, offset, offset + box_size - 1)
+                    .await
+                    .map_err(|e| e.to_string());
+            }
+            offset += box_size;
+        }
+        Ok(None)
     }
 
     /// The asset an object belongs to (and the file it came from, if any).
