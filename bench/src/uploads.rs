@@ -453,24 +453,66 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"dot.png\"\r\n\r\n"
     )
     .into_bytes();
-    form.extend_from_slice(ONE_PIXEL_PNG);
+    form.extend_from_slice(&small_png());
     form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let mut upload = event("POST", &format!("/api/boxes/{shot}/upload"), "", None);
     upload["headers"]["content-type"] = json!(format!("multipart/form-data; boundary={boundary}"));
     upload["body"] = json!(base64::engine::general_purpose::STANDARD.encode(&form));
     upload["isBase64Encoded"] = json!(true);
     report(
-        "small upload (catalog-api, 1x1 PNG)",
+        "small upload (catalog-api, 64x48 PNG)",
         &measure(catalog, Box::new(move |_| upload.clone())).await?,
+    );
+
+    // Ingesting each of those uploads, as their S3 event would (delivery is
+    // off in this stack, so they are all still PROCESSING).
+    let spec = stack
+        .functions
+        .iter()
+        .find(|f| f.binary == "ingest-object")
+        .context("ingest-object in the template")?;
+    let ingestor = ingest_object::Ingestor::from_settings(&spec.environment, &sdk)?;
+    let listed = assetbox_local::s3_client(&stack.sdk)
+        .list_objects_v2()
+        .bucket(&ingestor.env.policy.bucket)
+        .prefix("uploads/bench-user-0001/")
+        .send()
+        .await?;
+    let originals: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .filter(|k| k.ends_with("/original.png"))
+        .map(str::to_owned)
+        .collect();
+    let mut times = Vec::new();
+    let mut calls = Vec::new();
+    for key in originals.iter().take(runs) {
+        proxy.calls.lock().await.clear();
+        let started = Instant::now();
+        let outcome = ingestor.ingest(key, None).await;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(outcome == ingest_object::Outcome::Completed, "{outcome:?}");
+        calls = proxy.calls.lock().await.clone();
+    }
+    report(
+        "ingest a 64x48 PNG (ingest-object, thumbnail included)",
+        &Measured {
+            calls,
+            median_ms: median(&mut times),
+            reply_bytes: 0,
+        },
     );
     Ok(())
 }
 
-/// A valid 1x1 PNG.
-const ONE_PIXEL_PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0xf8, 0xff, 0xff, 0x3f,
-    0x00, 0x05, 0xfe, 0x02, 0xfe, 0xa7, 0xd6, 0xa4, 0xbd, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
-    0x44, 0xae, 0x42, 0x60, 0x82,
-];
+/// A real 64x48 PNG (decodes, so ingestion thumbnails it).
+fn small_png() -> Vec<u8> {
+    let picture =
+        image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode PNG");
+    out.into_inner()
+}

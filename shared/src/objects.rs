@@ -58,6 +58,14 @@ fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     }
 }
 
+/// The head of an object: its first bytes, whole size and ETag.
+#[derive(Debug, Clone)]
+pub struct HeadRead {
+    pub bytes: Vec<u8>,
+    pub size: u64,
+    pub etag: String,
+}
+
 /// A part S3 holds for an open multipart upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPart {
@@ -346,6 +354,50 @@ impl Bucket {
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(None),
             Err(err) => Err(classify(&err)),
         }
+    }
+
+    /// The first bytes of an object with its whole size and ETag, in one
+    /// ranged GET (no HEAD needed); `None` when it is gone.
+    pub async fn head_bytes(&self, key: &str, len: u64) -> Result<Option<HeadRead>, ObjectError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.name)
+            .key(key)
+            .range(format!("bytes=0-{}", len.saturating_sub(1)))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err) if matches!(code(&err), Some("NoSuchKey" | "NotFound")) => return Ok(None),
+            // An empty object has no byte 0: S3 answers 416.
+            Err(err) if matches!(code(&err), Some("InvalidRange")) => {
+                return Ok(self.head(key).await?.map(|(size, etag)| HeadRead {
+                    bytes: Vec::new(),
+                    size,
+                    etag,
+                }));
+            }
+            Err(err) => return Err(classify(&err)),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_owned();
+        // `Content-Range: bytes 0-8191/48213`: the total after the slash.
+        let total = out
+            .content_range()
+            .and_then(|r| r.rsplit('/').next())
+            .and_then(|t| t.parse::<u64>().ok());
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| ObjectError::Unavailable(e.to_string()))?
+            .into_bytes()
+            .to_vec();
+        Ok(Some(HeadRead {
+            size: total.unwrap_or(bytes.len() as u64),
+            bytes,
+            etag,
+        }))
     }
 
     /// Bytes `first..=last` of an object (fewer when it is shorter); `None`

@@ -75,19 +75,20 @@ impl Ingestor {
             return Ok(Outcome::Skipped("the asset is not processing this object"));
         }
         let bucket = &self.env.bucket;
-        let Some((size, stored_etag)) = bucket.head(&key).await.map_err(|e| e.to_string())? else {
+        // One ranged GET: the type's signature, the size and the ETag.
+        let Some(read) = bucket
+            .head_bytes(&key, HEAD_BYTES)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
             return Ok(Outcome::Skipped("the object is gone"));
         };
         if let Some(etag) = etag
-            && uploads::bare_etag(etag) != uploads::bare_etag(&stored_etag)
+            && uploads::bare_etag(etag) != uploads::bare_etag(&read.etag)
         {
             return Ok(Outcome::Skipped("the object was replaced since this event"));
         }
-        let head = bucket
-            .get_range(&key, 0, HEAD_BYTES - 1)
-            .await
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
+        let (head, size) = (read.bytes, read.size);
         let detected = sniff(&head);
         let policy = &self.env.policy;
         let rejection = match detected {
@@ -126,11 +127,15 @@ impl Ingestor {
             ..Description::default()
         };
         if asset.asset_type == AssetType::Image && size <= IMAGE_DECODE_MAX_BYTES {
-            let bytes = bucket
-                .get(&key, IMAGE_DECODE_MAX_BYTES)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("the object vanished while being read")?;
+            // Small images came whole with the head.
+            let bytes = match head.len() as u64 == size {
+                true => head.clone(),
+                false => bucket
+                    .get(&key, IMAGE_DECODE_MAX_BYTES)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("the object vanished while being read")?,
+            };
             let facts = tokio::task::spawn_blocking(move || describe_image(&bytes))
                 .await
                 .map_err(|e| e.to_string())?;
