@@ -597,17 +597,6 @@ async fn storyboard_from_upload_to_share_and_export() {
     assert!(pdf.field_error("format").is_some());
 }
 
-/// The user's quota counter as stored ("0" before anything was counted).
-async fn quota_used(user: &User) -> String {
-    stack()
-        .items_of(&user.id)
-        .await
-        .into_iter()
-        .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("QUOTA"))
-        .and_then(|q| q.get("used_bytes").and_then(|n| n.as_n().ok()).cloned())
-        .unwrap_or_else(|| "0".into())
-}
-
 fn hex_sha256(text: &str) -> String {
     sha2::Sha256::digest(text.as_bytes())
         .iter()
@@ -775,7 +764,7 @@ async fn small_uploads_refuse_bad_input_and_change_nothing() {
         StatusCode::NO_CONTENT
     );
     assert!(stack().objects_of(&user.id).await.is_empty());
-    assert_eq!(quota_used(&user).await, "0");
+    assert_eq!(stack().quota_used(&user.id).await, "0");
 }
 
 #[tokio::test]
@@ -1048,14 +1037,14 @@ async fn concurrent_small_uploads_keep_the_count_and_quota_right() {
     let got = api.get(&format!("/api/boxes/{b}/"), token).await;
     assert_eq!(got.body["assets_count"], 8);
     let total: usize = files.iter().map(Vec::len).sum();
-    assert_eq!(quota_used(&user).await, total.to_string());
+    assert_eq!(stack().quota_used(&user.id).await, total.to_string());
     // Deleting the box gives every byte back and removes every object.
     assert_eq!(
         api.delete(&format!("/api/boxes/{b}/"), token).await.status,
         StatusCode::NO_CONTENT
     );
     assert!(stack().objects_of(&user.id).await.is_empty());
-    assert_eq!(quota_used(&user).await, "0");
+    assert_eq!(stack().quota_used(&user.id).await, "0");
 }
 
 /// A loopback server with the files imports fetch.
@@ -1191,7 +1180,7 @@ async fn imports_fetch_server_side_and_fail_with_a_reason() {
     let counted = api.get(&format!("/api/boxes/{b}/"), token).await;
     assert_eq!(counted.body["assets_count"], 6);
     let used = (small.len() * 3 + big.len()).to_string();
-    assert_eq!(quota_used(&user).await, used);
+    assert_eq!(stack().quota_used(&user.id).await, used);
     assert_eq!(
         stack().objects_of(&user.id).await.len(),
         4,

@@ -194,13 +194,7 @@ async fn a_direct_upload_that_is_not_what_it_declared_fails_and_frees_its_quota(
         .get(&format!("/v1/files/{file_id}?status=failed"), token)
         .await;
     assert_eq!(file.body["upload_status"], "failed", "{:?}", file.body);
-    let quota = stack()
-        .items_of(&user.id)
-        .await
-        .into_iter()
-        .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("QUOTA"))
-        .and_then(|q| q.get("used_bytes").and_then(|n| n.as_n().ok()).cloned());
-    assert_eq!(quota.as_deref(), Some("0"));
+    assert_eq!(stack().quota_used(&user.id).await, "0");
 }
 
 #[tokio::test]

@@ -136,6 +136,24 @@ impl Table {
         Ok(item)
     }
 
+    /// Writes an item that must not exist yet (a fresh id cannot clash, so a
+    /// refusal is a bug, reported as a store error).
+    pub(crate) async fn insert_new(
+        &self,
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     /// One item by its primary key, strongly consistent: callers act on the
     /// state they read (status transitions, ownership).
     pub(crate) async fn get_record<T: DeserializeOwned>(
@@ -260,16 +278,7 @@ impl ProjectStore for Table {
                 (keys::SK, keys::project_sk(&project.id)),
             ],
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.insert_new(item).await
     }
 
     async fn get_project(

@@ -187,16 +187,7 @@ impl Table {
             keys::TTL.to_owned(),
             AttributeValue::N(expires_epoch.to_string()),
         );
-        self.client()
-            .put_item()
-            .table_name(self.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK)
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.insert_new(item).await
     }
 
     /// The link a token hash names, whether or not it has expired.

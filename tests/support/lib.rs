@@ -373,6 +373,16 @@ impl Stack {
             .collect()
     }
 
+    /// The user's quota counter as stored ("0" before anything was counted).
+    pub async fn quota_used(&self, user_id: &str) -> String {
+        self.items_of(user_id)
+            .await
+            .into_iter()
+            .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("QUOTA"))
+            .and_then(|q| q.get("used_bytes").and_then(|n| n.as_n().ok()).cloned())
+            .unwrap_or_else(|| "0".into())
+    }
+
     /// Object keys under a user's prefix.
     pub async fn objects_of(&self, user_id: &str) -> Vec<String> {
         let out = self
