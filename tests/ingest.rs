@@ -3,6 +3,8 @@
 //! assets finished by ingest-object; then the same event again, straight to
 //! `Ingestor`, changes nothing.
 
+use std::time::Duration;
+
 use assetbox_e2e::{Client, User, form, media, stack, stack_delivering_s3_events};
 use assetbox_shared::upload_env::UploadEnv;
 use ingest_object::{Ingestor, Outcome};
@@ -78,34 +80,18 @@ async fn an_exif_rotated_jpeg_completes_with_upright_dimensions_once() {
     let token = Some(user.access_token.as_str());
     let b = shot(&api, &user).await;
     let photo = media::with_exif_orientation(&media::jpeg(1200, 800, 3), 6);
-    let (content_type, body) = form(&[("file", Some("portrait.jpg"), &photo)]);
-    let uploaded = api
-        .send(
-            Method::POST,
-            &format!("/api/boxes/{b}/upload/"),
-            token,
-            Some((&content_type, body)),
-        )
-        .await;
-    assert_eq!(uploaded.status, StatusCode::CREATED, "{:?}", uploaded.body);
-    assert_eq!(uploaded.body["status"], "PROCESSING");
+    let uploaded = small_upload(&api, &user, &b, "portrait.jpg", &photo).await;
+    assert_eq!(uploaded["status"], "PROCESSING");
 
     // The stack delivers the ObjectCreated event; ingest-object finishes it.
     let asset = finished(&api, &user, &b).await;
-    assert_eq!(asset["id"], uploaded.body["id"]);
+    assert_eq!(asset["id"], uploaded["id"]);
     assert_eq!(asset["status"], "COMPLETED", "{asset}");
     assert_eq!(
         (asset["width"].clone(), asset["height"].clone()),
         (json!(800), json!(1200))
     );
-    let thumbnail = reqwest::get(asset["thumbnail_url"].as_str().unwrap())
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let decoded = image::load_from_memory(&thumbnail).expect("the thumbnail decodes");
-    assert_eq!((decoded.width(), decoded.height()), (341, 512));
+    assert_eq!(thumbnail_size(&asset).await, (341, 512));
 
     // The same event again, five times, and two racing: one end state.
     let original = stack()
@@ -132,7 +118,7 @@ async fn an_exif_rotated_jpeg_completes_with_upright_dimensions_once() {
     let listed = api
         .get(&format!("/api/assets/?box={b}&status=COMPLETED"), token)
         .await;
-    assert_eq!(listed.body["results"][0]["id"], uploaded.body["id"]);
+    assert_eq!(listed.body["results"][0]["id"], uploaded["id"]);
 }
 
 #[tokio::test]
@@ -144,16 +130,7 @@ async fn an_mp4_gets_its_duration_and_size_from_its_headers() {
     // 50 frames at 25 fps; the writer puts `moov` after `mdat`, so finding
     // it means walking past the media by box headers.
     let video = media::mp4(50, 7);
-    let (content_type, body) = form(&[("file", Some("take.mp4"), &video)]);
-    let uploaded = api
-        .send(
-            Method::POST,
-            &format!("/api/boxes/{b}/upload/"),
-            Some(&user.access_token),
-            Some((&content_type, body)),
-        )
-        .await;
-    assert_eq!(uploaded.status, StatusCode::CREATED, "{:?}", uploaded.body);
+    small_upload(&api, &user, &b, "take.mp4", &video).await;
     let asset = finished(&api, &user, &b).await;
     assert_eq!(asset["status"], "COMPLETED", "{asset}");
     assert_eq!(asset["asset_type"], "VIDEO");
@@ -202,18 +179,272 @@ async fn keys_that_are_not_ours_or_not_claimed_yet() {
     let ingestor = ingestor().await;
     assert_eq!(
         ingestor.ingest("exports/u/p/x.docx", None).await,
-        Outcome::Skipped("not an uploaded original")
+        Outcome::Skipped("not under uploads/")
     );
     // A thumbnail's own event is not ingested (it is not an original).
     assert_eq!(
         ingestor
             .ingest("uploads/u-1/01JDQ3V8X4KQ7N2M5R6T9W0YZC/thumbnail.jpg", None)
             .await,
-        Outcome::Skipped("not an uploaded original")
+        Outcome::Skipped("a thumbnail")
     );
     // Ours in shape, but no record (yet): retried, never deleted.
     let outcome = ingestor
         .ingest("uploads/u-1/01JDQ3V8X4KQ7N2M5R6T9W0YZC/original.png", None)
         .await;
     assert!(matches!(outcome, Outcome::Retry(_)), "{outcome:?}");
+}
+
+/// The width and height of an asset's thumbnail, downloaded and decoded.
+async fn thumbnail_size(asset: &Value) -> (u32, u32) {
+    let url = asset["thumbnail_url"].as_str().expect("a thumbnail URL");
+    let bytes = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    let decoded = image::load_from_memory(&bytes).expect("the thumbnail decodes");
+    (decoded.width(), decoded.height())
+}
+
+/// Polls until `done` holds for the JSON at `path` (it is returned).
+async fn eventually(api: &Client, user: &User, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..300 {
+        let reply = api.get(path, Some(&user.access_token)).await;
+        if done(&reply.body) {
+            return reply.body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path} never reached the expected state");
+}
+
+async fn small_upload(api: &Client, user: &User, box_id: &str, name: &str, bytes: &[u8]) -> Value {
+    let (content_type, body) = form(&[("file", Some(name), bytes)]);
+    let uploaded = api
+        .send(
+            Method::POST,
+            &format!("/api/boxes/{box_id}/upload/"),
+            Some(&user.access_token),
+            Some((&content_type, body)),
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{:?}", uploaded.body);
+    uploaded.body
+}
+
+#[tokio::test]
+async fn a_20_megapixel_photo_uploaded_in_parts_completes_upright() {
+    stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let b = shot(&api, &user).await;
+    // 5472×3648 (20 MP) stored landscape, EXIF orientation 6: a portrait.
+    let photo = media::with_exif_orientation(&media::photo_jpeg(5472, 3648, 20), 6);
+    let part = 5 * 1024 * 1024;
+    assert!(
+        photo.len() > part,
+        "{} bytes: more than one part",
+        photo.len()
+    );
+    let size = photo.len();
+    api.upload_file(&user, Some(&b), "image/jpeg", photo, part)
+        .await;
+
+    let asset = finished(&api, &user, &b).await;
+    assert_eq!(asset["status"], "COMPLETED", "{asset}");
+    assert_eq!(
+        (asset["width"].clone(), asset["height"].clone()),
+        (json!(3648), json!(5472))
+    );
+    assert_eq!(asset["size"], json!(size));
+    assert_eq!(asset["content_type"], "image/jpeg");
+    assert_eq!(thumbnail_size(&asset).await, (341, 512));
+}
+
+#[tokio::test]
+async fn single_put_files_complete_on_arrival_and_become_described_assets() {
+    stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let put_single = |name: &'static str, bytes: Vec<u8>| {
+        let api = &api;
+        async move {
+            let params = api
+                .get(&format!("/s3/params?filename={name}&type=image/png"), token)
+                .await;
+            assert_eq!(params.status, StatusCode::OK, "{:?}", params.body);
+            let mut request = reqwest::Client::new().put(params.body["url"].as_str().unwrap());
+            for (k, v) in params.body["headers"].as_object().unwrap() {
+                request = request.header(k, v.as_str().unwrap());
+            }
+            let sent = request.body(bytes).send().await.unwrap();
+            assert!(sent.status().is_success(), "{}", sent.status());
+            params.body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    // Size not declared: the quota holds nothing until the object arrives.
+    let picture = media::png(300, 200, 4);
+    let id = put_single("frame.png", picture.clone()).await;
+    let file = eventually(
+        &api,
+        &user,
+        &format!("/v1/files/{id}?status=completed"),
+        |f| f["upload_status"] == "completed",
+    )
+    .await;
+    assert_eq!(file["file_size"], json!(picture.len()), "{file}");
+    assert_eq!(
+        stack().quota_used(&user.id).await,
+        picture.len().to_string()
+    );
+    let objects = stack().objects_of(&user.id).await;
+    assert_eq!(
+        objects.len(),
+        2,
+        "the original and its thumbnail: {objects:?}"
+    );
+
+    // Moved into a box, it is an asset already described: no second pass.
+    let b = shot(&api, &user).await;
+    let moved = api
+        .post(
+            &format!("/v1/files/{id}/set-parent"),
+            token,
+            &json!({ "parent_content_type": "box", "parent_object_id": b }),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    let listed = api.get(&format!("/api/boxes/{b}/assets/"), token).await;
+    let asset = &listed.body["results"][0];
+    assert_eq!(asset["status"], "COMPLETED", "{asset}");
+    assert_eq!(
+        (asset["width"].clone(), asset["height"].clone()),
+        (json!(300), json!(200))
+    );
+    assert!(asset["thumbnail_url"].is_string(), "{asset}");
+
+    // A single PUT that is not what it declared: failed, removed, freed.
+    let id = put_single("fake.png", b"plain text, not a PNG".to_vec()).await;
+    let file = eventually(&api, &user, &format!("/v1/files/{id}?status=failed"), |f| {
+        f["upload_status"] == "failed"
+    })
+    .await;
+    assert_eq!(file["upload_status"], "failed");
+    assert_eq!(
+        stack().objects_of(&user.id).await.len(),
+        2,
+        "only the first file's"
+    );
+    assert_eq!(
+        stack().quota_used(&user.id).await,
+        picture.len().to_string()
+    );
+}
+
+#[tokio::test]
+async fn a_webm_gets_its_duration_and_size_from_its_headers() {
+    stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let b = shot(&api, &user).await;
+    let video = media::webm(640, 360, Some(2500), 200_000);
+    let uploaded = small_upload(&api, &user, &b, "clip.webm", &video).await;
+    assert_eq!(uploaded["content_type"], "video/webm");
+    let asset = finished(&api, &user, &b).await;
+    assert_eq!(asset["status"], "COMPLETED", "{asset}");
+    assert_eq!(asset["duration_ms"], 2500, "{asset}");
+    assert_eq!(
+        (asset["width"].clone(), asset["height"].clone()),
+        (json!(640), json!(360))
+    );
+}
+
+#[tokio::test]
+async fn a_key_with_spaces_and_non_ascii_is_quarantined_not_ingested() {
+    stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    // Not a key of ours (ours never come from names): S3 sends it encoded
+    // (`+` for spaces, `%2B` for plus); decoded right, it is moved away.
+    let key = format!("uploads/{}/Szène 1 + copie (2).jpg", user.id);
+    let s3 = stack().s3().await;
+    s3.put_object()
+        .bucket(stack().bucket())
+        .key(&key)
+        .body(media::jpeg(64, 48, 1).into())
+        .send()
+        .await
+        .expect("put");
+    let moved = format!("quarantine/{key}");
+    let mut found = false;
+    for _ in 0..100 {
+        let head = s3
+            .head_object()
+            .bucket(stack().bucket())
+            .key(&moved)
+            .send()
+            .await;
+        if head.is_ok() {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found, "{moved} exists");
+    assert!(
+        stack().objects_of(&user.id).await.is_empty(),
+        "gone from uploads/"
+    );
+    assert!(
+        stack().items_of(&user.id).await.is_empty(),
+        "no record made"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_and_racing_deliveries_finish_an_asset_once() {
+    let stack = stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let b = shot(&api, &user).await;
+    let uploaded = small_upload(&api, &user, &b, "still.png", &media::png(900, 600, 9)).await;
+    let key = stack
+        .objects_of(&user.id)
+        .await
+        .into_iter()
+        .find(|k| k.contains("/original."))
+        .expect("the original");
+    let (event_key, etag) = event_of(&key).await;
+    let ingestor = ingestor().await;
+    // The stack's own delivery and five more copies of the event, racing.
+    let outcomes =
+        futures::future::join_all((0..5).map(|_| ingestor.ingest(&event_key, Some(&etag)))).await;
+    let completed = outcomes
+        .iter()
+        .filter(|o| **o == Outcome::Completed)
+        .count();
+    assert!(completed <= 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Completed | Outcome::Skipped(_))),
+        "{outcomes:?}"
+    );
+    let asset = finished(&api, &user, &b).await;
+    assert_eq!(asset["id"], uploaded["id"]);
+    assert_eq!(asset["status"], "COMPLETED", "{asset}");
+    let items = stack.items_of(&user.id).await;
+    let objects = stack.objects_of(&user.id).await;
+    // Twice more, late: nothing changes.
+    for _ in 0..2 {
+        assert!(matches!(
+            ingestor.ingest(&event_key, Some(&etag)).await,
+            Outcome::Skipped(_)
+        ));
+    }
+    assert_eq!(stack.items_of(&user.id).await, items);
+    assert_eq!(stack.objects_of(&user.id).await, objects);
+    assert_eq!(objects.len(), 2, "one original, one thumbnail: {objects:?}");
+    let box_item = api
+        .get(&format!("/api/boxes/{b}/"), Some(&user.access_token))
+        .await;
+    assert_eq!(box_item.body["assets_count"], 1);
 }

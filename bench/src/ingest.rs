@@ -87,7 +87,7 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
     }
     let (ours_ms, ours_mb) = medians(ours);
     println!(
-        "ingest    ours (image crate, decode + orient + resize + JPEG): {ours_ms:.0} ms, peak RSS {ours_mb:.0} MB"
+        "ingest    ours (describe_image: shrink-on-load decode + orient + resize + JPEG): {ours_ms:.0} ms, peak RSS {ours_mb:.0} MB"
     );
 
     let vips = Command::new("vipsthumbnail").arg("--help").output();

@@ -113,6 +113,9 @@ pub struct AssetRecord {
     pub height: Option<u32>,
     #[serde(default)]
     pub duration_ms: Option<u64>,
+    /// S3's stored checksum, `ALGORITHM:value` (see `objects::stored_checksum`).
+    #[serde(default)]
+    pub checksum: Option<String>,
     /// Why it is `FAILED`, in words a user can act on.
     #[serde(default)]
     pub error_message: Option<String>,
@@ -152,6 +155,7 @@ impl AssetRecord {
             width: None,
             height: None,
             duration_ms: None,
+            checksum: None,
             error_message: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
@@ -187,6 +191,9 @@ pub struct AssetView {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration_ms: Option<u64>,
+    /// S3's checksum of the object as `ALGORITHM:value` (`-N` ends a
+    /// composite one of N parts); `null` when S3 stored none.
+    pub checksum: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -220,6 +227,7 @@ impl AssetView {
             width: r.width,
             height: r.height,
             duration_ms: r.duration_ms,
+            checksum: r.checksum,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }

@@ -224,7 +224,7 @@ impl Table {
             .scan_index_forward(false)
     }
 
-    fn primary_key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
+    pub(crate) fn primary_key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (keys::PK.to_owned(), AttributeValue::S(pk)),
             (keys::SK.to_owned(), AttributeValue::S(sk)),

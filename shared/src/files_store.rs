@@ -447,21 +447,29 @@ impl Table {
             item.remove(keys::DUE_PK);
             item.remove(keys::DUE_SK);
         }
-        // Only from the state read: same status, same parent, no asset yet.
+        // Only from the state read: same status, same parent, no asset yet,
+        // and described or not as read (the asset is made from that).
         let same_parent = match &before.parent_object_id {
             Some(_) => "parent_object_id = :parent",
             None => "(attribute_not_exists(parent_object_id) OR parent_object_id = :null)",
+        };
+        let same_media = match &before.media {
+            Some(_) => "attribute_type(media, :map)",
+            None => "(attribute_not_exists(media) OR media = :null)",
         };
         let mut put = Put::builder()
             .table_name(self.name())
             .set_item(Some(item))
             .condition_expression(format!(
-                "upload_status = :status AND {same_parent} AND (attribute_not_exists(asset_id) OR asset_id = :null)"
+                "upload_status = :status AND {same_parent} AND {same_media} AND (attribute_not_exists(asset_id) OR asset_id = :null)"
             ))
             .expression_attribute_values(":status", s(before.upload_status.as_str()))
             .expression_attribute_values(":null", AttributeValue::Null(true));
         if let Some(parent) = &before.parent_object_id {
             put = put.expression_attribute_values(":parent", s(parent));
+        }
+        if before.media.is_some() {
+            put = put.expression_attribute_values(":map", s("M"));
         }
         let mut items = vec![
             TransactWriteItem::builder()

@@ -1,25 +1,87 @@
-//! What ingestion writes (SPEC §3.6): an asset `PROCESSING` becomes
-//! `COMPLETED` with its description, or `FAILED` with a reason and its bytes
-//! given back. Both are conditional on `PROCESSING` and on the object key
-//! the event named, so a duplicate or late event changes nothing.
+//! What ingestion reads and writes (SPEC §3.6). An object is claimed by an
+//! asset (small upload, import) or by a file (direct upload), found in one
+//! read. Verified, it becomes `COMPLETED` with its description (a file keeps
+//! the description too, for the asset it may become later); rejected, it is
+//! `FAILED` with a reason and its bytes go back to the quota. Every write is
+//! conditional on the state read, so a duplicate or late event changes
+//! nothing.
 
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
 
 use crate::assets::{AssetRecord, AssetStatus};
-use crate::dynamo::{StoreError, Table};
+use crate::dynamo::{StoreError, Table, store_error};
 use crate::files_store::Refusal;
 use crate::keys;
-use crate::uploads::{FileRecord, UploadStatus};
+use crate::uploads::{FileRecord, PARENT_BOX, UploadStatus};
 
 /// What ingestion learned about an object.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Description {
+    /// As read from the bytes.
     pub content_type: String,
     pub size: u64,
+    /// The ETag of the object described (a replaced object is another one).
+    #[serde(default)]
+    pub etag: String,
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration_ms: Option<u64>,
     pub thumbnail_key: Option<String>,
+    /// S3's stored checksum (`ALGORITHM:value`), when it has one.
+    #[serde(default)]
+    pub checksum: Option<String>,
+}
+
+/// Who an uploaded object belongs to.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// Arrived whole with its asset (small upload, import); keyed by the
+    /// asset's id.
+    Asset(AssetRecord),
+    /// A direct upload, keyed by the file's id. `asset_id` names the asset
+    /// it became, if any: that asset's state is checked by the write itself
+    /// (`PROCESSING` this key), so it need not be read.
+    File(FileRecord),
+}
+
+impl Claim {
+    pub fn owner(&self) -> &str {
+        match self {
+            Self::Asset(a) => &a.owner,
+            Self::File(f) => &f.owner,
+        }
+    }
+
+    pub fn s3_key(&self) -> &str {
+        match self {
+            Self::Asset(a) => &a.s3_key,
+            Self::File(f) => &f.s3_key,
+        }
+    }
+
+    /// The content type the upload declared.
+    pub fn declared_type(&self) -> &str {
+        match self {
+            Self::Asset(a) => &a.content_type,
+            Self::File(f) => &f.file_content_type,
+        }
+    }
+}
+
+impl AssetRecord {
+    /// This asset as ingestion found its object: `COMPLETED`, described.
+    pub fn described(mut self, d: &Description) -> Self {
+        self.status = AssetStatus::Completed;
+        self.content_type.clone_from(&d.content_type);
+        self.size = d.size;
+        self.width = d.width;
+        self.height = d.height;
+        self.duration_ms = d.duration_ms;
+        self.thumbnail_key.clone_from(&d.thumbnail_key);
+        self.checksum.clone_from(&d.checksum);
+        self
+    }
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -30,118 +92,284 @@ fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+fn optional_n(v: Option<u64>) -> AttributeValue {
+    v.map(n).unwrap_or(AttributeValue::Null(true))
+}
+
+fn optional_s(v: Option<&str>) -> AttributeValue {
+    v.map(s).unwrap_or(AttributeValue::Null(true))
+}
+
 fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Failed(e.to_string()))
 }
 
+fn update_item(update: Update) -> TransactWriteItem {
+    TransactWriteItem::builder().update(update).build()
+}
+
 impl Table {
-    /// An update of the asset while it is still `PROCESSING` this object.
-    fn asset_update(
-        asset: &AssetRecord,
-        table: &str,
-    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    /// The asset or file an object's id names, in one strongly consistent
+    /// BatchGetItem (the key does not say which of the two it is).
+    pub async fn claim_of(&self, owner: &str, id: &str) -> Result<Option<Claim>, StoreError> {
+        let pk = keys::user_pk(owner);
+        let wanted = built(
+            KeysAndAttributes::builder()
+                .keys(Self::primary_key(pk.clone(), keys::asset_sk(id)))
+                .keys(Self::primary_key(pk, keys::file_sk(id)))
+                .consistent_read(true)
+                .build(),
+        )?;
+        let out = self
+            .client()
+            .batch_get_item()
+            .request_items(self.name(), wanted)
+            .send()
+            .await
+            .map_err(store_error)?;
+        if out
+            .unprocessed_keys()
+            .is_some_and(|unprocessed| !unprocessed.is_empty())
+        {
+            return Err(StoreError::Unavailable("reads throttled".into()));
+        }
+        let items = out
+            .responses
+            .and_then(|mut r| r.remove(self.name()))
+            .unwrap_or_default();
+        let mut claim = None;
+        for item in items {
+            let sk = match item.get(keys::SK) {
+                Some(AttributeValue::S(sk)) => sk.clone(),
+                _ => continue,
+            };
+            let read = |what| {
+                move |e: serde_dynamo::Error| StoreError::Failed(format!("reading {what}: {e}"))
+            };
+            if sk.starts_with(keys::prefix::ASSET) {
+                return Ok(Some(Claim::Asset(
+                    serde_dynamo::from_item(item).map_err(read("asset"))?,
+                )));
+            }
+            if sk.starts_with(keys::prefix::FILE) {
+                claim = Some(Claim::File(
+                    serde_dynamo::from_item(item).map_err(read("file"))?,
+                ));
+            }
+        }
+        Ok(claim)
+    }
+
+    /// An update of an asset while it is still `PROCESSING` this object.
+    fn processing_asset(&self, owner: &str, asset_id: &str, key: &str) -> UpdateBuilder {
         Update::builder()
-            .table_name(table)
-            .key(keys::PK, s(&keys::user_pk(&asset.owner)))
-            .key(keys::SK, s(&keys::asset_sk(&asset.id)))
+            .table_name(self.name())
+            .key(keys::PK, s(&keys::user_pk(owner)))
+            .key(keys::SK, s(&keys::asset_sk(asset_id)))
             .condition_expression("#status = :processing AND s3_key = :key")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":processing", s(AssetStatus::Processing.as_str()))
-            .expression_attribute_values(":key", s(&asset.s3_key))
+            .expression_attribute_values(":key", s(key))
     }
 
-    /// `PROCESSING` → `COMPLETED` with the description. `StateChanged` when
-    /// the asset is no longer processing this object.
-    pub async fn complete_ingest(
+    /// `PROCESSING` → `COMPLETED` with the description.
+    fn complete_asset(
         &self,
-        asset: &AssetRecord,
-        description: &Description,
+        owner: &str,
+        asset_id: &str,
+        key: &str,
+        d: &Description,
         now: &str,
-    ) -> Result<Result<(), Refusal>, StoreError> {
-        let optional = |v: Option<u64>| v.map(n).unwrap_or(AttributeValue::Null(true));
-        let update = Self::asset_update(asset, self.name())
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = self
+            .processing_asset(owner, asset_id, key)
             .update_expression(
                 "SET #status = :completed, content_type = :ct, #size = :size, width = :w, \
-                 height = :h, duration_ms = :d, thumbnail_key = :t, updated_at = :now",
+                 height = :h, duration_ms = :d, thumbnail_key = :t, checksum = :sum, \
+                 updated_at = :now",
             )
             .expression_attribute_names("#size", "size")
             .expression_attribute_values(":completed", s(AssetStatus::Completed.as_str()))
-            .expression_attribute_values(":ct", s(&description.content_type))
-            .expression_attribute_values(":size", n(description.size))
-            .expression_attribute_values(":w", optional(description.width.map(u64::from)))
-            .expression_attribute_values(":h", optional(description.height.map(u64::from)))
-            .expression_attribute_values(":d", optional(description.duration_ms))
-            .expression_attribute_values(
-                ":t",
-                description
-                    .thumbnail_key
-                    .as_deref()
-                    .map(s)
-                    .unwrap_or(AttributeValue::Null(true)),
-            )
+            .expression_attribute_values(":ct", s(&d.content_type))
+            .expression_attribute_values(":size", n(d.size))
+            .expression_attribute_values(":w", optional_n(d.width.map(u64::from)))
+            .expression_attribute_values(":h", optional_n(d.height.map(u64::from)))
+            .expression_attribute_values(":d", optional_n(d.duration_ms))
+            .expression_attribute_values(":t", optional_s(d.thumbnail_key.as_deref()))
+            .expression_attribute_values(":sum", optional_s(d.checksum.as_deref()))
             .expression_attribute_values(":now", s(now));
-        self.transact(
-            vec![
-                TransactWriteItem::builder()
-                    .update(built(update.build())?)
-                    .build(),
-            ],
-            vec![Refusal::StateChanged],
-        )
-        .await
+        Ok(update_item(built(update.build())?))
     }
 
-    /// `PROCESSING` → `FAILED` with the reason; the bytes the asset (or the
-    /// file it came from) holds go back to the quota in the same transaction.
+    /// An update of a file in the state it was read: same status, not yet
+    /// described, and the same asset (none, or the one read).
+    fn file_as_read(&self, file: &FileRecord) -> UpdateBuilder {
+        let same_asset = match &file.asset_id {
+            Some(_) => "asset_id = :asset",
+            None => "(attribute_not_exists(asset_id) OR asset_id = :null)",
+        };
+        let mut update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(&keys::user_pk(&file.owner)))
+            .key(keys::SK, s(&keys::file_sk(&file.id)))
+            .condition_expression(format!(
+                "upload_status = :read_status AND (attribute_not_exists(media) OR media = :null) \
+                 AND {same_asset}"
+            ))
+            .expression_attribute_values(":read_status", s(file.upload_status.as_str()))
+            .expression_attribute_values(":null", AttributeValue::Null(true));
+        if let Some(asset) = &file.asset_id {
+            update = update.expression_attribute_values(":asset", s(asset));
+        }
+        update
+    }
+
+    /// The claim's object verified: the asset `COMPLETED` with the
+    /// description. A file records the description too; a single-PUT file
+    /// (`pending`) completes now, its bytes measured against `quota`, and
+    /// becomes an asset `COMPLETED` at once if it already has a box.
+    /// `StateChanged` when the claim is no longer in the state read,
+    /// `QuotaExceeded`, or `ParentGone` (the box went meanwhile).
+    pub async fn complete_ingest(
+        &self,
+        claim: &Claim,
+        description: &Description,
+        quota: u64,
+        now: &str,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let file = match claim {
+            Claim::Asset(asset) => {
+                let item =
+                    self.complete_asset(&asset.owner, &asset.id, &asset.s3_key, description, now)?;
+                return self.transact(vec![item], vec![Refusal::StateChanged]).await;
+            }
+            Claim::File(file) => file,
+        };
+        let media = built(serde_dynamo::to_attribute_value(description))?;
+        let mut expression = String::from("SET media = :media, updated = :now");
+        let mut update = self
+            .file_as_read(file)
+            .expression_attribute_values(":media", media)
+            .expression_attribute_values(":now", s(now));
+        let mut items = Vec::new();
+        let mut meanings = Vec::new();
+        let mut new_asset = None;
+        if file.upload_status == UploadStatus::Pending {
+            expression.push_str(
+                ", upload_status = :done, file_size = :size, reserved_bytes = :size, \
+                 etag = :etag, #g2 = :g2",
+            );
+            update = update
+                .expression_attribute_names("#g2", keys::GSI2_PK)
+                .expression_attribute_names("#duepk", keys::DUE_PK)
+                .expression_attribute_names("#duesk", keys::DUE_SK)
+                .expression_attribute_values(":done", s(UploadStatus::Completed.as_str()))
+                .expression_attribute_values(":size", n(description.size))
+                .expression_attribute_values(":etag", s(&description.etag))
+                .expression_attribute_values(
+                    ":g2",
+                    s(&keys::files_by_status_pk(UploadStatus::Completed.as_str())),
+                );
+            if file.asset_id.is_none()
+                && file.parent_content_type.as_deref() == Some(PARENT_BOX)
+                && let (Some(box_id), Some(project)) =
+                    (&file.parent_object_id, &file.parent_project)
+            {
+                let asset_id = crate::validation::new_id();
+                expression.push_str(", asset_id = :new_asset");
+                update = update.expression_attribute_values(":new_asset", s(&asset_id));
+                let mut measured = file.clone();
+                measured.file_size = description.size;
+                new_asset = Some(
+                    AssetRecord::uploaded(&measured, asset_id, box_id, project, now)
+                        .described(description),
+                );
+            }
+            expression.push_str(" REMOVE #duepk, #duesk");
+        }
+        items.push(update_item(built(
+            update.update_expression(expression).build(),
+        )?));
+        meanings.push(Refusal::StateChanged);
+        let delta = description.size as i128 - file.reserved_bytes as i128;
+        if file.upload_status == UploadStatus::Pending && delta != 0 {
+            items.push(self.quota_change(&file.owner, delta, quota)?);
+            meanings.push(Refusal::QuotaExceeded);
+        }
+        if let Some(asset_id) = &file.asset_id {
+            items.push(self.complete_asset(
+                &file.owner,
+                asset_id,
+                &file.s3_key,
+                description,
+                now,
+            )?);
+            meanings.push(Refusal::StateChanged);
+        }
+        if let Some(asset) = &new_asset {
+            self.add_asset(asset, &mut items, &mut meanings)?;
+        }
+        self.transact(items, meanings).await
+    }
+
+    /// The claim's object rejected: the asset (if any) `FAILED` with the
+    /// reason, a file `failed`, and the bytes either held go back to the
+    /// quota, in one transaction.
     pub async fn fail_ingest(
         &self,
-        asset: &AssetRecord,
-        file: Option<&FileRecord>,
+        claim: &Claim,
         reason: &str,
         now: &str,
     ) -> Result<Result<(), Refusal>, StoreError> {
-        let update = Self::asset_update(asset, self.name())
-            .update_expression(
-                "SET #status = :failed, error_message = :reason, quota_bytes = :zero, updated_at = :now",
-            )
-            .expression_attribute_values(":failed", s(AssetStatus::Failed.as_str()))
-            .expression_attribute_values(":reason", s(reason))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":now", s(now));
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .update(built(update.build())?)
-                .build(),
-        ];
-        let mut released = asset.quota_bytes;
-        if let Some(file) = file {
-            let update = Update::builder()
-                .table_name(self.name())
-                .key(keys::PK, s(&keys::user_pk(&file.owner)))
-                .key(keys::SK, s(&keys::file_sk(&file.id)))
+        let fail_asset = |owner: &str, asset_id: &str, key: &str| -> Result<_, StoreError> {
+            let update = self
+                .processing_asset(owner, asset_id, key)
                 .update_expression(
-                    "SET upload_status = :failed, reserved_bytes = :zero, updated = :now, #g2 = :g2",
+                    "SET #status = :failed, error_message = :reason, quota_bytes = :zero, \
+                     updated_at = :now",
                 )
-                .condition_expression("reserved_bytes = :reserved")
-                .expression_attribute_names("#g2", keys::GSI2_PK)
-                .expression_attribute_values(":failed", s(UploadStatus::Failed.as_str()))
+                .expression_attribute_values(":failed", s(AssetStatus::Failed.as_str()))
+                .expression_attribute_values(":reason", s(reason))
                 .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":reserved", n(file.reserved_bytes))
-                .expression_attribute_values(":now", s(now))
-                .expression_attribute_values(
-                    ":g2",
-                    s(&keys::files_by_status_pk(UploadStatus::Failed.as_str())),
-                );
-            items.push(
-                TransactWriteItem::builder()
-                    .update(built(update.build())?)
-                    .build(),
-            );
-            released += file.reserved_bytes;
-        }
+                .expression_attribute_values(":now", s(now));
+            Ok(update_item(built(update.build())?))
+        };
+        let (mut items, released) = match claim {
+            Claim::Asset(asset) => (
+                vec![fail_asset(&asset.owner, &asset.id, &asset.s3_key)?],
+                asset.quota_bytes,
+            ),
+            Claim::File(file) => {
+                let update = self
+                    .file_as_read(file)
+                    .update_expression(
+                        "SET upload_status = :failed, reserved_bytes = :zero, updated = :now, \
+                         #g2 = :g2, error_message = :reason REMOVE #duepk, #duesk",
+                    )
+                    .expression_attribute_names("#g2", keys::GSI2_PK)
+                    .expression_attribute_names("#duepk", keys::DUE_PK)
+                    .expression_attribute_names("#duesk", keys::DUE_SK)
+                    .expression_attribute_values(":failed", s(UploadStatus::Failed.as_str()))
+                    .expression_attribute_values(":zero", n(0))
+                    .expression_attribute_values(":reason", s(reason))
+                    .expression_attribute_values(":now", s(now))
+                    .expression_attribute_values(
+                        ":g2",
+                        s(&keys::files_by_status_pk(UploadStatus::Failed.as_str())),
+                    );
+                let mut items = vec![update_item(built(update.build())?)];
+                if let Some(asset_id) = &file.asset_id {
+                    items.push(fail_asset(&file.owner, asset_id, &file.s3_key)?);
+                }
+                (items, file.reserved_bytes)
+            }
+        };
         if released > 0 {
-            items.push(self.quota_change(&asset.owner, -(released as i128), 0)?);
+            items.push(self.quota_change(claim.owner(), -(released as i128), 0)?);
         }
-        self.transact(items, vec![Refusal::StateChanged]).await
+        let meanings = items.iter().map(|_| Refusal::StateChanged).collect();
+        self.transact(items, meanings).await
     }
 }
+
+type UpdateBuilder = aws_sdk_dynamodb::types::builders::UpdateBuilder;

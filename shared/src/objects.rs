@@ -5,8 +5,9 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm as S3ChecksumAlgorithm, ChecksumType as S3ChecksumType,
+    ChecksumAlgorithm as S3ChecksumAlgorithm, ChecksumMode, ChecksumType as S3ChecksumType,
     CompletedMultipartUpload, CompletedPart,
 };
 
@@ -58,12 +59,67 @@ fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     }
 }
 
-/// The head of an object: its first bytes, whole size and ETag.
-#[derive(Debug, Clone)]
-pub struct HeadRead {
-    pub bytes: Vec<u8>,
+/// An object being read (see [`Bucket::open`]).
+pub struct OpenedObject {
     pub size: u64,
     pub etag: String,
+    /// S3's stored checksum as `ALGORITHM:value` (`-N` ends a composite
+    /// one of N parts), when S3 has one.
+    pub checksum: Option<String>,
+    body: aws_sdk_s3::primitives::ByteStream,
+    buffered: Vec<u8>,
+}
+
+impl OpenedObject {
+    /// The first `len` bytes (fewer if the object is shorter).
+    pub async fn head(&mut self, len: usize) -> Result<&[u8], ObjectError> {
+        while self.buffered.len() < len {
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buffered.extend_from_slice(&chunk),
+                Some(Err(e)) => return Err(ObjectError::Unavailable(e.to_string())),
+                None => break,
+            }
+        }
+        Ok(&self.buffered[..len.min(self.buffered.len())])
+    }
+
+    /// The whole object (the caller has checked `size` is affordable).
+    pub async fn into_bytes(mut self) -> Result<Vec<u8>, ObjectError> {
+        let rest = self
+            .body
+            .collect()
+            .await
+            .map_err(|e| ObjectError::Unavailable(e.to_string()))?;
+        self.buffered.extend_from_slice(&rest.into_bytes());
+        Ok(self.buffered)
+    }
+}
+
+/// The checksum a GET (with checksum mode on) reports, as `ALGORITHM:value`.
+pub fn stored_checksum(out: &GetObjectOutput) -> Option<String> {
+    [
+        ("CRC64NVME", out.checksum_crc64_nvme()),
+        ("CRC32", out.checksum_crc32()),
+        ("CRC32C", out.checksum_crc32_c()),
+        ("SHA256", out.checksum_sha256()),
+        ("SHA1", out.checksum_sha1()),
+    ]
+    .into_iter()
+    .find_map(|(algorithm, value)| value.map(|v| format!("{algorithm}:{v}")))
+}
+
+/// `bucket/key` for `x-amz-copy-source`, the key URL-encoded (slashes kept).
+fn copy_source(bucket: &str, key: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    format!(
+        "{bucket}/{}",
+        percent_encoding::utf8_percent_encode(key, KEEP)
+    )
 }
 
 /// A part S3 holds for an open multipart upload.
@@ -356,48 +412,45 @@ impl Bucket {
         }
     }
 
-    /// The first bytes of an object with its whole size and ETag, in one
-    /// ranged GET (no HEAD needed); `None` when it is gone.
-    pub async fn head_bytes(&self, key: &str, len: u64) -> Result<Option<HeadRead>, ObjectError> {
+    /// An object opened for reading in one GET: its size, ETag and S3's
+    /// stored checksum at once, and its body as it streams. Reading only the
+    /// first bytes and dropping the rest closes the connection, so the
+    /// caller decides after the head whether the whole object is worth it.
+    /// `None` when it is gone.
+    pub async fn open(&self, key: &str) -> Result<Option<OpenedObject>, ObjectError> {
         let out = match self
             .client
             .get_object()
             .bucket(&self.name)
             .key(key)
-            .range(format!("bytes=0-{}", len.saturating_sub(1)))
+            .checksum_mode(ChecksumMode::Enabled)
             .send()
             .await
         {
             Ok(out) => out,
             Err(err) if matches!(code(&err), Some("NoSuchKey" | "NotFound")) => return Ok(None),
-            // An empty object has no byte 0: S3 answers 416.
-            Err(err) if matches!(code(&err), Some("InvalidRange")) => {
-                return Ok(self.head(key).await?.map(|(size, etag)| HeadRead {
-                    bytes: Vec::new(),
-                    size,
-                    etag,
-                }));
-            }
             Err(err) => return Err(classify(&err)),
         };
-        let etag = out.e_tag().unwrap_or_default().to_owned();
-        // `Content-Range: bytes 0-8191/48213`: the total after the slash.
-        let total = out
-            .content_range()
-            .and_then(|r| r.rsplit('/').next())
-            .and_then(|t| t.parse::<u64>().ok());
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| ObjectError::Unavailable(e.to_string()))?
-            .into_bytes()
-            .to_vec();
-        Ok(Some(HeadRead {
-            size: total.unwrap_or(bytes.len() as u64),
-            bytes,
-            etag,
+        Ok(Some(OpenedObject {
+            size: out.content_length().unwrap_or_default().max(0) as u64,
+            etag: out.e_tag().unwrap_or_default().to_owned(),
+            checksum: stored_checksum(&out),
+            buffered: Vec::new(),
+            body: out.body,
         }))
+    }
+
+    /// A server-side copy (≤ 5 GiB, S3's single-copy limit).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), ObjectError> {
+        self.client
+            .copy_object()
+            .bucket(&self.name)
+            .key(to)
+            .copy_source(copy_source(&self.name, from))
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(())
     }
 
     /// Bytes `first..=last` of an object (fewer when it is shorter); `None`
@@ -494,7 +547,13 @@ mod tests {
     use aws_smithy_http_client::test_util::{CaptureRequestReceiver, capture_request};
 
     fn bucket() -> (Bucket, CaptureRequestReceiver) {
-        let (http, captured) = capture_request(None);
+        bucket_answering(None)
+    }
+
+    fn bucket_answering(
+        response: Option<http::Response<aws_sdk_s3::primitives::SdkBody>>,
+    ) -> (Bucket, CaptureRequestReceiver) {
+        let (http, captured) = capture_request(response);
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new("eu-west-1"))
@@ -599,5 +658,42 @@ mod tests {
         let request = captured.expect_request();
         assert_eq!(header(&request, "x-amz-mp-object-size"), Some("10"));
         assert_eq!(header(&request, "x-amz-checksum-type"), None);
+    }
+
+    #[tokio::test]
+    async fn open_asks_for_the_stored_checksum_and_streams_only_what_is_read() {
+        let body: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+        let response = http::Response::builder()
+            .status(200)
+            .header("content-length", body.len().to_string())
+            .header("etag", "\"abc\"")
+            .header("x-amz-checksum-crc64nvme", "AAAAAAAAAAA=")
+            .header("x-amz-checksum-type", "FULL_OBJECT")
+            .body(aws_sdk_s3::primitives::SdkBody::from(body.clone()))
+            .unwrap();
+        let (bucket, captured) = bucket_answering(Some(response));
+        let mut opened = bucket
+            .open("uploads/o/k/original.png")
+            .await
+            .unwrap()
+            .unwrap();
+        let request = captured.expect_request();
+        assert_eq!(header(&request, "x-amz-checksum-mode"), Some("ENABLED"));
+        assert_eq!(header(&request, "range"), None);
+        assert_eq!(opened.size, 100_000);
+        assert_eq!(opened.etag, "\"abc\"");
+        assert_eq!(opened.checksum.as_deref(), Some("CRC64NVME:AAAAAAAAAAA="));
+        assert_eq!(opened.head(10).await.unwrap(), &body[..10]);
+        // Read to the end, the body is checked against that checksum (which
+        // this made-up one fails): a corrupted read is an error, not bytes.
+        assert!(opened.into_bytes().await.is_err());
+    }
+
+    #[test]
+    fn copy_sources_encode_the_key_but_keep_its_slashes() {
+        assert_eq!(
+            copy_source("media", "uploads/o/Szène 1+2.jpg"),
+            "media/uploads/o/Sz%C3%A8ne%201%2B2.jpg"
+        );
     }
 }

@@ -326,7 +326,7 @@ impl UploadEnv {
         let thumbnail_url = asset
             .thumbnail_key
             .as_deref()
-            .map(|key| self.object_url(signer, key, "thumbnail.png"));
+            .map(|key| self.object_url(signer, key, "thumbnail.jpg"));
         crate::assets::AssetView::new(asset, box_name, file_url, thumbnail_url)
     }
 

@@ -287,6 +287,9 @@ pub struct FileRecord {
     pub etag: Option<String>,
     /// Set when completing made the file an asset.
     pub asset_id: Option<String>,
+    /// What ingestion found in the object (set once it was verified).
+    #[serde(default)]
+    pub media: Option<crate::ingestion::Description>,
     /// Where the upload came from: `files` or `companion`.
     pub contract: String,
     pub created: String,

@@ -492,25 +492,43 @@ impl Client {
         content_type: &str,
         bytes: Vec<u8>,
     ) -> String {
+        let part_size = bytes.len();
+        self.upload_file(user, Some(box_id), content_type, bytes, part_size)
+            .await
+    }
+
+    /// A direct upload (`/v1/files`) cut into parts of `part_size`, into a
+    /// box or none, completed; the file's id.
+    pub async fn upload_file(
+        &self,
+        user: &User,
+        box_id: Option<&str>,
+        content_type: &str,
+        bytes: Vec<u8>,
+        part_size: usize,
+    ) -> String {
         let token = Some(user.access_token.as_str());
-        let started = self
-            .post(
-                "/v1/files/uploads",
-                token,
-                &json!({ "file_name": "frame", "file_size": bytes.len(), "file_content_type": content_type,
-                         "num_parts": 1, "part_size": bytes.len(),
-                         "parent_content_type": "box", "parent_object_id": box_id }),
-            )
-            .await;
+        let parts: Vec<&[u8]> = bytes.chunks(part_size).collect();
+        let mut request = json!({ "file_name": "frame", "file_size": bytes.len(),
+            "file_content_type": content_type, "num_parts": parts.len(), "part_size": part_size });
+        if let Some(box_id) = box_id {
+            request["parent_content_type"] = json!("box");
+            request["parent_object_id"] = json!(box_id);
+        }
+        let started = self.post("/v1/files/uploads", token, &request).await;
         assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
-        let url = started.body["presigned_urls"][0]["url"].as_str().unwrap();
-        let etag = put_to(url, bytes, &[]).await;
+        let mut completed = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let url = started.body["presigned_urls"][i]["url"].as_str().unwrap();
+            let etag = put_to(url, part.to_vec(), &[]).await;
+            completed.push(json!({ "part_number": i + 1, "etag": etag }));
+        }
         let file_id = started.body["id"].as_str().unwrap().to_owned();
         let done = self
             .post(
                 &format!("/v1/files/uploads/{file_id}/complete"),
                 token,
-                &json!({ "parts": [{ "part_number": 1, "etag": etag }] }),
+                &json!({ "parts": completed }),
             )
             .await;
         assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
@@ -577,6 +595,29 @@ pub mod media {
         out.into_inner()
     }
 
+    /// A camera-like JPEG: a gradient under per-pixel noise, so it
+    /// compresses like a photo (a 20 MP one is several MiB, several parts).
+    pub fn photo_jpeg(width: u32, height: u32, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        let picture = image::RgbImage::from_fn(width, height, |x, y| {
+            // xorshift64: cheap, deterministic noise.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let noise = (state & 0x3f) as u32;
+            image::Rgb([
+                ((x * 191 / width.max(1)) + noise) as u8,
+                ((y * 191 / height.max(1)) + noise) as u8,
+                (noise * 3) as u8,
+            ])
+        });
+        let mut out = Cursor::new(Vec::new());
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&picture)
+            .expect("encode JPEG");
+        out.into_inner()
+    }
+
     /// A JPEG with an EXIF APP1 segment after SOI saying `Orientation = value`
     /// (as cameras write a portrait shot stored landscape: 6).
     pub fn with_exif_orientation(jpeg: &[u8], value: u16) -> Vec<u8> {
@@ -637,6 +678,91 @@ pub mod media {
         }
         writer.write_end().unwrap();
         writer.into_writer().into_inner()
+    }
+
+    /// A structurally valid WebM of `width`×`height` VP8 video, as a muxer
+    /// lays it out: an EBML header (DocType "webm", which `infer` looks for
+    /// to say `video/webm`), then a Segment of known size holding a 100-byte
+    /// Void (where a SeekHead would be), Info (TimestampScale 1 ms and, if
+    /// given, Duration — live recordings have none), Tracks (one video
+    /// track) and one Cluster: a Timestamp and a SimpleBlock carrying
+    /// `cluster_bytes` pseudo-random bytes, which ingestion must not read.
+    /// Always longer than the 256 bytes `infer` needs to recognise it.
+    pub fn webm(
+        width: u32,
+        height: u32,
+        duration_ms: Option<u64>,
+        cluster_bytes: usize,
+    ) -> Vec<u8> {
+        /// ID bytes (marker kept), shortest size vint, payload.
+        fn el(id: u32, payload: &[u8]) -> Vec<u8> {
+            let mut out: Vec<u8> = id
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|&b| b == 0)
+                .collect();
+            let size = payload.len() as u64;
+            let len = (1..=8).find(|&n| size < (1u64 << (7 * n)) - 1).unwrap();
+            out.extend_from_slice(&(size | 1u64 << (7 * len)).to_be_bytes()[8 - len..]);
+            out.extend_from_slice(payload);
+            out
+        }
+        fn uint(id: u32, value: u64) -> Vec<u8> {
+            let bytes: Vec<u8> = value
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|&b| b == 0)
+                .collect();
+            el(id, if bytes.is_empty() { &[0] } else { &bytes })
+        }
+        let header = [
+            uint(0x4286, 1),     // EBMLVersion
+            uint(0x42F7, 1),     // EBMLReadVersion
+            uint(0x42F2, 4),     // EBMLMaxIDLength
+            uint(0x42F3, 8),     // EBMLMaxSizeLength
+            el(0x4282, b"webm"), // DocType
+            uint(0x4287, 4),     // DocTypeVersion
+            uint(0x4285, 2),     // DocTypeReadVersion
+        ]
+        .concat();
+        let mut info = uint(0x2AD7B1, 1_000_000); // TimestampScale: ticks of 1 ms
+        info.extend(el(0x4D80, b"assetbox-e2e")); // MuxingApp
+        info.extend(el(0x5741, b"assetbox-e2e tests/support media::webm")); // WritingApp
+        if let Some(ms) = duration_ms {
+            info.extend(el(0x4489, &(ms as f64).to_be_bytes())); // Duration
+        }
+        let video = [uint(0xB0, width.into()), uint(0xBA, height.into())].concat();
+        let entry = [
+            uint(0xD7, 1),      // TrackNumber
+            uint(0x73C5, 1),    // TrackUID
+            uint(0x83, 1),      // TrackType: video
+            el(0x86, b"V_VP8"), // CodecID
+            el(0xE0, &video),   // Video
+        ]
+        .concat();
+        let tracks = el(0xAE, &entry); // TrackEntry
+        let mut block = vec![0x81, 0, 0, 0x80]; // track 1, timestamp 0, keyframe
+        let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ cluster_bytes as u64;
+        block.extend((0..cluster_bytes).map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        }));
+        let cluster = [uint(0xE7, 0), el(0xA3, &block)].concat(); // Timestamp, SimpleBlock
+        let segment = [
+            el(0xEC, &[0; 100]),      // Void
+            el(0x1549A966, &info),    // Info
+            el(0x1654AE6B, &tracks),  // Tracks
+            el(0x1F43B675, &cluster), // Cluster
+        ]
+        .concat();
+        let mut out = el(0x1A45DFA3, &header); // EBML header
+        // Segment, with an 8-byte size as muxers reserve it.
+        out.extend_from_slice(&0x18538067u32.to_be_bytes());
+        out.extend_from_slice(&(segment.len() as u64 | 1 << 56).to_be_bytes());
+        out.extend(segment);
+        out
     }
 }
 

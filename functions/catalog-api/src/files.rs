@@ -263,6 +263,9 @@ pub async fn delete_file(
     if file.upload_status == UploadStatus::Completed {
         env.bucket.delete(&file.s3_key).await?;
     }
+    if let Some(thumbnail) = file.media.as_ref().and_then(|m| m.thumbnail_key.as_ref()) {
+        env.bucket.delete(thumbnail).await?;
+    }
     match env.table.delete_file(&file).await? {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(_) => Err(ApiError::conflict("the file changed meanwhile; retry")),
@@ -277,9 +280,9 @@ pub struct SetParent {
     pub parent_object_id: String,
 }
 
-/// Attach a file to a box. A completed file becomes an asset of the box
-/// (`PROCESSING` until ingestion describes it); an open upload becomes one
-/// when it completes.
+/// Attach a file to a box. A completed file becomes an asset of the box:
+/// `COMPLETED` at once when ingestion has described the file, else
+/// `PROCESSING` until it does; an open upload becomes one when it completes.
 #[utoipa::path(
     post, path = "/v1/files/{id}/set-parent", tag = "files",
     params(("id" = String, Path)),
@@ -341,7 +344,11 @@ pub async fn set_parent(
     let asset = (file.upload_status == UploadStatus::Completed).then(|| {
         let asset_id = validation::new_id();
         after.asset_id = Some(asset_id.clone());
-        AssetRecord::uploaded(&file, asset_id, &parent.id, &parent.project, &now)
+        let asset = AssetRecord::uploaded(&file, asset_id, &parent.id, &parent.project, &now);
+        match &file.media {
+            Some(media) => asset.described(media),
+            None => asset,
+        }
     });
     match env
         .table

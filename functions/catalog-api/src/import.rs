@@ -120,6 +120,7 @@ pub async fn import_to_box(
         width: None,
         height: None,
         duration_ms: None,
+        checksum: None,
         error_message: None,
         created_at: now.clone(),
         updated_at: now,

@@ -293,6 +293,7 @@ pub async fn upload_to_box(
         width: None,
         height: None,
         duration_ms: None,
+        checksum: None,
         error_message: None,
         created_at: now.clone(),
         updated_at: now,

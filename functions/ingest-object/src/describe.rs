@@ -3,6 +3,7 @@
 use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 /// Thumbnails fit in this square (pixels), longest side.
@@ -43,23 +44,18 @@ pub struct ImageFacts {
 /// makes a JPEG thumbnail of at most [`THUMBNAIL_MAX_PX`] on its longer side.
 /// The reason, in words, when it cannot.
 pub fn describe_image(bytes: &[u8]) -> Result<ImageFacts, String> {
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("unreadable image: {e}"))?;
-    let mut limits = Limits::default();
-    limits.max_alloc = Some(DECODE_MAX_ALLOC);
-    reader.limits(limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| format!("unsupported or damaged image: {e}"))?;
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut picture = DynamicImage::from_decoder(decoder)
-        .map_err(|e| format!("unsupported or damaged image: {e}"))?;
-    picture.apply_orientation(orientation);
-    let (width, height) = (picture.width(), picture.height());
-    let small = if width > THUMBNAIL_MAX_PX || height > THUMBNAIL_MAX_PX {
+    // Most photos are 8-bit JPEGs: those decode at the smallest DCT scale
+    // that still covers the thumbnail (shrink-on-load, as vips does), which
+    // costs a fraction of a full decode in time and memory.
+    let scaled = match jpeg_components(bytes) {
+        Some(1 | 3) => decode_jpeg_scaled(bytes).ok(),
+        _ => None,
+    };
+    let (picture, width, height) = match scaled {
+        Some(decoded) => decoded,
+        None => decode_whole(bytes)?,
+    };
+    let small = if picture.width() > THUMBNAIL_MAX_PX || picture.height() > THUMBNAIL_MAX_PX {
         picture.thumbnail(THUMBNAIL_MAX_PX, THUMBNAIL_MAX_PX)
     } else {
         picture
@@ -77,6 +73,98 @@ pub fn describe_image(bytes: &[u8]) -> Result<ImageFacts, String> {
         thumbnail_height: rgb.height(),
         thumbnail_jpeg,
     })
+}
+
+/// Any supported image, decoded at full size and turned upright; with its
+/// displayed width and height.
+fn decode_whole(bytes: &[u8]) -> Result<(DynamicImage, u32, u32), String> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("unreadable image: {e}"))?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(DECODE_MAX_ALLOC);
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| format!("unsupported or damaged image: {e}"))?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut picture = DynamicImage::from_decoder(decoder)
+        .map_err(|e| format!("unsupported or damaged image: {e}"))?;
+    picture.apply_orientation(orientation);
+    let (width, height) = (picture.width(), picture.height());
+    Ok((picture, width, height))
+}
+
+/// An 8-bit grey or YCbCr JPEG decoded at the smallest of 1/8, 1/4, 1/2 or
+/// 1 that is still at least thumbnail-sized, turned upright; with the full
+/// image's displayed width and height.
+fn decode_jpeg_scaled(bytes: &[u8]) -> Result<(DynamicImage, u32, u32), String> {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.set_max_decoding_buffer_size(DECODE_MAX_ALLOC as usize);
+    let damaged = |e: jpeg_decoder::Error| format!("unsupported or damaged image: {e}");
+    // Scale 1 first: the full size, which is what the asset reports.
+    let (full_width, full_height) = decoder.scale(u16::MAX, u16::MAX).map_err(damaged)?;
+    let wanted = THUMBNAIL_MAX_PX as u16;
+    let (width, height) = decoder.scale(wanted, wanted).map_err(damaged)?;
+    let pixels = decoder.decode().map_err(damaged)?;
+    let (width, height) = (u32::from(width), u32::from(height));
+    let picture = match pixels.len() as u64 / (u64::from(width) * u64::from(height)).max(1) {
+        1 => image::GrayImage::from_raw(width, height, pixels).map(DynamicImage::ImageLuma8),
+        3 => image::RgbImage::from_raw(width, height, pixels).map(DynamicImage::ImageRgb8),
+        _ => None,
+    };
+    let mut picture = picture.ok_or("unexpected JPEG pixel layout")?;
+    let orientation = decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    picture.apply_orientation(orientation);
+    let (mut width, mut height) = (u32::from(full_width), u32::from(full_height));
+    if matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    ) {
+        std::mem::swap(&mut width, &mut height);
+    }
+    Ok((picture, width, height))
+}
+
+/// The component count of a baseline or progressive 8-bit JPEG, read from
+/// its frame header (`None` for anything else). The scaled decoder is only
+/// trusted with 1 or 3 components: it aborts on some other counts.
+fn jpeg_components(bytes: &[u8]) -> Option<u8> {
+    if bytes.get(0..2)? != [0xFF, 0xD8] {
+        return None;
+    }
+    let mut at = 2usize;
+    loop {
+        // Fill bytes (0xFF runs) may precede a marker.
+        while *bytes.get(at)? == 0xFF && *bytes.get(at + 1)? == 0xFF {
+            at += 1;
+        }
+        if *bytes.get(at)? != 0xFF {
+            return None;
+        }
+        let marker = *bytes.get(at + 1)?;
+        let length = usize::from(u16::from_be_bytes([
+            *bytes.get(at + 2)?,
+            *bytes.get(at + 3)?,
+        ]));
+        match marker {
+            // SOF0 baseline, SOF1 extended, SOF2 progressive (Huffman).
+            0xC0..=0xC2 => {
+                let precision = *bytes.get(at + 4)?;
+                let components = *bytes.get(at + 9)?;
+                return (precision == 8).then_some(components);
+            }
+            // Other frame types, or the scan began without a frame.
+            0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF | 0xDA => return None,
+            _ => at = at.checked_add(2 + length)?,
+        }
+    }
 }
 
 /// What ingestion records for a video.
@@ -199,6 +287,59 @@ mod tests {
         let thumb = image::load_from_memory(&rotated.thumbnail_jpeg).unwrap();
         assert_eq!((thumb.width(), thumb.height()), (341, 512));
         assert_eq!(sniff(&rotated.thumbnail_jpeg), Some("image/jpeg"));
+    }
+
+    #[test]
+    fn large_jpegs_shrink_on_load_and_match_a_full_decode() {
+        let stored = with_orientation(&jpeg(2400, 1600), 6);
+        assert_eq!(jpeg_components(&stored), Some(3));
+        let (scaled, width, height) = decode_jpeg_scaled(&stored).unwrap();
+        // 1/4 scale is the smallest still ≥ 512 px: 600×400, then upright.
+        assert_eq!((scaled.width(), scaled.height()), (400, 600));
+        assert_eq!((width, height), (1600, 2400));
+
+        let facts = describe_image(&stored).unwrap();
+        assert_eq!((facts.width, facts.height), (1600, 2400));
+        assert_eq!((facts.thumbnail_width, facts.thumbnail_height), (341, 512));
+        // Same picture as the full decode's (orientation applied the same
+        // way): mean channel difference of the two thumbnails is small.
+        let (whole, _, _) = decode_whole(&stored).unwrap();
+        let whole = whole.resize_exact(341, 512, image::imageops::FilterType::Triangle);
+        let fast = image::load_from_memory(&facts.thumbnail_jpeg).unwrap();
+        let (a, b) = (whole.to_rgb8(), fast.to_rgb8());
+        let diff: u64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| u64::from(x.abs_diff(*y)))
+            .sum();
+        assert!(
+            diff / a.as_raw().len() as u64 <= 6,
+            "mean difference {diff}"
+        );
+    }
+
+    #[test]
+    fn frame_headers_pick_the_scaled_decoder_only_for_plain_jpegs() {
+        let grey = {
+            let picture = image::GrayImage::from_fn(640, 480, |x, _| image::Luma([x as u8]));
+            let mut out = Cursor::new(Vec::new());
+            picture
+                .write_to(&mut out, image::ImageFormat::Jpeg)
+                .unwrap();
+            out.into_inner()
+        };
+        assert_eq!(jpeg_components(&grey), Some(1));
+        let facts = describe_image(&grey).unwrap();
+        assert_eq!((facts.width, facts.height), (640, 480));
+        assert_eq!((facts.thumbnail_width, facts.thumbnail_height), (512, 384));
+        let colour = jpeg(64, 48);
+        for cut in 0..colour.len().min(700) {
+            // Truncated headers never panic; most give no answer.
+            let _ = jpeg_components(&colour[..cut]);
+        }
+        assert_eq!(jpeg_components(b"\x89PNG\r\n\x1a\n"), None);
+        assert_eq!(jpeg_components(&[0xFF, 0xD8, 0xFF, 0xDA, 0, 2]), None);
     }
 
     #[test]

@@ -1,48 +1,68 @@
-//! One created object, ingested: find the asset it belongs to, check its
-//! real type, describe it, thumbnail an image, and finish the asset.
+//! One created object, ingested: find who claims it, check its real type,
+//! describe it, thumbnail an image, and finish the asset (or file).
 //!
 //! - The key says whose and which record (`uploads/<owner>/<id>/original.*`,
 //!   `<id>` an asset for small uploads and imports, a file for direct
-//!   uploads). Other keys (thumbnails, exports) are not ours to ingest.
+//!   uploads; one BatchGetItem reads both). Thumbnails beside originals are
+//!   ours and skipped. Any other key under `uploads/` is none of ours (our
+//!   keys never derive from user input) and is moved to `quarantine/`, so
+//!   `uploads/` holds only objects a record accounts for.
 //! - No record yet is a retry: a small upload stores its object a moment
-//!   before its record. Lambda retries an asynchronous event twice, then the
-//!   event goes to the function's DLQ — which is where an object no record
-//!   ever claims ends up, logged and left alone (the cleanup job's orphan
-//!   sweep removes objects, not this handler: an early event must never
-//!   delete a file whose record is on its way).
-//! - Videos (MP4, MOV): duration and size from the `moov` box, found by
-//!   reading top-level box headers (16 bytes each) so the media is never
-//!   downloaded. No video thumbnail yet (that needs a decoder in the
-//!   Lambda); WebM is accepted without a description.
-//! - A duplicate, late or superseded event changes nothing: the asset must
-//!   still be `PROCESSING` this very key, the object must still exist with
-//!   the event's ETag, and both writes are conditional on that.
+//!   before its record, and a multipart upload's object exists a moment
+//!   before its completion is recorded. One short wait absorbs that race;
+//!   after it, Lambda retries the event twice, then it goes to the DLQ —
+//!   where an object no record ever claims ends up, logged and left alone
+//!   (an early event must never delete a file whose record is on its way).
+//! - Videos: duration and size from container headers (MP4/MOV `moov`,
+//!   WebM Info and Tracks), read through the first 64 KiB already streamed
+//!   and small ranged GETs past the media, which is never downloaded. No
+//!   video thumbnails: that needs a video decoder (ffmpeg) in the Lambda —
+//!   a layer of its own, left for later.
+//! - A duplicate, late or superseded event changes nothing: the claim must
+//!   still be processing this very key, the object must still carry the
+//!   event's ETag, and the final write is conditional on the state read.
 
-use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetType};
+use assetbox_shared::assets::AssetType;
 use assetbox_shared::clock;
-use assetbox_shared::ingestion::Description;
+use assetbox_shared::files_store::Refusal;
+use assetbox_shared::ingestion::{Claim, Description};
+use assetbox_shared::objects::Bucket;
 use assetbox_shared::upload_env::UploadEnv;
-use assetbox_shared::uploads::{self, FileRecord};
+use assetbox_shared::uploads::{self, UploadStatus};
 
 use crate::describe::{box_header, decode_event_key, describe_image, describe_moov, sniff};
+use crate::webm;
 
 /// Bytes read to tell the type (every signature `infer` knows fits).
-const HEAD_BYTES: u64 = 8 * 1024;
-/// Top-level boxes walked looking for `moov` (real files have a handful).
-const MAX_TOP_LEVEL_BOXES: usize = 64;
+const HEAD_BYTES: usize = 8 * 1024;
+/// Bytes of a video read from the open stream before it is dropped: a
+/// WebM's Info and Tracks, and a short MP4's `moov`, usually lie within.
+const VIDEO_HEAD_BYTES: usize = 64 * 1024;
+/// Top-level boxes or elements walked looking for the headers.
+const MAX_CONTAINER_STEPS: usize = 64;
 /// A `moov` larger than this is not read (hours of video with many tracks).
 const MOOV_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// WebM Info or Tracks larger than this are not read (real ones are tiny).
+const WEBM_ELEMENT_MAX_BYTES: u64 = 1024 * 1024;
 /// Images above this are not decoded in a Lambda (no thumbnail, no
 /// dimensions; the asset still completes).
 pub const IMAGE_DECODE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// How long to wait once for a record that is being written.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_millis(750);
+/// The prefix ingestion watches (the template's event filter).
+const UPLOADS_PREFIX: &str = "uploads/";
+/// Where objects no key of ours can name are moved.
+pub const QUARANTINE_PREFIX: &str = "quarantine/";
 
 /// What became of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Completed,
-    /// Not an allowed image or video, or not what was declared: the asset
-    /// is `FAILED` with this reason and the object removed.
+    /// Not an allowed image or video, not what was declared, or over the
+    /// quota: the claim is `FAILED` with this reason and the object removed.
     Rejected(String),
+    /// Not a key of ours: moved under [`QUARANTINE_PREFIX`].
+    Quarantined,
     /// Nothing to do (why, for the log).
     Skipped(&'static str),
     /// Try again later (no record yet, or a transient failure).
@@ -66,198 +86,413 @@ impl Ingestor {
     async fn try_ingest(&self, raw_key: &str, etag: Option<&str>) -> Result<Outcome, String> {
         let key = decode_event_key(raw_key);
         let Some((owner, id)) = uploads::parse_object_key(&key) else {
-            return Ok(Outcome::Skipped("not an uploaded original"));
+            if is_thumbnail_key(&key) {
+                return Ok(Outcome::Skipped("a thumbnail"));
+            }
+            if !key.starts_with(UPLOADS_PREFIX) {
+                return Ok(Outcome::Skipped("not under uploads/"));
+            }
+            return self.quarantine(&key).await;
         };
-        let Some((asset, file)) = self.claimed_by(owner, id).await? else {
+        let Some(claim) = self.settled_claim(owner, id).await? else {
             return Ok(Outcome::Retry(format!("no record claims {key} yet")));
         };
-        if asset.status != AssetStatus::Processing || asset.s3_key != key {
-            return Ok(Outcome::Skipped("the asset is not processing this object"));
+        if let Some(skip) = not_processing(&claim, &key, etag) {
+            return Ok(skip);
         }
         let bucket = &self.env.bucket;
-        // One ranged GET: the type's signature, the size and the ETag.
-        let Some(read) = bucket
-            .head_bytes(&key, HEAD_BYTES)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            return Ok(Outcome::Skipped("the object is gone"));
+        // One GET: size, ETag and S3's checksum, and the body as it streams.
+        let Some(mut opened) = bucket.open(&key).await.map_err(|e| e.to_string())? else {
+            return self
+                .reject(&claim, "the object was removed before it could be verified")
+                .await;
         };
         if let Some(etag) = etag
-            && uploads::bare_etag(etag) != uploads::bare_etag(&read.etag)
+            && uploads::bare_etag(etag) != uploads::bare_etag(&opened.etag)
         {
             return Ok(Outcome::Skipped("the object was replaced since this event"));
         }
-        let (head, size) = (read.bytes, read.size);
-        let detected = sniff(&head);
-        let policy = &self.env.policy;
-        let rejection = match detected {
-            None => Some("the content is not a recognised image or video".to_owned()),
-            Some(mime)
-                if AssetType::of_content_type(mime).is_none() || !policy.allows_type(mime) =>
-            {
-                Some(format!(
-                    "the content is {mime}, not an allowed image or video"
-                ))
+        let head = opened
+            .head(HEAD_BYTES)
+            .await
+            .map_err(|e| e.to_string())?
+            .to_vec();
+        let detected = match self.check_type(&head, claim.declared_type()) {
+            Ok(mime) => mime,
+            Err(reason) => {
+                drop(opened);
+                bucket.delete(&key).await.map_err(|e| e.to_string())?;
+                return self.reject(&claim, &reason).await;
             }
-            Some(mime) if mime != asset.content_type => Some(format!(
-                "the content is {mime}, but the upload declared {}",
-                asset.content_type
-            )),
-            Some(_) => None,
         };
-        let now = clock::rfc3339(clock::now());
-        if let Some(reason) = rejection {
-            bucket.delete(&key).await.map_err(|e| e.to_string())?;
-            return match self
-                .env
-                .table
-                .fail_ingest(&asset, file.as_ref(), &reason, &now)
+        let mut description = Description {
+            content_type: detected.to_owned(),
+            size: opened.size,
+            etag: opened.etag.clone(),
+            checksum: opened.checksum.clone(),
+            ..Description::default()
+        };
+        match AssetType::of_content_type(detected) {
+            Some(AssetType::Image) if opened.size <= IMAGE_DECODE_MAX_BYTES => {
+                let bytes = opened.into_bytes().await.map_err(|e| e.to_string())?;
+                self.describe_picture(&key, bytes, &mut description).await?;
+            }
+            Some(AssetType::Video) => {
+                let head = opened
+                    .head(VIDEO_HEAD_BYTES)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_vec();
+                // Dropping the stream here closes the connection: the rest
+                // of the video is never transferred.
+                drop(opened);
+                let ranges = Ranges {
+                    bucket,
+                    key: &key,
+                    head: &head,
+                    size: description.size,
+                };
+                describe_video(&ranges, &mut description).await?;
+            }
+            _ => drop(opened),
+        }
+        self.finish(claim, &key, &description).await
+    }
+
+    /// The claim, waiting once if its record is still being written.
+    async fn settled_claim(&self, owner: &str, id: &str) -> Result<Option<Claim>, String> {
+        let table = &self.env.table;
+        let read = || async { table.claim_of(owner, id).await.map_err(|e| e.to_string()) };
+        let claim = read().await?;
+        let unsettled = match &claim {
+            None => true,
+            Some(Claim::File(file)) => file.upload_status == UploadStatus::Uploading,
+            Some(Claim::Asset(_)) => false,
+        };
+        if !unsettled {
+            return Ok(claim);
+        }
+        tokio::time::sleep(SETTLE_WAIT).await;
+        read().await
+    }
+
+    /// The detected type when it is an allowed one and what was declared;
+    /// else the reason, in words.
+    fn check_type(&self, head: &[u8], declared: &str) -> Result<&'static str, String> {
+        let Some(mime) = sniff(head) else {
+            return Err("the content is not a recognised image or video".into());
+        };
+        if AssetType::of_content_type(mime).is_none() || !self.env.policy.allows_type(mime) {
+            return Err(format!(
+                "the content is {mime}, not an allowed image or video"
+            ));
+        }
+        if mime != declared {
+            return Err(format!(
+                "the content is {mime}, but the upload declared {declared}"
+            ));
+        }
+        Ok(mime)
+    }
+
+    /// Size and a thumbnail of an image (a picture that cannot be decoded
+    /// still completes, undescribed).
+    async fn describe_picture(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        description: &mut Description,
+    ) -> Result<(), String> {
+        let facts = tokio::task::spawn_blocking(move || describe_image(&bytes))
+            .await
+            .map_err(|e| e.to_string())?;
+        match facts {
+            Ok(facts) => {
+                let thumbnail_key = thumbnail_key(key);
+                self.env
+                    .bucket
+                    .put(&thumbnail_key, facts.thumbnail_jpeg, "image/jpeg", None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                description.width = Some(facts.width);
+                description.height = Some(facts.height);
+                description.thumbnail_key = Some(thumbnail_key);
+            }
+            Err(reason) => tracing::warn!(key, reason, "image not described"),
+        }
+        Ok(())
+    }
+
+    /// The final conditional write. A claim that changed meanwhile is read
+    /// again and written again when it still waits for this object (a file
+    /// moved into a box meanwhile now has an asset to finish).
+    async fn finish(
+        &self,
+        mut claim: Claim,
+        key: &str,
+        description: &Description,
+    ) -> Result<Outcome, String> {
+        let table = &self.env.table;
+        let quota = self.env.policy.quota_bytes;
+        for _ in 0..3 {
+            let now = clock::rfc3339(clock::now());
+            let refusal = match table
+                .complete_ingest(&claim, description, quota, &now)
                 .await
                 .map_err(|e| e.to_string())?
             {
-                Ok(()) => Ok(Outcome::Rejected(reason)),
-                Err(_) => Ok(Outcome::Skipped("the asset changed meanwhile")),
+                Ok(()) => return Ok(Outcome::Completed),
+                Err(refusal) => refusal,
             };
-        }
-        let content_type = detected.unwrap_or_default().to_owned();
-        let mut description = Description {
-            content_type,
-            size,
-            ..Description::default()
-        };
-        if asset.asset_type == AssetType::Image && size <= IMAGE_DECODE_MAX_BYTES {
-            // Small images came whole with the head.
-            let bytes = match head.len() as u64 == size {
-                true => head.clone(),
-                false => bucket
-                    .get(&key, IMAGE_DECODE_MAX_BYTES)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("the object vanished while being read")?,
-            };
-            let facts = tokio::task::spawn_blocking(move || describe_image(&bytes))
-                .await
-                .map_err(|e| e.to_string())?;
-            match facts {
-                Ok(facts) => {
-                    let thumbnail_key = thumbnail_key(&key);
-                    bucket
-                        .put(&thumbnail_key, facts.thumbnail_jpeg, "image/jpeg", None)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    description.width = Some(facts.width);
-                    description.height = Some(facts.height);
-                    description.thumbnail_key = Some(thumbnail_key);
+            match (refusal, &mut claim) {
+                (Refusal::QuotaExceeded, _) => {
+                    self.remove_object_and_thumbnail(key, description).await?;
+                    return self
+                        .reject(
+                            &claim,
+                            "the file is larger than the storage left in your quota",
+                        )
+                        .await;
                 }
-                Err(reason) => tracing::warn!(key, reason, "image not described"),
-            }
-        }
-        if matches!(
-            description.content_type.as_str(),
-            "video/mp4" | "video/quicktime"
-        ) {
-            match self.find_moov(&key, size).await? {
-                Some(moov) => match describe_moov(&moov) {
-                    Ok(video) => {
-                        description.duration_ms = Some(video.duration_ms);
-                        description.width = video.width;
-                        description.height = video.height;
+                (Refusal::ParentGone, Claim::File(file)) => {
+                    // Its box went while the object arrived: a plain file.
+                    file.parent_content_type = None;
+                    file.parent_object_id = None;
+                    file.parent_project = None;
+                }
+                _ => {
+                    let (owner, id) = uploads::parse_object_key(key).unwrap_or_default();
+                    match table.claim_of(owner, id).await.map_err(|e| e.to_string())? {
+                        Some(fresh) if not_processing(&fresh, key, None).is_none() => {
+                            claim = fresh;
+                        }
+                        Some(_) => return Ok(Outcome::Skipped("the claim changed meanwhile")),
+                        None => {
+                            // Deleted meanwhile: its thumbnail would be an orphan.
+                            if let Some(thumbnail) = &description.thumbnail_key {
+                                self.env
+                                    .bucket
+                                    .delete(thumbnail)
+                                    .await
+                                    .map_err(|e| e.to_string())?;
+                            }
+                            return Ok(Outcome::Skipped("the claim was deleted meanwhile"));
+                        }
                     }
-                    Err(reason) => tracing::warn!(key, reason, "video not described"),
-                },
-                None => tracing::warn!(key, "no moov box within reach"),
+                }
             }
         }
+        Err("the claim kept changing; retry".into())
+    }
+
+    async fn remove_object_and_thumbnail(
+        &self,
+        key: &str,
+        description: &Description,
+    ) -> Result<(), String> {
+        let bucket = &self.env.bucket;
+        bucket.delete(key).await.map_err(|e| e.to_string())?;
+        if let Some(thumbnail) = &description.thumbnail_key {
+            bucket.delete(thumbnail).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The claim `FAILED` with the reason (the object is already gone).
+    async fn reject(&self, claim: &Claim, reason: &str) -> Result<Outcome, String> {
+        let now = clock::rfc3339(clock::now());
         match self
             .env
             .table
-            .complete_ingest(&asset, &description, &now)
+            .fail_ingest(claim, reason, &now)
             .await
             .map_err(|e| e.to_string())?
         {
-            Ok(()) => Ok(Outcome::Completed),
-            Err(_) => {
-                // Deleted or finished meanwhile: a thumbnail written for a
-                // deleted asset would be an orphan (a finished one already
-                // has this same key, so leaving it is right).
-                if let Some(thumbnail) = &description.thumbnail_key
-                    && self
-                        .env
-                        .table
-                        .get_asset(&asset.owner, &asset.id)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .is_none()
-                {
-                    bucket.delete(thumbnail).await.map_err(|e| e.to_string())?;
-                }
-                Ok(Outcome::Skipped("the asset changed meanwhile"))
-            }
+            Ok(()) => Ok(Outcome::Rejected(reason.to_owned())),
+            Err(_) => Ok(Outcome::Skipped("the claim changed meanwhile")),
         }
     }
 
-    /// The `moov` box of an MP4/MOV, read box header by box header (16
-    /// bytes each) so `mdat` — the media — is skipped, never downloaded.
-    async fn find_moov(&self, key: &str, size: u64) -> Result<Option<Vec<u8>>, String> {
+    /// Moves an object no key of ours names out of `uploads/`.
+    async fn quarantine(&self, key: &str) -> Result<Outcome, String> {
         let bucket = &self.env.bucket;
-        let mut offset = 0u64;
-        for _ in 0..MAX_TOP_LEVEL_BOXES {
-            if offset + 8 > size {
-                return Ok(None);
-            }
-            let header = bucket
-                .get_range(key, offset, offset + 15)
-                .await
-                .map_err(|e| e.to_string())?
-                .unwrap_or_default();
-            let Some((box_size, kind)) = box_header(&header) else {
-                return Ok(None);
-            };
-            let box_size = box_size.unwrap_or(size - offset);
-            if box_size < 8 {
-                return Ok(None);
-            }
-            if &kind == b"moov" {
-                if box_size > MOOV_MAX_BYTES {
-                    return Ok(None);
-                }
-                return bucket
-                    .get_range(key, offset, offset + box_size - 1)
-                    .await
-                    .map_err(|e| e.to_string());
-            }
-            offset += box_size;
-        }
-        Ok(None)
+        let target = format!("{QUARANTINE_PREFIX}{key}");
+        bucket.copy(key, &target).await.map_err(|e| e.to_string())?;
+        bucket.delete(key).await.map_err(|e| e.to_string())?;
+        tracing::warn!(key, target, "not a key of ours: quarantined");
+        Ok(Outcome::Quarantined)
     }
+}
 
-    /// The asset an object belongs to (and the file it came from, if any).
-    async fn claimed_by(
-        &self,
-        owner: &str,
-        id: &str,
-    ) -> Result<Option<(AssetRecord, Option<FileRecord>)>, String> {
-        let table = &self.env.table;
-        if let Some(asset) = table
-            .get_asset(owner, id)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            return Ok(Some((asset, None)));
-        }
-        let Some(file) = table.get_file(owner, id).await.map_err(|e| e.to_string())? else {
-            return Ok(None);
-        };
-        let Some(asset_id) = &file.asset_id else {
-            return Ok(None);
-        };
-        Ok(table
-            .get_asset(owner, asset_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|asset| (asset, Some(file))))
+/// `Some(why)` when the claim is not waiting for this object: a duplicate,
+/// late or superseded event, or an upload still completing (a retry).
+fn not_processing(claim: &Claim, key: &str, etag: Option<&str>) -> Option<Outcome> {
+    if claim.s3_key() != key {
+        return Some(Outcome::Skipped("the claim is for another object"));
     }
+    match claim {
+        Claim::Asset(asset) => (asset.status != assetbox_shared::assets::AssetStatus::Processing)
+            .then_some(Outcome::Skipped("the asset is not processing this object")),
+        Claim::File(file) => {
+            if let Some(media) = &file.media {
+                let same =
+                    etag.is_none_or(|e| uploads::bare_etag(e) == uploads::bare_etag(&media.etag));
+                if !same {
+                    // A single PUT re-sent with a still-valid URL after
+                    // ingestion: see README (ingestion, what is missing).
+                    tracing::warn!(key, "object replaced after it was verified");
+                }
+                return Some(Outcome::Skipped("already ingested"));
+            }
+            match file.upload_status {
+                UploadStatus::Pending | UploadStatus::Completed => None,
+                UploadStatus::Uploading => Some(Outcome::Retry(
+                    "the upload's completion is not recorded yet".into(),
+                )),
+                _ => Some(Outcome::Skipped("the upload is closed")),
+            }
+        }
+    }
+}
+
+/// An object's bytes by range: from the head already read when it covers
+/// them, else a ranged GET.
+struct Ranges<'a> {
+    bucket: &'a Bucket,
+    key: &'a str,
+    head: &'a [u8],
+    size: u64,
+}
+
+impl Ranges<'_> {
+    async fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, String> {
+        let end = offset.saturating_add(len).min(self.size);
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        if end <= self.head.len() as u64 {
+            return Ok(self.head[offset as usize..end as usize].to_vec());
+        }
+        Ok(self
+            .bucket
+            .get_range(self.key, offset, end - 1)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default())
+    }
+}
+
+/// Duration and picture size of an MP4, MOV or WebM, into the description
+/// (left empty, with a warning, when the headers are out of reach or damaged).
+async fn describe_video(ranges: &Ranges<'_>, description: &mut Description) -> Result<(), String> {
+    let key = ranges.key;
+    match description.content_type.as_str() {
+        "video/mp4" | "video/quicktime" => match find_moov(ranges).await? {
+            Some(moov) => match describe_moov(&moov) {
+                Ok(video) => {
+                    description.duration_ms = Some(video.duration_ms);
+                    description.width = video.width;
+                    description.height = video.height;
+                }
+                Err(reason) => tracing::warn!(key, reason, "video not described"),
+            },
+            None => tracing::warn!(key, "no moov box within reach"),
+        },
+        "video/webm" | "video/x-matroska" => {
+            let (info, tracks) = find_webm_headers(ranges).await?;
+            match webm::describe(info.as_deref(), tracks.as_deref()) {
+                Ok(video) => {
+                    description.duration_ms = video.duration_ms;
+                    description.width = video.width;
+                    description.height = video.height;
+                }
+                Err(reason) => tracing::warn!(key, reason, "video not described"),
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The `moov` box of an MP4/MOV, found box header by box header (16 bytes
+/// each) so `mdat` — the media — is skipped, never downloaded.
+async fn find_moov(ranges: &Ranges<'_>) -> Result<Option<Vec<u8>>, String> {
+    let size = ranges.size;
+    let mut offset = 0u64;
+    for _ in 0..MAX_CONTAINER_STEPS {
+        if offset.saturating_add(8) > size {
+            return Ok(None);
+        }
+        let header = ranges.read(offset, 16).await?;
+        let Some((box_size, kind)) = box_header(&header) else {
+            return Ok(None);
+        };
+        let box_size = box_size.unwrap_or(size - offset);
+        if box_size < 8 {
+            return Ok(None);
+        }
+        if &kind == b"moov" {
+            if box_size > MOOV_MAX_BYTES {
+                return Ok(None);
+            }
+            return Ok(Some(ranges.read(offset, box_size).await?));
+        }
+        offset = offset.saturating_add(box_size);
+    }
+    Ok(None)
+}
+
+/// The payloads of a WebM's Segment Info and Tracks: the EBML header is
+/// skipped, the Segment entered, and its children walked header by header
+/// until both are found or the first Cluster (the media) begins.
+async fn find_webm_headers(
+    ranges: &Ranges<'_>,
+) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>), String> {
+    let header_at = |offset| async move {
+        let bytes = ranges.read(offset, webm::MAX_HEADER_LEN as u64).await?;
+        Ok::<_, String>(webm::element_header(&bytes))
+    };
+    let (mut info, mut tracks) = (None, None);
+    let Some(ebml) = header_at(0).await? else {
+        return Ok((info, tracks));
+    };
+    let (webm::EBML_ID, Some(ebml_size)) = (ebml.id, ebml.size) else {
+        return Ok((info, tracks));
+    };
+    let mut offset = ebml.header_len.saturating_add(ebml_size);
+    let Some(segment) = header_at(offset).await? else {
+        return Ok((info, tracks));
+    };
+    if segment.id != webm::SEGMENT_ID {
+        return Ok((info, tracks));
+    }
+    offset = offset.saturating_add(segment.header_len);
+    for _ in 0..MAX_CONTAINER_STEPS {
+        if info.is_some() && tracks.is_some() {
+            break;
+        }
+        let Some(element) = header_at(offset).await? else {
+            break;
+        };
+        let Some(size) = element.size else {
+            break;
+        };
+        let payload_at = offset.saturating_add(element.header_len);
+        match element.id {
+            webm::CLUSTER_ID => break,
+            webm::INFO_ID | webm::TRACKS_ID if size <= WEBM_ELEMENT_MAX_BYTES => {
+                let payload = Some(ranges.read(payload_at, size).await?);
+                if element.id == webm::INFO_ID {
+                    info = payload;
+                } else {
+                    tracks = payload;
+                }
+            }
+            _ => {}
+        }
+        offset = payload_at.saturating_add(size);
+    }
+    Ok((info, tracks))
 }
 
 /// `uploads/<owner>/<id>/thumbnail.jpg` beside `original.<ext>`: not an
@@ -269,19 +504,29 @@ pub fn thumbnail_key(original: &str) -> String {
     }
 }
 
+/// Whether a key is a thumbnail ingestion wrote.
+fn is_thumbnail_key(key: &str) -> bool {
+    key.strip_suffix("/thumbnail.jpg")
+        .map(|dir| format!("{dir}/original.jpg"))
+        .is_some_and(|original| uploads::parse_object_key(&original).is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use assetbox_shared::validation;
 
     #[test]
     fn thumbnails_sit_beside_their_original_and_are_not_originals() {
-        let original = "uploads/u-1/01JDQ3V8X4KQ7N2M5R6T9W0YZC/original.png";
-        let thumbnail = thumbnail_key(original);
-        assert_eq!(
-            thumbnail,
-            "uploads/u-1/01JDQ3V8X4KQ7N2M5R6T9W0YZC/thumbnail.jpg"
-        );
-        assert!(uploads::parse_object_key(original).is_some());
+        let id = validation::new_id();
+        let original = format!("uploads/u-1/{id}/original.png");
+        let thumbnail = thumbnail_key(&original);
+        assert_eq!(thumbnail, format!("uploads/u-1/{id}/thumbnail.jpg"));
+        assert!(uploads::parse_object_key(&original).is_some());
         assert!(uploads::parse_object_key(&thumbnail).is_none());
+        assert!(is_thumbnail_key(&thumbnail));
+        assert!(!is_thumbnail_key(&original));
+        assert!(!is_thumbnail_key("uploads/u-1/not-an-id/thumbnail.jpg"));
+        assert!(!is_thumbnail_key("uploads/u 1/Szène/thumbnail.jpg"));
     }
 }

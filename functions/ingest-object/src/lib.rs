@@ -8,6 +8,7 @@
 
 pub mod describe;
 pub mod ingest;
+pub mod webm;
 pub use describe::{ImageFacts, THUMBNAIL_MAX_PX, decode_event_key, describe_image, sniff};
 pub use ingest::{Ingestor, Outcome};
 

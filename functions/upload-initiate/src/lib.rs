@@ -195,6 +195,7 @@ fn new_record(
         reserved_bytes: plan.file_size,
         etag: None,
         asset_id: None,
+        media: None,
         contract: contract.to_owned(),
         created: now.clone(),
         updated: now,
