@@ -98,3 +98,39 @@ async fn ingest_samples_retry_unclaimed_originals_and_skip_thumbnails() {
         Ok(())
     );
 }
+
+/// A key S3 sends URL-encoded (`+` for spaces, `%2B` for a plus, UTF-8
+/// escapes): decoded exactly, the object it names — none of ours — is moved
+/// to `quarantine/` under its real name. Run twice: the second changes nothing.
+#[tokio::test]
+async fn ingest_sample_with_an_encoded_foreign_key_quarantines_the_object() {
+    let stack = assetbox_e2e::stack();
+    let s3 = stack.s3().await;
+    let key = "uploads/11111111-2222-3333-4444-555555555555/Szène 1 + copie (2).jpg";
+    s3.put_object()
+        .bucket(stack.bucket())
+        .key(key)
+        .body(b"whatever someone put there".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+    for _ in 0..2 {
+        assert_eq!(
+            invoke_s3_sample("ingest-object", "put-foreign-key.json").await,
+            Ok(())
+        );
+    }
+    let exists = |key: String| {
+        let s3 = s3.clone();
+        async move {
+            s3.head_object()
+                .bucket(stack.bucket())
+                .key(key)
+                .send()
+                .await
+                .is_ok()
+        }
+    };
+    assert!(exists(format!("quarantine/{key}")).await);
+    assert!(!exists(key.to_owned()).await);
+}

@@ -544,21 +544,28 @@ async fn companion_single_put_signs_type_and_length() {
     assert_eq!(params.body["method"], "PUT");
     assert_eq!(
         params.body["headers"],
-        json!({ "content-type": "image/png" })
+        json!({ "content-type": "image/png", "if-none-match": "*" })
     );
     let url = params.body["url"].as_str().unwrap();
     assert_eq!(
         query_of(url)["X-Amz-SignedHeaders"],
-        "content-length;content-type;host"
+        "content-length;content-type;host;if-none-match"
     );
-    let response = reqwest::Client::new()
-        .put(url)
-        .header("content-type", "image/png")
-        .body(png.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
+    let put = || {
+        reqwest::Client::new()
+            .put(url)
+            .header("content-type", "image/png")
+            .header("if-none-match", "*")
+            .body(png.clone())
+            .send()
+    };
+    assert!(put().await.unwrap().status().is_success());
+    // The URL is good for one object: sent again, S3 refuses to replace it
+    // (the signature binds the header; the emulator checks the condition).
+    assert_eq!(
+        put().await.unwrap().status(),
+        StatusCode::PRECONDITION_FAILED
+    );
     let key = params.body["key"].as_str().unwrap();
     assert!(object_bytes(key).await.unwrap() == png);
     let id = params.body["id"].as_str().unwrap();

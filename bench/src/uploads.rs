@@ -394,7 +394,7 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
     report(
         "complete",
         &measure(
-            complete,
+            complete.clone(),
             Box::new(move |i| {
                 let (id, etag) = &to_complete[i];
                 event(
@@ -485,9 +485,71 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
         .filter(|k| k.ends_with("/original.png"))
         .map(str::to_owned)
         .collect();
+    report(
+        "ingest a 64x48 PNG small upload (keyed by its asset; thumbnail included)",
+        &measure_ingest(&ingestor, &proxy, &originals[..runs.min(originals.len())]).await?,
+    );
+
+    // Direct uploads into the box (keyed by their file, whose record names
+    // the asset): a 1920x1080 JPEG each, initiated, PUT and completed.
+    let photo = photo_jpeg(1920, 1080);
+    let mut file_keys = Vec::new();
+    for _ in 0..runs {
+        let request = json!({
+            "file_name": "frame.jpg", "file_size": photo.len(), "file_content_type": "image/jpeg",
+            "num_parts": 1, "part_size": photo.len(),
+            "parent_content_type": "box", "parent_object_id": shot,
+        });
+        let (_, started, _) = call(
+            &initiate,
+            &event("POST", "/v1/files/uploads", "", Some(&request)),
+        )
+        .await?;
+        let url = started["presigned_urls"][0]["url"]
+            .as_str()
+            .context("part URL")?;
+        let etag = reqwest::Client::new()
+            .put(url)
+            .header("content-type", "application/octet-stream")
+            .body(photo.clone())
+            .send()
+            .await?
+            .headers()["etag"]
+            .to_str()?
+            .to_owned();
+        let id = started["id"].as_str().context("file id")?;
+        let (status, body, _) = call(
+            &complete,
+            &event(
+                "POST",
+                &format!("/v1/files/uploads/{id}/complete"),
+                "",
+                Some(&json!({ "parts": [{ "part_number": 1, "etag": etag }] })),
+            ),
+        )
+        .await?;
+        anyhow::ensure!(status == 200, "complete: {status} {body}");
+        file_keys.push(format!("uploads/bench-user-0001/{id}/original.jpg"));
+    }
+    report(
+        &format!(
+            "ingest a 1920x1080 JPEG direct upload, {} KB (keyed by its file)",
+            photo.len() / 1000
+        ),
+        &measure_ingest(&ingestor, &proxy, &file_keys).await?,
+    );
+    Ok(())
+}
+
+/// Ingests each key once, as its S3 event would; the AWS calls of the last.
+async fn measure_ingest(
+    ingestor: &ingest_object::Ingestor,
+    proxy: &Proxy,
+    keys: &[String],
+) -> anyhow::Result<Measured> {
     let mut times = Vec::new();
     let mut calls = Vec::new();
-    for key in originals.iter().take(runs) {
+    for key in keys {
         proxy.calls.lock().await.clear();
         let started = Instant::now();
         let outcome = ingestor.ingest(key, None).await;
@@ -495,15 +557,32 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
         anyhow::ensure!(outcome == ingest_object::Outcome::Completed, "{outcome:?}");
         calls = proxy.calls.lock().await.clone();
     }
-    report(
-        "ingest a 64x48 PNG (ingest-object, thumbnail included)",
-        &Measured {
-            calls,
-            median_ms: median(&mut times),
-            reply_bytes: 0,
-        },
-    );
-    Ok(())
+    Ok(Measured {
+        calls,
+        median_ms: median(&mut times),
+        reply_bytes: 0,
+    })
+}
+
+/// A photo-like JPEG (gradient and noise) of the given size.
+fn photo_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let picture = image::RgbImage::from_fn(width, height, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let noise = (state & 0x1f) as u32;
+        image::Rgb([
+            (x * 200 / width + noise) as u8,
+            (y * 200 / height + noise) as u8,
+            (noise * 4) as u8,
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .expect("encode JPEG");
+    out.into_inner()
 }
 
 /// A real 64x48 PNG (decodes, so ingestion thumbnails it).

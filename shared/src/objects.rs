@@ -440,17 +440,22 @@ impl Bucket {
         }))
     }
 
-    /// A server-side copy (≤ 5 GiB, S3's single-copy limit).
-    pub async fn copy(&self, from: &str, to: &str) -> Result<(), ObjectError> {
-        self.client
+    /// A server-side copy (≤ 5 GiB, S3's single-copy limit); `false` when
+    /// the source is gone.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<bool, ObjectError> {
+        match self
+            .client
             .copy_object()
             .bucket(&self.name)
             .key(to)
             .copy_source(copy_source(&self.name, from))
             .send()
             .await
-            .map_err(|e| classify(&e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(true),
+            Err(err) if matches!(code(&err), Some("NoSuchKey" | "NotFound")) => Ok(false),
+            Err(err) => Err(classify(&err)),
+        }
     }
 
     /// Bytes `first..=last` of an object (fewer when it is shorter); `None`

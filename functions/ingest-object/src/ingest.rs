@@ -317,7 +317,9 @@ impl Ingestor {
     async fn quarantine(&self, key: &str) -> Result<Outcome, String> {
         let bucket = &self.env.bucket;
         let target = format!("{QUARANTINE_PREFIX}{key}");
-        bucket.copy(key, &target).await.map_err(|e| e.to_string())?;
+        if !bucket.copy(key, &target).await.map_err(|e| e.to_string())? {
+            return Ok(Outcome::Skipped("gone (moved already?)"));
+        }
         bucket.delete(key).await.map_err(|e| e.to_string())?;
         tracing::warn!(key, target, "not a key of ours: quarantined");
         Ok(Outcome::Quarantined)

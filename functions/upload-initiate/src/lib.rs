@@ -457,22 +457,18 @@ async fn companion_params(
         now_and_expiry(&env),
     );
     record_upload(&env, &record).await?;
-    let mut headers =
-        BTreeMap::from([("content-type".to_owned(), record.file_content_type.clone())]);
+    // `If-None-Match: *` makes the URL good for one object only: once the
+    // object exists (and ingestion verified it), a second PUT is refused
+    // (412) instead of replacing it unverified.
+    let mut headers = BTreeMap::from([
+        ("content-type", record.file_content_type.clone()),
+        ("if-none-match", "*".to_owned()),
+    ]);
     if let Some(size) = size {
-        headers.insert("content-length".into(), size.to_string());
+        headers.insert("content-length", size.to_string());
     }
-    let signed: Vec<(&'static str, String)> = headers
-        .iter()
-        .map(|(k, v)| {
-            let name: &'static str = if k == "content-type" {
-                "content-type"
-            } else {
-                "content-length"
-            };
-            (name, v.clone())
-        })
-        .collect();
+    let signed: Vec<(&'static str, String)> =
+        headers.iter().map(|(k, v)| (*k, v.clone())).collect();
     let signer = env.presigner().await?;
     let url = signer.presign(
         &ObjectRequest {
@@ -489,7 +485,10 @@ async fn companion_params(
     Ok(Json(CompanionParams {
         method: "PUT".into(),
         url,
-        headers,
+        headers: headers
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
         key: record.s3_key,
         id: record.id,
     }))
