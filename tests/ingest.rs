@@ -48,7 +48,7 @@ async fn finished(api: &Client, user: &User, box_id: &str) -> Value {
             )
             .await;
         let asset = listed.body["results"][0].clone();
-        if asset["status"] != "PROCESSING" {
+        if !asset["status"].is_null() && asset["status"] != "PROCESSING" {
             return asset;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -188,11 +188,64 @@ async fn keys_that_are_not_ours_or_not_claimed_yet() {
             .await,
         Outcome::Skipped("a thumbnail")
     );
-    // Ours in shape, but no record (yet): retried, never deleted.
+    // Ours in shape, but no record (yet): retried, never deleted...
     let outcome = ingestor
         .ingest("uploads/u-1/01JDQ3V8X4KQ7N2M5R6T9W0YZC/original.png", None)
         .await;
     assert!(matches!(outcome, Outcome::Retry(_)), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn an_object_no_record_claims_is_deleted_once_its_event_is_old() {
+    let ingestor = ingestor().await;
+    let key = format!("uploads/u-orphan/{}/original.png", ulid::Ulid::new());
+    stack().put_object(&key, media::png(8, 8, 1)).await;
+    // Young: its record may be on its way (a small upload's follows it).
+    let outcome = ingestor.ingest_event(&key, None, Some(5)).await;
+    assert!(matches!(outcome, Outcome::Retry(_)), "{outcome:?}");
+    assert!(stack().object_exists(&key).await);
+    // A Lambda retry a minute later: still no record, so an orphan.
+    assert_eq!(
+        ingestor.ingest_event(&key, None, Some(65)).await,
+        Outcome::Skipped("an orphan: deleted")
+    );
+    assert!(!stack().object_exists(&key).await);
+}
+
+#[tokio::test]
+async fn a_single_put_after_its_upload_was_aborted_is_removed() {
+    stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let params = api
+        .get("/s3/params?filename=late.png&type=image/png", token)
+        .await;
+    assert_eq!(params.status, StatusCode::OK, "{:?}", params.body);
+    let id = params.body["id"].as_str().unwrap();
+    let aborted = api.delete(&format!("/v1/files/uploads/{id}"), token).await;
+    assert_eq!(aborted.status, StatusCode::OK, "{:?}", aborted.body);
+    // The URL is still valid: the PUT lands, but no upload accounts for it.
+    let mut request = reqwest::Client::new().put(params.body["url"].as_str().unwrap());
+    for (k, v) in params.body["headers"].as_object().unwrap() {
+        request = request.header(k, v.as_str().unwrap());
+    }
+    let sent = request.body(media::png(16, 16, 2)).send().await.unwrap();
+    assert!(sent.status().is_success(), "{}", sent.status());
+    let mut removed = false;
+    for _ in 0..100 {
+        if stack().objects_of(&user.id).await.is_empty() {
+            removed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(removed, "ingestion removed the object of a closed upload");
+    assert_eq!(stack().quota_used(&user.id).await, "0");
+    let file = api
+        .get(&format!("/v1/files/{id}?status=aborted"), token)
+        .await;
+    assert_eq!(file.body["upload_status"], "aborted", "{:?}", file.body);
 }
 
 /// The width and height of an asset's thumbnail, downloaded and decoded.
@@ -264,22 +317,28 @@ async fn single_put_files_complete_on_arrival_and_become_described_assets() {
     let api = Client::new();
     let user = api.new_user().await;
     let token = Some(user.access_token.as_str());
-    let put_single = |name: &'static str, bytes: Vec<u8>| {
+    let params = |name: &'static str| {
         let api = &api;
         async move {
             let params = api
                 .get(&format!("/s3/params?filename={name}&type=image/png"), token)
                 .await;
             assert_eq!(params.status, StatusCode::OK, "{:?}", params.body);
-            let mut request = reqwest::Client::new().put(params.body["url"].as_str().unwrap());
-            for (k, v) in params.body["headers"].as_object().unwrap() {
-                request = request.header(k, v.as_str().unwrap());
-            }
-            let sent = request.body(bytes).send().await.unwrap();
-            assert!(sent.status().is_success(), "{}", sent.status());
-            params.body["id"].as_str().unwrap().to_owned()
+            params.body
         }
     };
+    // The PUT as the Companion client sends it: every header it was given.
+    let send = |params: Value, bytes: Vec<u8>| async move {
+        let mut request = reqwest::Client::new().put(params["url"].as_str().unwrap());
+        for (k, v) in params["headers"].as_object().unwrap() {
+            request = request.header(k, v.as_str().unwrap());
+        }
+        let sent = request.body(bytes).send().await.unwrap();
+        assert!(sent.status().is_success(), "{}", sent.status());
+        params["id"].as_str().unwrap().to_owned()
+    };
+    let put_single =
+        |name: &'static str, bytes: Vec<u8>| async move { send(params(name).await, bytes).await };
     // Size not declared: the quota holds nothing until the object arrives.
     let picture = media::png(300, 200, 4);
     let id = put_single("frame.png", picture.clone()).await;
@@ -337,6 +396,36 @@ async fn single_put_files_complete_on_arrival_and_become_described_assets() {
         stack().quota_used(&user.id).await,
         picture.len().to_string()
     );
+
+    // Given a box before its object arrives: the arrival makes the asset,
+    // finished at once, and counts it in the box.
+    let waiting = params("later.png").await;
+    let id = waiting["id"].as_str().unwrap().to_owned();
+    let b2 = shot(&api, &user).await;
+    let moved = api
+        .post(
+            &format!("/v1/files/{id}/set-parent"),
+            token,
+            &json!({ "parent_content_type": "box", "parent_object_id": b2 }),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    assert_eq!(moved.body["upload_status"], "pending");
+    let second = media::png(120, 90, 5);
+    send(waiting, second.clone()).await;
+    let asset = finished(&api, &user, &b2).await;
+    assert_eq!(asset["status"], "COMPLETED", "{asset}");
+    assert_eq!(
+        (asset["width"].clone(), asset["height"].clone()),
+        (json!(120), json!(90))
+    );
+    assert_eq!(asset["size"], json!(second.len()));
+    let counted = api.get(&format!("/api/boxes/{b2}/"), token).await;
+    assert_eq!(counted.body["assets_count"], 1);
+    assert_eq!(
+        stack().quota_used(&user.id).await,
+        (picture.len() + second.len()).to_string()
+    );
 }
 
 #[tokio::test]
@@ -365,24 +454,11 @@ async fn a_key_with_spaces_and_non_ascii_is_quarantined_not_ingested() {
     // Not a key of ours (ours never come from names): S3 sends it encoded
     // (`+` for spaces, `%2B` for plus); decoded right, it is moved away.
     let key = format!("uploads/{}/Szène 1 + copie (2).jpg", user.id);
-    let s3 = stack().s3().await;
-    s3.put_object()
-        .bucket(stack().bucket())
-        .key(&key)
-        .body(media::jpeg(64, 48, 1).into())
-        .send()
-        .await
-        .expect("put");
+    stack().put_object(&key, media::jpeg(64, 48, 1)).await;
     let moved = format!("quarantine/{key}");
     let mut found = false;
     for _ in 0..100 {
-        let head = s3
-            .head_object()
-            .bucket(stack().bucket())
-            .key(&moved)
-            .send()
-            .await;
-        if head.is_ok() {
+        if stack().object_exists(&moved).await {
             found = true;
             break;
         }

@@ -1343,3 +1343,84 @@ async fn admins_list_every_owners_files() {
     assert!(stack().open_uploads_of(&ana.id).await.is_empty());
     assert_eq!(quota_used(&ana).await, 10);
 }
+
+/// Ingestion's writes are conditional on the file as it read it: a
+/// set-parent landing between its read and its write refuses that write
+/// (no stale state is written over the move), and ingestion, reading again,
+/// fails the asset the move made rather than leaving it `PROCESSING`.
+#[tokio::test]
+async fn ingestion_racing_a_set_parent_fails_the_new_asset_too() {
+    use assetbox_shared::files_store::Refusal;
+    use assetbox_shared::ingestion::Description;
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let (box_id, _) = seed_box(&user).await;
+    let text = b"text posing as a PNG".to_vec();
+    let file_id = api
+        .upload_file(&user, None, "image/png", text.clone(), text.len())
+        .await;
+    let spec = stack()
+        .functions
+        .iter()
+        .find(|f| f.binary == "ingest-object")
+        .expect("ingest-object in the template");
+    let ingestor = ingest_object::Ingestor::from_settings(&spec.environment, &stack().sdk().await)
+        .expect("settings");
+    let table = &ingestor.env.table;
+    // What ingestion read before the move.
+    let stale = table.claim_of(&user.id, &file_id).await.unwrap().unwrap();
+
+    let moved = api
+        .post(
+            &format!("/v1/files/{file_id}/set-parent"),
+            token,
+            &json!({ "parent_content_type": "box", "parent_object_id": box_id }),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    let before = stack().items_of(&user.id).await;
+    let now = "2026-11-24T00:00:00Z";
+    let described = Description {
+        content_type: "image/png".into(),
+        size: text.len() as u64,
+        ..Description::default()
+    };
+    assert_eq!(
+        table.fail_ingest(&stale, "stale", now).await.unwrap(),
+        Err(Refusal::StateChanged)
+    );
+    assert_eq!(
+        table
+            .complete_ingest(&stale, &described, u64::MAX, false, now)
+            .await
+            .unwrap(),
+        Err(Refusal::StateChanged)
+    );
+    assert_eq!(stack().items_of(&user.id).await, before, "nothing written");
+
+    // The event itself: the content is refused; file and new asset fail.
+    let outcome = ingestor.ingest(&key_of(&user, &file_id, "png"), None).await;
+    assert!(
+        matches!(&outcome, ingest_object::Outcome::Rejected(r) if r.contains("not a recognised")),
+        "{outcome:?}"
+    );
+    let assets: Vec<_> = stack()
+        .items_of(&user.id)
+        .await
+        .into_iter()
+        .filter(|i| i["sk"].as_s().is_ok_and(|sk| sk.starts_with("ASSET#")))
+        .collect();
+    assert_eq!(assets.len(), 1);
+    assert_eq!(assets[0]["status"], AttributeValue::S("FAILED".into()));
+    let file = api
+        .get(&format!("/v1/files/{file_id}?status=failed"), token)
+        .await;
+    assert_eq!(file.body["upload_status"], "failed", "{:?}", file.body);
+    assert_eq!(quota_used(&user).await, 0);
+    assert!(
+        object_bytes(&key_of(&user, &file_id, "png"))
+            .await
+            .is_none()
+    );
+}

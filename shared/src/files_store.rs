@@ -265,7 +265,11 @@ impl Table {
             .table_name(self.name())
             .key(keys::PK, s(keys::user_pk(&after.owner)))
             .key(keys::SK, s(keys::file_sk(&after.id)))
-            .condition_expression("upload_status = :open AND upload_id = :upload")
+            // The parent as read too: a set-parent meanwhile is not undone.
+            .condition_expression(format!(
+                "upload_status = :open AND upload_id = :upload AND {}",
+                Self::same_parent(before)
+            ))
             .expression_attribute_names("#g2", keys::GSI2_PK)
             .expression_attribute_names("#duepk", keys::DUE_PK)
             .expression_attribute_names("#duesk", keys::DUE_SK)
@@ -283,6 +287,10 @@ impl Table {
             .expression_attribute_values(":pct", opt(&after.parent_content_type))
             .expression_attribute_values(":poid", opt(&after.parent_object_id))
             .expression_attribute_values(":pp", opt(&after.parent_project));
+        update = match &before.parent_object_id {
+            Some(parent) => update.expression_attribute_values(":read_parent", s(parent)),
+            None => update.expression_attribute_values(":null", AttributeValue::Null(true)),
+        };
         if after.parent_object_id.is_none() && before.parent_object_id.is_some() {
             // Detached (its box is gone): off the parent's list too.
             expression.push_str(", #g1pk, #g1sk");
@@ -305,6 +313,15 @@ impl Table {
             self.add_asset(asset, &mut items, &mut meanings)?;
         }
         self.transact(items, meanings).await
+    }
+
+    /// The condition that a file still has the parent it was read with
+    /// (`:read_parent` bound when it had one; `:null` always needed).
+    pub(crate) fn same_parent(before: &FileRecord) -> &'static str {
+        match &before.parent_object_id {
+            Some(_) => "parent_object_id = :read_parent",
+            None => "(attribute_not_exists(parent_object_id) OR parent_object_id = :null)",
+        }
     }
 
     /// A Put of an item that must not exist yet.
@@ -396,15 +413,29 @@ impl Table {
     }
 
     /// Deletes a file record that is not open, giving back what it holds of
-    /// the quota; conditional on the status read, so a racing change wins.
+    /// the quota; conditional on the state read (status, bytes, still no
+    /// asset, described or not), so a racing change — a set-parent making
+    /// an asset, ingestion adding a thumbnail — wins.
     pub async fn delete_file(&self, file: &FileRecord) -> Result<Result<(), Refusal>, StoreError> {
-        let delete = aws_sdk_dynamodb::types::Delete::builder()
+        let same_media = match &file.media {
+            Some(_) => "attribute_type(media, :map)",
+            None => "(attribute_not_exists(media) OR media = :null)",
+        };
+        let mut delete = aws_sdk_dynamodb::types::Delete::builder()
             .table_name(self.name())
             .key(keys::PK, s(keys::user_pk(&file.owner)))
             .key(keys::SK, s(keys::file_sk(&file.id)))
-            .condition_expression("upload_status = :status AND reserved_bytes = :reserved")
+            .condition_expression(format!(
+                "upload_status = :status AND reserved_bytes = :reserved AND {same_media} \
+                 AND (attribute_not_exists(asset_id) OR asset_id = :null)"
+            ))
             .expression_attribute_values(":status", s(file.upload_status.as_str()))
             .expression_attribute_values(":reserved", n(file.reserved_bytes))
+            .expression_attribute_values(":null", AttributeValue::Null(true));
+        if file.media.is_some() {
+            delete = delete.expression_attribute_values(":map", s("M"));
+        }
+        let delete = delete
             .build()
             .map_err(|e| StoreError::Failed(e.to_string()))?;
         let mut items = vec![TransactWriteItem::builder().delete(delete).build()];
@@ -449,10 +480,7 @@ impl Table {
         }
         // Only from the state read: same status, same parent, no asset yet,
         // and described or not as read (the asset is made from that).
-        let same_parent = match &before.parent_object_id {
-            Some(_) => "parent_object_id = :parent",
-            None => "(attribute_not_exists(parent_object_id) OR parent_object_id = :null)",
-        };
+        let same_parent = Self::same_parent(before);
         let same_media = match &before.media {
             Some(_) => "attribute_type(media, :map)",
             None => "(attribute_not_exists(media) OR media = :null)",
@@ -466,7 +494,7 @@ impl Table {
             .expression_attribute_values(":status", s(before.upload_status.as_str()))
             .expression_attribute_values(":null", AttributeValue::Null(true));
         if let Some(parent) = &before.parent_object_id {
-            put = put.expression_attribute_values(":parent", s(parent));
+            put = put.expression_attribute_values(":read_parent", s(parent));
         }
         if before.media.is_some() {
             put = put.expression_attribute_values(":map", s("M"));

@@ -202,7 +202,7 @@ impl Table {
     }
 
     /// An update of a file in the state it was read: same status, not yet
-    /// described, and the same asset (none, or the one read).
+    /// described, same asset (none, or the one read) and same parent.
     fn file_as_read(&self, file: &FileRecord) -> UpdateBuilder {
         let same_asset = match &file.asset_id {
             Some(_) => "asset_id = :asset",
@@ -214,12 +214,16 @@ impl Table {
             .key(keys::SK, s(&keys::file_sk(&file.id)))
             .condition_expression(format!(
                 "upload_status = :read_status AND (attribute_not_exists(media) OR media = :null) \
-                 AND {same_asset}"
+                 AND {same_asset} AND {}",
+                Self::same_parent(file)
             ))
             .expression_attribute_values(":read_status", s(file.upload_status.as_str()))
             .expression_attribute_values(":null", AttributeValue::Null(true));
         if let Some(asset) = &file.asset_id {
             update = update.expression_attribute_values(":asset", s(asset));
+        }
+        if let Some(parent) = &file.parent_object_id {
+            update = update.expression_attribute_values(":read_parent", s(parent));
         }
         update
     }
@@ -227,7 +231,8 @@ impl Table {
     /// The claim's object verified: the asset `COMPLETED` with the
     /// description. A file records the description too; a single-PUT file
     /// (`pending`) completes now, its bytes measured against `quota`, and
-    /// becomes an asset `COMPLETED` at once if it already has a box.
+    /// becomes an asset `COMPLETED` at once if it already has a box — unless
+    /// `detach` (its box is gone): then it completes as a plain file.
     /// `StateChanged` when the claim is no longer in the state read,
     /// `QuotaExceeded`, or `ParentGone` (the box went meanwhile).
     pub async fn complete_ingest(
@@ -235,6 +240,7 @@ impl Table {
         claim: &Claim,
         description: &Description,
         quota: u64,
+        detach: bool,
         now: &str,
     ) -> Result<Result<(), Refusal>, StoreError> {
         let file = match claim {
@@ -270,7 +276,15 @@ impl Table {
                     ":g2",
                     s(&keys::files_by_status_pk(UploadStatus::Completed.as_str())),
                 );
-            if file.asset_id.is_none()
+            if detach {
+                expression.push_str(
+                    ", parent_content_type = :null, parent_object_id = :null, \
+                     parent_project = :null",
+                );
+                update = update
+                    .expression_attribute_names("#g1pk", keys::GSI1_PK)
+                    .expression_attribute_names("#g1sk", keys::GSI1_SK);
+            } else if file.asset_id.is_none()
                 && file.parent_content_type.as_deref() == Some(PARENT_BOX)
                 && let (Some(box_id), Some(project)) =
                     (&file.parent_object_id, &file.parent_project)
@@ -286,6 +300,10 @@ impl Table {
                 );
             }
             expression.push_str(" REMOVE #duepk, #duesk");
+            if detach {
+                // Off the gone box's list too.
+                expression.push_str(", #g1pk, #g1sk");
+            }
         }
         items.push(update_item(built(
             update.update_expression(expression).build(),

@@ -449,6 +449,8 @@ impl Bucket {
             .bucket(&self.name)
             .key(to)
             .copy_source(copy_source(&self.name, from))
+            // No tags carried over: reading them would need tagging rights.
+            .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
             .send()
             .await
         {

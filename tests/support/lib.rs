@@ -383,6 +383,31 @@ impl Stack {
             .unwrap_or_else(|| "0".into())
     }
 
+    /// Stores an object straight into the media bucket (as someone with
+    /// bucket access would, bypassing the API).
+    pub async fn put_object(&self, key: &str, bytes: Vec<u8>) {
+        self.s3()
+            .await
+            .put_object()
+            .bucket(self.bucket())
+            .key(key)
+            .body(bytes.into())
+            .send()
+            .await
+            .expect("put object");
+    }
+
+    pub async fn object_exists(&self, key: &str) -> bool {
+        self.s3()
+            .await
+            .head_object()
+            .bucket(self.bucket())
+            .key(key)
+            .send()
+            .await
+            .is_ok()
+    }
+
     /// Object keys under a user's prefix.
     pub async fn objects_of(&self, user_id: &str) -> Vec<String> {
         let out = self

@@ -260,16 +260,20 @@ pub async fn delete_file(
         file.upload_status = UploadStatus::Aborted;
         file.reserved_bytes = 0;
     }
-    if file.upload_status == UploadStatus::Completed {
+    if env.table.delete_file(&file).await?.is_err() {
+        return Err(ApiError::conflict("the file changed meanwhile; retry"));
+    }
+    // The record first: a set-parent racing this delete wins, and its asset
+    // keeps its object. A single PUT's object may have landed whatever the
+    // status; a thumbnail exists once ingestion described the file. An
+    // object left behind by a failure here is no record's, for cleanup.
+    if file.upload_status == UploadStatus::Completed || file.upload_id.is_none() {
         env.bucket.delete(&file.s3_key).await?;
     }
     if let Some(thumbnail) = file.media.as_ref().and_then(|m| m.thumbnail_key.as_ref()) {
         env.bucket.delete(thumbnail).await?;
     }
-    match env.table.delete_file(&file).await? {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(_) => Err(ApiError::conflict("the file changed meanwhile; retry")),
-    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -48,7 +48,7 @@ pub fn describe_image(bytes: &[u8]) -> Result<ImageFacts, String> {
     // that still covers the thumbnail (shrink-on-load, as vips does), which
     // costs a fraction of a full decode in time and memory.
     let scaled = match jpeg_components(bytes) {
-        Some(1 | 3) => decode_jpeg_scaled(bytes).ok(),
+        Some(components @ (1 | 3)) => decode_jpeg_scaled(bytes, components).ok(),
         _ => None,
     };
     let (picture, width, height) = match scaled {
@@ -98,12 +98,22 @@ fn decode_whole(bytes: &[u8]) -> Result<(DynamicImage, u32, u32), String> {
 /// An 8-bit grey or YCbCr JPEG decoded at the smallest of 1/8, 1/4, 1/2 or
 /// 1 that is still at least thumbnail-sized, turned upright; with the full
 /// image's displayed width and height.
-fn decode_jpeg_scaled(bytes: &[u8]) -> Result<(DynamicImage, u32, u32), String> {
+fn decode_jpeg_scaled(bytes: &[u8], components: u8) -> Result<(DynamicImage, u32, u32), String> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.set_max_decoding_buffer_size(DECODE_MAX_ALLOC as usize);
     let damaged = |e: jpeg_decoder::Error| format!("unsupported or damaged image: {e}");
     // Scale 1 first: the full size, which is what the asset reports.
     let (full_width, full_height) = decoder.scale(u16::MAX, u16::MAX).map_err(damaged)?;
+    // A progressive JPEG's coefficients are kept at full size (2 bytes per
+    // sample) whatever the output scale, and the decoder's own cap is only
+    // checked at the end: refuse here what would not fit (a header of a few
+    // bytes can claim 65535×65535).
+    let coefficients = u64::from(full_width) * u64::from(full_height) * u64::from(components) * 2;
+    if coefficients > DECODE_MAX_ALLOC {
+        return Err(format!(
+            "image too large to decode: {full_width}×{full_height}"
+        ));
+    }
     let wanted = THUMBNAIL_MAX_PX as u16;
     let (width, height) = decoder.scale(wanted, wanted).map_err(damaged)?;
     let pixels = decoder.decode().map_err(damaged)?;
@@ -204,7 +214,8 @@ pub fn describe_moov(moov: &[u8]) -> Result<VideoFacts, String> {
         .find(|t| t.mdia.hdlr.handler_type == mp4::FourCC::from(*b"vide"));
     let size = |v: u16| (v > 0).then_some(u32::from(v));
     Ok(VideoFacts {
-        duration_ms: parsed.mvhd.duration * 1000 / timescale,
+        duration_ms: u64::try_from(u128::from(parsed.mvhd.duration) * 1000 / u128::from(timescale))
+            .map_err(|_| "damaged video header: duration out of range".to_owned())?,
         width: video.and_then(|t| size(t.tkhd.width.value())),
         height: video.and_then(|t| size(t.tkhd.height.value())),
     })
@@ -293,7 +304,7 @@ mod tests {
     fn large_jpegs_shrink_on_load_and_match_a_full_decode() {
         let stored = with_orientation(&jpeg(2400, 1600), 6);
         assert_eq!(jpeg_components(&stored), Some(3));
-        let (scaled, width, height) = decode_jpeg_scaled(&stored).unwrap();
+        let (scaled, width, height) = decode_jpeg_scaled(&stored, 3).unwrap();
         // 1/4 scale is the smallest still ≥ 512 px: 600×400, then upright.
         assert_eq!((scaled.width(), scaled.height()), (400, 600));
         assert_eq!((width, height), (1600, 2400));
@@ -317,6 +328,24 @@ mod tests {
             diff / a.as_raw().len() as u64 <= 6,
             "mean difference {diff}"
         );
+    }
+
+    #[test]
+    fn a_tiny_header_claiming_a_huge_progressive_jpeg_is_refused_before_decoding() {
+        // SOI, then a progressive frame header: 8-bit, 20000×20000, 3
+        // components — ~2.4 GB of coefficients if the decoder believed it.
+        let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xC2, 0, 17, 8];
+        bytes.extend_from_slice(&20_000u16.to_be_bytes());
+        bytes.extend_from_slice(&20_000u16.to_be_bytes());
+        bytes.push(3);
+        for id in 1..=3 {
+            bytes.extend_from_slice(&[id, 0x11, 0]);
+        }
+        bytes.extend_from_slice(&[0xFF, 0xD9]);
+        assert_eq!(jpeg_components(&bytes), Some(3));
+        let refused = decode_jpeg_scaled(&bytes, 3).unwrap_err();
+        assert!(refused.contains("too large"), "{refused}");
+        assert!(describe_image(&bytes).is_err());
     }
 
     #[test]

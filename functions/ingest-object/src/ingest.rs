@@ -49,6 +49,11 @@ const WEBM_ELEMENT_MAX_BYTES: u64 = 1024 * 1024;
 pub const IMAGE_DECODE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// How long to wait once for a record that is being written.
 const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_millis(750);
+/// An object no record claims this long after its event is an orphan: every
+/// route writes its record before (files, imports) or within the request
+/// that stores the object (small uploads, ≤ 30 s), so it is deleted. Lambda
+/// retries an event after ~1 and ~3 minutes.
+const ORPHAN_AFTER_SECS: i64 = 60;
 /// The prefix ingestion watches (the template's event filter).
 const UPLOADS_PREFIX: &str = "uploads/";
 /// Where objects no key of ours can name are moved.
@@ -75,15 +80,32 @@ pub struct Ingestor {
 
 impl Ingestor {
     /// Ingests the object an `ObjectCreated` record names (`raw_key` as the
-    /// event carries it, URL-encoded; `etag` the event's).
+    /// event carries it, URL-encoded; `etag` the event's). An unclaimed
+    /// object is always retried: see [`Self::ingest_event`].
     pub async fn ingest(&self, raw_key: &str, etag: Option<&str>) -> Outcome {
-        match self.try_ingest(raw_key, etag).await {
+        self.ingest_event(raw_key, etag, None).await
+    }
+
+    /// As [`Self::ingest`], for an event made `age_secs` ago: an object no
+    /// record claims once the event is [`ORPHAN_AFTER_SECS`] old is deleted.
+    pub async fn ingest_event(
+        &self,
+        raw_key: &str,
+        etag: Option<&str>,
+        age_secs: Option<i64>,
+    ) -> Outcome {
+        match self.try_ingest(raw_key, etag, age_secs).await {
             Ok(outcome) => outcome,
             Err(reason) => Outcome::Retry(reason),
         }
     }
 
-    async fn try_ingest(&self, raw_key: &str, etag: Option<&str>) -> Result<Outcome, String> {
+    async fn try_ingest(
+        &self,
+        raw_key: &str,
+        etag: Option<&str>,
+        age_secs: Option<i64>,
+    ) -> Result<Outcome, String> {
         let key = decode_event_key(raw_key);
         let Some((owner, id)) = uploads::parse_object_key(&key) else {
             if is_thumbnail_key(&key) {
@@ -94,17 +116,38 @@ impl Ingestor {
             }
             return self.quarantine(&key).await;
         };
+        let bucket = &self.env.bucket;
         let Some(claim) = self.settled_claim(owner, id).await? else {
+            if age_secs.is_some_and(|age| age >= ORPHAN_AFTER_SECS) {
+                bucket.delete(&key).await.map_err(|e| e.to_string())?;
+                tracing::warn!(key, "no record ever claimed it: deleted");
+                return Ok(Outcome::Skipped("an orphan: deleted"));
+            }
             return Ok(Outcome::Retry(format!("no record claims {key} yet")));
         };
+        if let Claim::File(file) = &claim
+            && matches!(
+                file.upload_status,
+                UploadStatus::Aborted | UploadStatus::Expired | UploadStatus::Failed
+            )
+            && file.media.is_none()
+        {
+            // A single-PUT URL used after its upload closed: the object
+            // would be held by no record and counted by no quota.
+            bucket.delete(&key).await.map_err(|e| e.to_string())?;
+            return Ok(Outcome::Skipped("the upload is closed: object deleted"));
+        }
         if let Some(skip) = not_processing(&claim, &key, etag) {
             return Ok(skip);
         }
-        let bucket = &self.env.bucket;
         // One GET: size, ETag and S3's checksum, and the body as it streams.
         let Some(mut opened) = bucket.open(&key).await.map_err(|e| e.to_string())? else {
             return self
-                .reject(&claim, "the object was removed before it could be verified")
+                .reject(
+                    claim,
+                    &key,
+                    "the object was removed before it could be verified",
+                )
                 .await;
         };
         if let Some(etag) = etag
@@ -117,18 +160,27 @@ impl Ingestor {
             .await
             .map_err(|e| e.to_string())?
             .to_vec();
-        let detected = match self.check_type(&head, claim.declared_type()) {
+        let max = self.env.policy.max_file_bytes;
+        let checked = match self.check_type(&head, claim.declared_type()) {
+            // A single PUT of undeclared size was never held to the limit.
+            Ok(_) if opened.size > max => Err(format!(
+                "the file is {} bytes, above the limit of {max}",
+                opened.size
+            )),
+            checked => checked,
+        };
+        let detected = match checked {
             Ok(mime) => mime,
             Err(reason) => {
                 drop(opened);
                 bucket.delete(&key).await.map_err(|e| e.to_string())?;
-                return self.reject(&claim, &reason).await;
+                return self.reject(claim, &key, &reason).await;
             }
         };
         let mut description = Description {
             content_type: detected.to_owned(),
             size: opened.size,
-            etag: opened.etag.clone(),
+            etag: uploads::bare_etag(&opened.etag).to_owned(),
             checksum: opened.checksum.clone(),
             ..Description::default()
         };
@@ -234,55 +286,63 @@ impl Ingestor {
     ) -> Result<Outcome, String> {
         let table = &self.env.table;
         let quota = self.env.policy.quota_bytes;
+        let mut detach = false;
         for _ in 0..3 {
             let now = clock::rfc3339(clock::now());
             let refusal = match table
-                .complete_ingest(&claim, description, quota, &now)
+                .complete_ingest(&claim, description, quota, detach, &now)
                 .await
                 .map_err(|e| e.to_string())?
             {
                 Ok(()) => return Ok(Outcome::Completed),
                 Err(refusal) => refusal,
             };
-            match (refusal, &mut claim) {
-                (Refusal::QuotaExceeded, _) => {
+            match refusal {
+                Refusal::QuotaExceeded => {
                     self.remove_object_and_thumbnail(key, description).await?;
-                    return self
-                        .reject(
-                            &claim,
-                            "the file is larger than the storage left in your quota",
-                        )
-                        .await;
+                    let reason = "the file is larger than the storage left in your quota";
+                    return self.reject(claim, key, reason).await;
                 }
-                (Refusal::ParentGone, Claim::File(file)) => {
-                    // Its box went while the object arrived: a plain file.
-                    file.parent_content_type = None;
-                    file.parent_object_id = None;
-                    file.parent_project = None;
-                }
-                _ => {
-                    let (owner, id) = uploads::parse_object_key(key).unwrap_or_default();
-                    match table.claim_of(owner, id).await.map_err(|e| e.to_string())? {
-                        Some(fresh) if not_processing(&fresh, key, None).is_none() => {
-                            claim = fresh;
-                        }
-                        Some(_) => return Ok(Outcome::Skipped("the claim changed meanwhile")),
-                        None => {
-                            // Deleted meanwhile: its thumbnail would be an orphan.
-                            if let Some(thumbnail) = &description.thumbnail_key {
-                                self.env
-                                    .bucket
-                                    .delete(thumbnail)
-                                    .await
-                                    .map_err(|e| e.to_string())?;
-                            }
-                            return Ok(Outcome::Skipped("the claim was deleted meanwhile"));
-                        }
+                // Its box went while the object arrived: a plain file.
+                Refusal::ParentGone => detach = true,
+                Refusal::StateChanged => match self.reclaim(key).await? {
+                    Reclaimed::Waiting(fresh) => claim = *fresh,
+                    Reclaimed::Moved => {
+                        return Ok(Outcome::Skipped("the claim changed meanwhile"));
                     }
-                }
+                    Reclaimed::Gone => {
+                        // Deleted meanwhile: its thumbnail would be an orphan.
+                        if let Some(thumbnail) = &description.thumbnail_key {
+                            self.env
+                                .bucket
+                                .delete(thumbnail)
+                                .await
+                                .map_err(|e| e.to_string())?;
+                        }
+                        return Ok(Outcome::Skipped("the claim was deleted meanwhile"));
+                    }
+                },
             }
         }
         Err("the claim kept changing; retry".into())
+    }
+
+    /// The claim read again after a refused write.
+    async fn reclaim(&self, key: &str) -> Result<Reclaimed, String> {
+        let (owner, id) = uploads::parse_object_key(key).unwrap_or_default();
+        let fresh = self
+            .env
+            .table
+            .claim_of(owner, id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match fresh {
+            Some(fresh) if not_processing(&fresh, key, None).is_none() => {
+                Reclaimed::Waiting(Box::new(fresh))
+            }
+            Some(_) => Reclaimed::Moved,
+            None => Reclaimed::Gone,
+        })
     }
 
     async fn remove_object_and_thumbnail(
@@ -298,19 +358,30 @@ impl Ingestor {
         Ok(())
     }
 
-    /// The claim `FAILED` with the reason (the object is already gone).
-    async fn reject(&self, claim: &Claim, reason: &str) -> Result<Outcome, String> {
-        let now = clock::rfc3339(clock::now());
-        match self
-            .env
-            .table
-            .fail_ingest(claim, reason, &now)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Ok(()) => Ok(Outcome::Rejected(reason.to_owned())),
-            Err(_) => Ok(Outcome::Skipped("the claim changed meanwhile")),
+    /// The claim `FAILED` with the reason (the object is already gone); a
+    /// claim that changed meanwhile but still waits for this object (a file
+    /// just moved into a box) is failed as it is now.
+    async fn reject(&self, mut claim: Claim, key: &str, reason: &str) -> Result<Outcome, String> {
+        for _ in 0..3 {
+            let now = clock::rfc3339(clock::now());
+            let refused = self
+                .env
+                .table
+                .fail_ingest(&claim, reason, &now)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_err();
+            if !refused {
+                return Ok(Outcome::Rejected(reason.to_owned()));
+            }
+            match self.reclaim(key).await? {
+                Reclaimed::Waiting(fresh) => claim = *fresh,
+                Reclaimed::Moved | Reclaimed::Gone => {
+                    return Ok(Outcome::Skipped("the claim changed meanwhile"));
+                }
+            }
         }
+        Err("the claim kept changing; retry".into())
     }
 
     /// Moves an object no key of ours names out of `uploads/`.
@@ -324,6 +395,15 @@ impl Ingestor {
         tracing::warn!(key, target, "not a key of ours: quarantined");
         Ok(Outcome::Quarantined)
     }
+}
+
+/// A claim read again.
+enum Reclaimed {
+    /// Still waiting for this object (written again as it is now).
+    Waiting(Box<Claim>),
+    /// Done with or closed to it.
+    Moved,
+    Gone,
 }
 
 /// `Some(why)` when the claim is not waiting for this object: a duplicate,

@@ -40,8 +40,12 @@ pub async fn handle(ingestor: &Arc<Ingestor>, event: S3Event) -> Result<(), Stri
             let ingestor = ingestor.clone();
             async move {
                 let key = record.s3.object.key.clone().unwrap_or_default();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let age = now - record.event_time.timestamp();
                 let outcome = ingestor
-                    .ingest(&key, record.s3.object.e_tag.as_deref())
+                    .ingest_event(&key, record.s3.object.e_tag.as_deref(), Some(age))
                     .await;
                 (key, outcome)
             }
