@@ -524,3 +524,44 @@ async fn duplicate_and_racing_deliveries_finish_an_asset_once() {
         .await;
     assert_eq!(box_item.body["assets_count"], 1);
 }
+
+/// An import stores its object, then records it: an event that arrives in
+/// between is retried (the record will name this key), never skipped.
+#[tokio::test]
+async fn an_import_whose_object_lands_before_its_record_is_retried() {
+    stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let b = shot(&api, &user).await;
+    // A source that accepts connections and never answers: the import
+    // stays PENDING while the test runs.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    let imported = api
+        .post(
+            &format!("/api/boxes/{b}/import/"),
+            Some(&user.access_token),
+            &json!({ "url": format!("https://127.0.0.1:{port}/still.png") }),
+        )
+        .await;
+    assert_eq!(imported.status, StatusCode::ACCEPTED, "{:?}", imported.body);
+    assert_eq!(imported.body["status"], "PENDING");
+    let key = format!(
+        "uploads/{}/{}/original.png",
+        user.id,
+        imported.body["id"].as_str().unwrap()
+    );
+    stack().put_object(&key, media::png(32, 32, 3)).await;
+    let outcome = ingestor().await.ingest(&key, None).await;
+    assert!(matches!(outcome, Outcome::Retry(_)), "{outcome:?}");
+    let listed = api
+        .get(&format!("/api/boxes/{b}/assets/"), Some(&user.access_token))
+        .await;
+    assert_eq!(listed.body["results"][0]["status"], "PENDING");
+}

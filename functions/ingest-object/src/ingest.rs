@@ -22,7 +22,7 @@
 //!   still be processing this very key, the object must still carry the
 //!   event's ETag, and the final write is conditional on the state read.
 
-use assetbox_shared::assets::AssetType;
+use assetbox_shared::assets::{AssetStatus, AssetType};
 use assetbox_shared::clock;
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::ingestion::{Claim, Description};
@@ -219,7 +219,7 @@ impl Ingestor {
         let unsettled = match &claim {
             None => true,
             Some(Claim::File(file)) => file.upload_status == UploadStatus::Uploading,
-            Some(Claim::Asset(_)) => false,
+            Some(Claim::Asset(asset)) => asset.status == AssetStatus::Pending,
         };
         if !unsettled {
             return Ok(claim);
@@ -409,11 +409,19 @@ enum Reclaimed {
 /// `Some(why)` when the claim is not waiting for this object: a duplicate,
 /// late or superseded event, or an upload still completing (a retry).
 fn not_processing(claim: &Claim, key: &str, etag: Option<&str>) -> Option<Outcome> {
+    if let Claim::Asset(asset) = claim
+        && asset.status == AssetStatus::Pending
+    {
+        // An import stores its object, then records it (key, PROCESSING).
+        return Some(Outcome::Retry(
+            "the import has not recorded its object yet".into(),
+        ));
+    }
     if claim.s3_key() != key {
         return Some(Outcome::Skipped("the claim is for another object"));
     }
     match claim {
-        Claim::Asset(asset) => (asset.status != assetbox_shared::assets::AssetStatus::Processing)
+        Claim::Asset(asset) => (asset.status != AssetStatus::Processing)
             .then_some(Outcome::Skipped("the asset is not processing this object")),
         Claim::File(file) => {
             if let Some(media) = &file.media {
