@@ -107,6 +107,9 @@ pub async fn start(local_dir: &Path, port: u16) -> anyhow::Result<Emulator> {
         .arg(local_dir.join("moto_runner.py"))
         .arg("127.0.0.1")
         .arg(port.to_string())
+        // moto stamps S3 events with local time and no zone; real S3 sends
+        // UTC, and ingestion reads an event's age from it.
+        .env("TZ", "UTC")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

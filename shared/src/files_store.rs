@@ -316,7 +316,7 @@ impl Table {
     }
 
     /// The condition that a file still has the parent it was read with
-    /// (`:read_parent` bound when it had one; `:null` always needed).
+    /// (bind `:read_parent` when it had one, else `:null`).
     pub(crate) fn same_parent(before: &FileRecord) -> &'static str {
         match &before.parent_object_id {
             Some(_) => "parent_object_id = :read_parent",

@@ -265,13 +265,20 @@ pub async fn delete_file(
     }
     // The record first: a set-parent racing this delete wins, and its asset
     // keeps its object. A single PUT's object may have landed whatever the
-    // status; a thumbnail exists once ingestion described the file. An
-    // object left behind by a failure here is no record's, for cleanup.
+    // status; a thumbnail exists once ingestion described the file.
+    let mut objects = Vec::new();
     if file.upload_status == UploadStatus::Completed || file.upload_id.is_none() {
-        env.bucket.delete(&file.s3_key).await?;
+        objects.push(file.s3_key.as_str());
     }
-    if let Some(thumbnail) = file.media.as_ref().and_then(|m| m.thumbnail_key.as_ref()) {
-        env.bucket.delete(thumbnail).await?;
+    if let Some(thumbnail) = file.media.as_ref().and_then(|m| m.thumbnail_key.as_deref()) {
+        objects.push(thumbnail);
+    }
+    for key in objects {
+        if let Err(err) = env.bucket.delete(key).await {
+            // The file is gone for the caller; the object is no record's
+            // now. Logged with its key for the operator (or a sweep).
+            tracing::error!(key, error = %err, "object of a deleted file left behind");
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }

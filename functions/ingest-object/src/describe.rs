@@ -47,8 +47,8 @@ pub fn describe_image(bytes: &[u8]) -> Result<ImageFacts, String> {
     // Most photos are 8-bit JPEGs: those decode at the smallest DCT scale
     // that still covers the thumbnail (shrink-on-load, as vips does), which
     // costs a fraction of a full decode in time and memory.
-    let scaled = match jpeg_components(bytes) {
-        Some(components @ (1 | 3)) => decode_jpeg_scaled(bytes, components).ok(),
+    let scaled = match jpeg_frame(bytes) {
+        Some(frame) if matches!(frame.components, 1 | 3) => decode_jpeg_scaled(bytes, frame).ok(),
         _ => None,
     };
     let (picture, width, height) = match scaled {
@@ -98,7 +98,7 @@ fn decode_whole(bytes: &[u8]) -> Result<(DynamicImage, u32, u32), String> {
 /// An 8-bit grey or YCbCr JPEG decoded at the smallest of 1/8, 1/4, 1/2 or
 /// 1 that is still at least thumbnail-sized, turned upright; with the full
 /// image's displayed width and height.
-fn decode_jpeg_scaled(bytes: &[u8], components: u8) -> Result<(DynamicImage, u32, u32), String> {
+fn decode_jpeg_scaled(bytes: &[u8], frame: JpegFrame) -> Result<(DynamicImage, u32, u32), String> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.set_max_decoding_buffer_size(DECODE_MAX_ALLOC as usize);
     let damaged = |e: jpeg_decoder::Error| format!("unsupported or damaged image: {e}");
@@ -108,8 +108,10 @@ fn decode_jpeg_scaled(bytes: &[u8], components: u8) -> Result<(DynamicImage, u32
     // sample) whatever the output scale, and the decoder's own cap is only
     // checked at the end: refuse here what would not fit (a header of a few
     // bytes can claim 65535×65535).
-    let coefficients = u64::from(full_width) * u64::from(full_height) * u64::from(components) * 2;
-    if coefficients > DECODE_MAX_ALLOC {
+    // (Baseline frames decode row by row into the scaled output: no cap.)
+    let coefficients =
+        u64::from(full_width) * u64::from(full_height) * u64::from(frame.components) * 2;
+    if frame.progressive && coefficients > DECODE_MAX_ALLOC {
         return Err(format!(
             "image too large to decode: {full_width}×{full_height}"
         ));
@@ -142,10 +144,18 @@ fn decode_jpeg_scaled(bytes: &[u8], components: u8) -> Result<(DynamicImage, u32
     Ok((picture, width, height))
 }
 
-/// The component count of a baseline or progressive 8-bit JPEG, read from
-/// its frame header (`None` for anything else). The scaled decoder is only
-/// trusted with 1 or 3 components: it aborts on some other counts.
-fn jpeg_components(bytes: &[u8]) -> Option<u8> {
+/// What a JPEG's frame header says, for the choice of decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct JpegFrame {
+    progressive: bool,
+    /// The scaled decoder is only trusted with 1 or 3: it aborts on some
+    /// other counts.
+    components: u8,
+}
+
+/// The frame of a baseline, extended or progressive 8-bit Huffman JPEG
+/// (`None` for anything else).
+fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
     if bytes.get(0..2)? != [0xFF, 0xD8] {
         return None;
     }
@@ -168,7 +178,10 @@ fn jpeg_components(bytes: &[u8]) -> Option<u8> {
             0xC0..=0xC2 => {
                 let precision = *bytes.get(at + 4)?;
                 let components = *bytes.get(at + 9)?;
-                return (precision == 8).then_some(components);
+                return (precision == 8).then_some(JpegFrame {
+                    progressive: marker == 0xC2,
+                    components,
+                });
             }
             // Other frame types, or the scan began without a frame.
             0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF | 0xDA => return None,
@@ -303,8 +316,15 @@ mod tests {
     #[test]
     fn large_jpegs_shrink_on_load_and_match_a_full_decode() {
         let stored = with_orientation(&jpeg(2400, 1600), 6);
-        assert_eq!(jpeg_components(&stored), Some(3));
-        let (scaled, width, height) = decode_jpeg_scaled(&stored, 3).unwrap();
+        assert_eq!(
+            jpeg_frame(&stored),
+            Some(JpegFrame {
+                progressive: false,
+                components: 3
+            })
+        );
+        let frame = jpeg_frame(&stored).unwrap();
+        let (scaled, width, height) = decode_jpeg_scaled(&stored, frame).unwrap();
         // 1/4 scale is the smallest still ≥ 512 px: 600×400, then upright.
         assert_eq!((scaled.width(), scaled.height()), (400, 600));
         assert_eq!((width, height), (1600, 2400));
@@ -342,8 +362,9 @@ mod tests {
             bytes.extend_from_slice(&[id, 0x11, 0]);
         }
         bytes.extend_from_slice(&[0xFF, 0xD9]);
-        assert_eq!(jpeg_components(&bytes), Some(3));
-        let refused = decode_jpeg_scaled(&bytes, 3).unwrap_err();
+        let frame = jpeg_frame(&bytes).unwrap();
+        assert!(frame.progressive);
+        let refused = decode_jpeg_scaled(&bytes, frame).unwrap_err();
         assert!(refused.contains("too large"), "{refused}");
         assert!(describe_image(&bytes).is_err());
     }
@@ -358,17 +379,17 @@ mod tests {
                 .unwrap();
             out.into_inner()
         };
-        assert_eq!(jpeg_components(&grey), Some(1));
+        assert_eq!(jpeg_frame(&grey).map(|f| f.components), Some(1));
         let facts = describe_image(&grey).unwrap();
         assert_eq!((facts.width, facts.height), (640, 480));
         assert_eq!((facts.thumbnail_width, facts.thumbnail_height), (512, 384));
         let colour = jpeg(64, 48);
         for cut in 0..colour.len().min(700) {
             // Truncated headers never panic; most give no answer.
-            let _ = jpeg_components(&colour[..cut]);
+            let _ = jpeg_frame(&colour[..cut]);
         }
-        assert_eq!(jpeg_components(b"\x89PNG\r\n\x1a\n"), None);
-        assert_eq!(jpeg_components(&[0xFF, 0xD8, 0xFF, 0xDA, 0, 2]), None);
+        assert_eq!(jpeg_frame(b"\x89PNG\r\n\x1a\n"), None);
+        assert_eq!(jpeg_frame(&[0xFF, 0xD8, 0xFF, 0xDA, 0, 2]), None);
     }
 
     #[test]

@@ -125,13 +125,7 @@ impl Ingestor {
             }
             return Ok(Outcome::Retry(format!("no record claims {key} yet")));
         };
-        if let Claim::File(file) = &claim
-            && matches!(
-                file.upload_status,
-                UploadStatus::Aborted | UploadStatus::Expired | UploadStatus::Failed
-            )
-            && file.media.is_none()
-        {
+        if is_closed_undescribed(&claim) {
             // A single-PUT URL used after its upload closed: the object
             // would be held by no record and counted by no quota.
             bucket.delete(&key).await.map_err(|e| e.to_string())?;
@@ -306,8 +300,17 @@ impl Ingestor {
                 // Its box went while the object arrived: a plain file.
                 Refusal::ParentGone => detach = true,
                 Refusal::StateChanged => match self.reclaim(key).await? {
-                    Reclaimed::Waiting(fresh) => claim = *fresh,
-                    Reclaimed::Moved => {
+                    Reclaimed::Waiting(fresh) => {
+                        // Read again, it may have a new (existing) box.
+                        claim = *fresh;
+                        detach = false;
+                    }
+                    Reclaimed::Moved(fresh) => {
+                        if is_closed_undescribed(&fresh) {
+                            // Closed (deleted, expired) while this ran: what
+                            // it stored is no record's now.
+                            self.remove_object_and_thumbnail(key, description).await?;
+                        }
                         return Ok(Outcome::Skipped("the claim changed meanwhile"));
                     }
                     Reclaimed::Gone => {
@@ -340,7 +343,7 @@ impl Ingestor {
             Some(fresh) if not_processing(&fresh, key, None).is_none() => {
                 Reclaimed::Waiting(Box::new(fresh))
             }
-            Some(_) => Reclaimed::Moved,
+            Some(fresh) => Reclaimed::Moved(Box::new(fresh)),
             None => Reclaimed::Gone,
         })
     }
@@ -376,7 +379,7 @@ impl Ingestor {
             }
             match self.reclaim(key).await? {
                 Reclaimed::Waiting(fresh) => claim = *fresh,
-                Reclaimed::Moved | Reclaimed::Gone => {
+                Reclaimed::Moved(_) | Reclaimed::Gone => {
                     return Ok(Outcome::Skipped("the claim changed meanwhile"));
                 }
             }
@@ -397,12 +400,23 @@ impl Ingestor {
     }
 }
 
+/// A file upload closed (aborted, expired, failed) before ingestion
+/// described it: an object at its key is held by no record.
+fn is_closed_undescribed(claim: &Claim) -> bool {
+    matches!(claim, Claim::File(file)
+    if file.media.is_none()
+        && matches!(
+            file.upload_status,
+            UploadStatus::Aborted | UploadStatus::Expired | UploadStatus::Failed
+        ))
+}
+
 /// A claim read again.
 enum Reclaimed {
     /// Still waiting for this object (written again as it is now).
     Waiting(Box<Claim>),
     /// Done with or closed to it.
-    Moved,
+    Moved(Box<Claim>),
     Gone,
 }
 

@@ -43,7 +43,8 @@ pub async fn handle(ingestor: &Arc<Ingestor>, event: S3Event) -> Result<(), Stri
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64);
-                let age = now - record.event_time.timestamp();
+                // A clock ahead of ours is no age at all.
+                let age = (now - record.event_time.timestamp()).max(0);
                 let outcome = ingestor
                     .ingest_event(&key, record.s3.object.e_tag.as_deref(), Some(age))
                     .await;

@@ -217,16 +217,38 @@ async fn reread(env: &UploadEnv, file: &FileRecord) -> Result<FileRecord, ApiErr
         .ok_or_else(|| ApiError::not_found("file"))
 }
 
+/// Records the completion S3 made. A file changed meanwhile but still open
+/// with this upload (a set-parent landed) is completed as it is now.
 async fn record_completion(
     env: &UploadEnv,
-    file: FileRecord,
+    mut file: FileRecord,
     etag: String,
     size: u64,
 ) -> Result<FileRecord, ApiError> {
+    for _ in 0..3 {
+        if let Some(done) = record_once(env, &file, &etag, size).await? {
+            return Ok(done);
+        }
+        let fresh = reread(env, &file).await?;
+        if fresh.upload_status != UploadStatus::Uploading || fresh.upload_id != file.upload_id {
+            return settled(fresh);
+        }
+        file = fresh;
+    }
+    Err(ApiError::conflict("the upload kept changing; retry"))
+}
+
+/// One conditional write of the completion; `None` when the file changed.
+async fn record_once(
+    env: &UploadEnv,
+    file: &FileRecord,
+    etag: &str,
+    size: u64,
+) -> Result<Option<FileRecord>, ApiError> {
     let now = clock::rfc3339(clock::now());
     let mut after = file.clone();
     after.upload_status = UploadStatus::Completed;
-    after.etag = Some(bare_etag(&etag).to_owned());
+    after.etag = Some(bare_etag(etag).to_owned());
     after.file_size = size;
     after.reserved_bytes = size;
     after.updated = now.clone();
@@ -245,7 +267,7 @@ async fn record_completion(
     let quota = env.policy.quota_bytes;
     let mut result = env
         .table
-        .complete_upload(&file, &after, asset.as_ref(), quota)
+        .complete_upload(file, &after, asset.as_ref(), quota)
         .await?;
     if result == Err(Refusal::ParentGone) {
         // The box was deleted while the upload ran: keep the file, unattached.
@@ -253,20 +275,17 @@ async fn record_completion(
         after.parent_content_type = None;
         after.parent_object_id = None;
         after.parent_project = None;
-        result = env
-            .table
-            .complete_upload(&file, &after, None, quota)
-            .await?;
+        result = env.table.complete_upload(file, &after, None, quota).await?;
     }
     match result {
-        Ok(()) => Ok(after),
-        Err(Refusal::StateChanged) => settled(reread(env, &file).await?),
+        Ok(()) => Ok(Some(after)),
+        Err(Refusal::StateChanged) => Ok(None),
         Err(Refusal::QuotaExceeded) => {
             // Measured at complete (no size declared up front) and over quota:
             // the object goes, the upload is failed and holds nothing.
             env.bucket.delete(&file.s3_key).await?;
             env.table
-                .close_upload(&file, UploadStatus::Failed, &now)
+                .close_upload(file, UploadStatus::Failed, &now)
                 .await?
                 .ok();
             Err(quota_exceeded(size, quota))
