@@ -565,3 +565,52 @@ async fn an_import_whose_object_lands_before_its_record_is_retried() {
         .await;
     assert_eq!(listed.body["results"][0]["status"], "PENDING");
 }
+
+/// A box-less file moved into a box while ingestion runs: whichever of the
+/// two writes first (before ingestion reads, between its read and its
+/// write, or after it finished), the asset ends `COMPLETED` and described,
+/// exactly once. Delays vary to land the move at different points.
+#[tokio::test]
+async fn a_file_moved_into_a_box_while_it_is_ingested_ends_described_once() {
+    stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let photo = media::photo_jpeg(3264, 2448, 8);
+    for delay_ms in [0, 150, 400, 900] {
+        let b = shot(&api, &user).await;
+        let file_id = api
+            .upload_file(&user, None, "image/jpeg", photo.clone(), photo.len())
+            .await;
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let moved = api
+            .post(
+                &format!("/v1/files/{file_id}/set-parent"),
+                token,
+                &json!({ "parent_content_type": "box", "parent_object_id": b }),
+            )
+            .await;
+        assert_eq!(
+            moved.status,
+            StatusCode::OK,
+            "{delay_ms} ms: {:?}",
+            moved.body
+        );
+        let asset = finished(&api, &user, &b).await;
+        assert_eq!(asset["status"], "COMPLETED", "{delay_ms} ms: {asset}");
+        assert_eq!(
+            (asset["width"].clone(), asset["height"].clone()),
+            (json!(3264), json!(2448)),
+            "{delay_ms} ms"
+        );
+        assert!(asset["thumbnail_url"].is_string(), "{delay_ms} ms: {asset}");
+        let listed = api.get(&format!("/api/boxes/{b}/"), token).await;
+        assert_eq!(listed.body["assets_count"], 1, "{delay_ms} ms");
+    }
+    let objects = stack().objects_of(&user.id).await;
+    assert_eq!(objects.len(), 8, "4 originals, 4 thumbnails: {objects:?}");
+    assert_eq!(
+        stack().quota_used(&user.id).await,
+        (4 * photo.len()).to_string()
+    );
+}
