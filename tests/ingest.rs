@@ -11,6 +11,11 @@ use ingest_object::{Ingestor, Outcome};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+/// Polls of 100 ms before a wait gives up: generous, because the test
+/// binaries share two cores and one emulator process (a wait ends as soon
+/// as its condition holds).
+const POLLS: usize = 600;
+
 async fn ingestor() -> Ingestor {
     let spec = stack_delivering_s3_events()
         .functions
@@ -40,7 +45,7 @@ async fn shot(api: &Client, user: &User) -> String {
 
 /// A box's only asset, once ingestion has finished it.
 async fn finished(api: &Client, user: &User, box_id: &str) -> Value {
-    for _ in 0..200 {
+    for _ in 0..POLLS {
         let listed = api
             .get(
                 &format!("/api/boxes/{box_id}/assets/"),
@@ -233,7 +238,7 @@ async fn a_single_put_after_its_upload_was_aborted_is_removed() {
     let sent = request.body(media::png(16, 16, 2)).send().await.unwrap();
     assert!(sent.status().is_success(), "{}", sent.status());
     let mut removed = false;
-    for _ in 0..100 {
+    for _ in 0..POLLS {
         if stack().objects_of(&user.id).await.is_empty() {
             removed = true;
             break;
@@ -258,7 +263,7 @@ async fn thumbnail_size(asset: &Value) -> (u32, u32) {
 
 /// Polls until `done` holds for the JSON at `path` (it is returned).
 async fn eventually(api: &Client, user: &User, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..300 {
+    for _ in 0..POLLS {
         let reply = api.get(path, Some(&user.access_token)).await;
         if done(&reply.body) {
             return reply.body;
@@ -457,7 +462,7 @@ async fn a_key_with_spaces_and_non_ascii_is_quarantined_not_ingested() {
     stack().put_object(&key, media::jpeg(64, 48, 1)).await;
     let moved = format!("quarantine/{key}");
     let mut found = false;
-    for _ in 0..100 {
+    for _ in 0..POLLS {
         if stack().object_exists(&moved).await {
             found = true;
             break;

@@ -124,29 +124,22 @@ pub struct AssetRecord {
 }
 
 impl AssetRecord {
-    /// The asset an uploaded file becomes in a box: `PROCESSING` until
-    /// ingestion has verified and described the object.
-    pub fn uploaded(
-        file: &crate::uploads::FileRecord,
-        id: String,
-        box_id: &str,
-        project: &str,
-        now: &str,
-    ) -> Self {
+    /// A new uploaded asset of `owner` in a box, `PROCESSING`, nothing known
+    /// of its object yet: each route sets what it knows.
+    pub fn in_box(id: String, owner: &str, box_id: &str, project: &str, now: &str) -> Self {
         Self {
             id,
-            owner: file.owner.clone(),
+            owner: owner.to_owned(),
             box_id: box_id.to_owned(),
             project: project.to_owned(),
-            asset_type: AssetType::of_content_type(&file.file_content_type)
-                .unwrap_or(AssetType::Image),
+            asset_type: AssetType::Image,
             source_type: SourceType::Uploaded,
             status: AssetStatus::Processing,
-            s3_key: file.s3_key.clone(),
-            file_id: Some(file.id.clone()),
-            name: file.name.clone(),
-            content_type: file.file_content_type.clone(),
-            size: file.file_size,
+            s3_key: String::new(),
+            file_id: None,
+            name: String::new(),
+            content_type: String::new(),
+            size: 0,
             is_favorite: false,
             prompt_text: None,
             ai_model: None,
@@ -159,6 +152,27 @@ impl AssetRecord {
             error_message: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
+        }
+    }
+
+    /// The asset an uploaded file becomes in a box: `PROCESSING` until
+    /// ingestion has verified and described the object.
+    pub fn uploaded(
+        file: &crate::uploads::FileRecord,
+        id: String,
+        box_id: &str,
+        project: &str,
+        now: &str,
+    ) -> Self {
+        Self {
+            asset_type: AssetType::of_content_type(&file.file_content_type)
+                .unwrap_or(AssetType::Image),
+            s3_key: file.s3_key.clone(),
+            file_id: Some(file.id.clone()),
+            name: file.name.clone(),
+            content_type: file.file_content_type.clone(),
+            size: file.file_size,
+            ..Self::in_box(id, &file.owner, box_id, project, now)
         }
     }
 }

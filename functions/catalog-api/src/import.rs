@@ -9,7 +9,7 @@
 //! points is checked by the fetcher, which is the one that resolves and
 //! connects.
 
-use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetType, AssetView, SourceType};
+use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetView};
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::error::{ApiError, ErrorBody};
@@ -99,31 +99,19 @@ pub async fn import_to_box(
     .ok_or_else(|| ApiError::not_found("box"))?;
     let now = clock::rfc3339(clock::now());
     let asset = AssetRecord {
-        id: validation::new_id(),
-        owner: caller.user_id.clone(),
-        box_id: target.id.clone(),
-        project: target.project.clone(),
-        // Known once the bytes are read; IMAGE until then.
-        asset_type: AssetType::Image,
-        source_type: SourceType::Uploaded,
+        // Type, key and size are known once the bytes are read (the
+        // type shows IMAGE until then).
         status: AssetStatus::Pending,
-        s3_key: String::new(),
-        file_id: None,
         name: "import".into(),
         content_type: "application/octet-stream".into(),
-        size: 0,
-        is_favorite: false,
         prompt_text,
-        ai_model: None,
-        quota_bytes: 0,
-        thumbnail_key: None,
-        width: None,
-        height: None,
-        duration_ms: None,
-        checksum: None,
-        error_message: None,
-        created_at: now.clone(),
-        updated_at: now,
+        ..AssetRecord::in_box(
+            validation::new_id(),
+            &caller.user_id,
+            &target.id,
+            &target.project,
+            &now,
+        )
     };
     match table.create_pending_asset(&asset).await? {
         Ok(()) => {}

@@ -20,7 +20,7 @@
 //!   direct uploads with the asset id in the file id's place, so ingestion
 //!   describes both alike (`PROCESSING` until it has).
 
-use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetType, AssetView, SourceType};
+use assetbox_shared::assets::{AssetRecord, AssetType, AssetView};
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::error::{ApiError, ErrorBody};
@@ -273,15 +273,8 @@ pub async fn upload_to_box(
     };
     let now = clock::rfc3339(clock::now());
     let asset = AssetRecord {
-        id,
-        owner: caller.user_id.clone(),
-        box_id: target.id.clone(),
-        project: target.project.clone(),
         asset_type,
-        source_type: SourceType::Uploaded,
-        status: AssetStatus::Processing,
         s3_key,
-        file_id: None,
         name,
         content_type: content_type.to_owned(),
         size: bytes.len() as u64,
@@ -289,14 +282,7 @@ pub async fn upload_to_box(
         prompt_text,
         ai_model,
         quota_bytes: bytes.len() as u64,
-        thumbnail_key: None,
-        width: None,
-        height: None,
-        duration_ms: None,
-        checksum: None,
-        error_message: None,
-        created_at: now.clone(),
-        updated_at: now,
+        ..AssetRecord::in_box(id, &caller.user_id, &target.id, &target.project, &now)
     };
     state
         .env
