@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update}
 
 use crate::assets::AssetRecord;
 use crate::boxes::BoxRecord;
-use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table};
+use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, built, s, s_or_null};
 use crate::files_store::Refusal;
 use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
@@ -33,16 +33,8 @@ pub struct AssetFilters {
     pub search: Option<String>,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
 fn list(ids: &[String]) -> AttributeValue {
     AttributeValue::L(ids.iter().map(|id| s(id.clone())).collect())
-}
-
-fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Failed(e.to_string()))
 }
 
 impl Table {
@@ -162,10 +154,7 @@ impl Table {
             fields.push(("name", s(name)));
         }
         if let Some(headliner) = headliner {
-            fields.push((
-                "headliner_asset",
-                headliner.map(s).unwrap_or(AttributeValue::Null(true)),
-            ));
+            fields.push(("headliner_asset", s_or_null(headliner)));
         }
         self.update_existing(keys::user_pk(owner), keys::box_sk(id), "box", fields)
             .await

@@ -75,6 +75,44 @@ pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E,
     matches!(err, SdkError::ServiceError(s) if s.err().code() == Some("ConditionalCheckFailedException"))
 }
 
+/// Whether a conditional write happened: `false` when its condition failed.
+pub(crate) fn condition_held<O, E, R>(result: Result<O, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_condition_failure(&err) => Ok(false),
+        Err(err) => Err(store_error(err)),
+    }
+}
+
+/// A string attribute.
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// A number attribute.
+pub(crate) fn n(v: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A string attribute, or NULL (how `serde_dynamo` stores `None`).
+pub(crate) fn s_or_null(v: Option<impl Into<String>>) -> AttributeValue {
+    v.map(s).unwrap_or(AttributeValue::Null(true))
+}
+
+/// A number attribute, or NULL.
+pub(crate) fn n_or_null(v: Option<impl std::fmt::Display>) -> AttributeValue {
+    v.map(n).unwrap_or(AttributeValue::Null(true))
+}
+
+/// A request builder's result, its error as a store failure.
+pub(crate) fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Failed(e.to_string()))
+}
+
 /// The item a conditional `UpdateItem` (with `ALL_NEW`) wrote, or `None`
 /// when its condition (the item exists) failed.
 pub(crate) fn updated_record<T: DeserializeOwned, R: std::fmt::Debug>(
@@ -358,11 +396,7 @@ impl ProjectStore for Table {
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        condition_held(result)
     }
 
     async fn get_boxes(&self, owner: &str, ids: &[String]) -> Result<Vec<BoxRecord>, StoreError> {

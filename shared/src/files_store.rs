@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWrite
 
 use crate::assets::AssetRecord;
 use crate::boxes::BoxRecord;
-use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, store_error};
+use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, n, s, s_or_null, store_error};
 use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
 use crate::uploads::{FileRecord, UploadStatus};
@@ -32,14 +32,6 @@ pub enum Refusal {
     QuotaExceeded,
     /// The parent box no longer exists.
     ParentGone,
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl std::fmt::Display) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 /// The reason codes of a cancelled transaction, one per item.
@@ -255,7 +247,7 @@ impl Table {
         // An Update of what completing changes (not a Put of the whole
         // record), so a rename made meanwhile is kept; conditional on the
         // status and upload id read.
-        let opt = |v: &Option<String>| v.clone().map(s).unwrap_or(AttributeValue::Null(true));
+        let opt = |v: &Option<String>| s_or_null(v.as_deref());
         let mut expression = String::from(
             "SET upload_status = :done, etag = :etag, file_size = :size, reserved_bytes = :size, \
              updated = :now, asset_id = :asset, #g2 = :g2, parent_content_type = :pct, \

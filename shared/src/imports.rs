@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use crate::assets::{AssetRecord, AssetStatus};
-use crate::dynamo::{StoreError, Table, is_condition_failure, store_error};
+use crate::dynamo::{StoreError, Table, built, condition_held};
 use crate::files_store::Refusal;
 use crate::keys;
 
@@ -105,10 +105,6 @@ pub fn check_url(url: &url::Url, allow_private: bool) -> Result<(), Blocked> {
 /// Longest URL accepted.
 pub const URL_MAX_CHARS: usize = 2048;
 
-fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Failed(e.to_string()))
-}
-
 impl Table {
     /// Records a pending import in its box (and the box's count).
     pub async fn create_pending_asset(
@@ -195,11 +191,7 @@ impl Table {
             .expression_attribute_values(":now", AttributeValue::S(now.to_owned()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        condition_held(result)
     }
 }
 

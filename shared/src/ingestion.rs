@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteIt
 use serde::{Deserialize, Serialize};
 
 use crate::assets::{AssetRecord, AssetStatus};
-use crate::dynamo::{StoreError, Table, store_error};
+use crate::dynamo::{StoreError, Table, built, n, n_or_null, s, s_or_null, store_error};
 use crate::files_store::Refusal;
 use crate::keys;
 use crate::uploads::{FileRecord, PARENT_BOX, UploadStatus};
@@ -84,26 +84,6 @@ impl AssetRecord {
     }
 }
 
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_owned())
-}
-
-fn n(v: u64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn optional_n(v: Option<u64>) -> AttributeValue {
-    v.map(n).unwrap_or(AttributeValue::Null(true))
-}
-
-fn optional_s(v: Option<&str>) -> AttributeValue {
-    v.map(s).unwrap_or(AttributeValue::Null(true))
-}
-
-fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Failed(e.to_string()))
-}
-
 fn update_item(update: Update) -> TransactWriteItem {
     TransactWriteItem::builder().update(update).build()
 }
@@ -164,8 +144,8 @@ impl Table {
     fn processing_asset(&self, owner: &str, asset_id: &str, key: &str) -> UpdateBuilder {
         Update::builder()
             .table_name(self.name())
-            .key(keys::PK, s(&keys::user_pk(owner)))
-            .key(keys::SK, s(&keys::asset_sk(asset_id)))
+            .key(keys::PK, s(keys::user_pk(owner)))
+            .key(keys::SK, s(keys::asset_sk(asset_id)))
             .condition_expression("#status = :processing AND s3_key = :key")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":processing", s(AssetStatus::Processing.as_str()))
@@ -192,11 +172,11 @@ impl Table {
             .expression_attribute_values(":completed", s(AssetStatus::Completed.as_str()))
             .expression_attribute_values(":ct", s(&d.content_type))
             .expression_attribute_values(":size", n(d.size))
-            .expression_attribute_values(":w", optional_n(d.width.map(u64::from)))
-            .expression_attribute_values(":h", optional_n(d.height.map(u64::from)))
-            .expression_attribute_values(":d", optional_n(d.duration_ms))
-            .expression_attribute_values(":t", optional_s(d.thumbnail_key.as_deref()))
-            .expression_attribute_values(":sum", optional_s(d.checksum.as_deref()))
+            .expression_attribute_values(":w", n_or_null(d.width.map(u64::from)))
+            .expression_attribute_values(":h", n_or_null(d.height.map(u64::from)))
+            .expression_attribute_values(":d", n_or_null(d.duration_ms))
+            .expression_attribute_values(":t", s_or_null(d.thumbnail_key.as_deref()))
+            .expression_attribute_values(":sum", s_or_null(d.checksum.as_deref()))
             .expression_attribute_values(":now", s(now));
         Ok(update_item(built(update.build())?))
     }
@@ -210,8 +190,8 @@ impl Table {
         };
         let mut update = Update::builder()
             .table_name(self.name())
-            .key(keys::PK, s(&keys::user_pk(&file.owner)))
-            .key(keys::SK, s(&keys::file_sk(&file.id)))
+            .key(keys::PK, s(keys::user_pk(&file.owner)))
+            .key(keys::SK, s(keys::file_sk(&file.id)))
             .condition_expression(format!(
                 "upload_status = :read_status AND (attribute_not_exists(media) OR media = :null) \
                  AND {same_asset} AND {}",
@@ -274,7 +254,7 @@ impl Table {
                 .expression_attribute_values(":etag", s(&description.etag))
                 .expression_attribute_values(
                     ":g2",
-                    s(&keys::files_by_status_pk(UploadStatus::Completed.as_str())),
+                    s(keys::files_by_status_pk(UploadStatus::Completed.as_str())),
                 );
             if detach {
                 expression.push_str(
@@ -373,7 +353,7 @@ impl Table {
                     .expression_attribute_values(":now", s(now))
                     .expression_attribute_values(
                         ":g2",
-                        s(&keys::files_by_status_pk(UploadStatus::Failed.as_str())),
+                        s(keys::files_by_status_pk(UploadStatus::Failed.as_str())),
                     );
                 let mut items = vec![update_item(built(update.build())?)];
                 if let Some(asset_id) = &file.asset_id {

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::config::{self, ConfigError, Settings, vars};
-use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, is_condition_failure, store_error};
+use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, built, condition_held, store_error};
 use crate::files_store::Refusal;
 use crate::keys;
 use crate::pagination::StringKey;
@@ -163,10 +163,6 @@ fn comment_sk(id: &str) -> String {
     format!("{}{id}", keys::prefix::COMMENT)
 }
 
-fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
-    r.map_err(|e| StoreError::Failed(e.to_string()))
-}
-
 impl Table {
     pub async fn create_share_link(
         &self,
@@ -253,11 +249,7 @@ impl Table {
             .expression_attribute_values(":owner", AttributeValue::S(link.owner.clone()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        condition_held(result)
     }
 
     /// Counts one public comment against the link's hourly allowance;
@@ -288,11 +280,7 @@ impl Table {
             .return_values(ReturnValue::None)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failure(&err) => Ok(false),
-            Err(err) => Err(store_error(err)),
-        }
+        condition_held(result)
     }
 
     /// Records a comment on a box, provided the box still exists.
