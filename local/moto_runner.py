@@ -19,6 +19,7 @@ import moto
 from moto.dynamodb.responses import DynamoHandler
 from moto.s3.exceptions import NoSuchUpload
 from moto.s3.models import S3Backend
+from moto.s3.responses import S3Response
 from moto.server import ThreadedMotoServer
 
 
@@ -63,10 +64,31 @@ def serialise_multipart_completion() -> None:
     S3Backend.complete_multipart_upload = complete_multipart_upload
 
 
+def cors_on_every_object_response() -> None:
+    """Adds the bucket's CORS headers to every object response.
+
+    moto 5.1.22 adds them to object GETs and PUTs only; S3 adds them to every
+    response for an origin one of the bucket's rules allows, including the
+    POSTs that create and complete a multipart upload and the DELETE that
+    aborts one, which a browser sends with Uppy 6. Origins are matched by
+    moto's own rule matching: nothing is granted that the rules do not.
+    """
+    original = S3Response.key_response
+
+    def key_response(self, request, full_url, headers):
+        status, response_headers, body = original(self, request, full_url, headers)
+        if request.method != "OPTIONS" and "Access-Control-Allow-Origin" not in response_headers:
+            response_headers.update(self._get_cors_headers_other())
+        return status, response_headers, body
+
+    S3Response.key_response = key_response
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     serialise_dynamodb()
     serialise_multipart_completion()
+    cors_on_every_object_response()
     # One line per emulator request drowns the stack's own logs.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)

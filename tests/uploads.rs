@@ -1424,3 +1424,403 @@ async fn ingestion_racing_a_set_parent_fails_the_new_asset_too() {
             .is_none()
     );
 }
+
+// ---------------------------------------------------------------- Uppy 6
+
+/// Uppy 6's `signRequest` hook: POSTs one `PresignableRequest`.
+async fn sign(api: &Client, user: &User, request: Value) -> Reply {
+    api.post("/s3/sign", Some(&user.access_token), &request)
+        .await
+}
+
+/// Sends a presigned request as the browser would: the signed headers, and
+/// the body. Status and body text.
+async fn send_signed(signed: &Value, method: &str, body: Vec<u8>) -> (StatusCode, String) {
+    let mut request = reqwest::Client::new().request(
+        method.parse().unwrap(),
+        signed["url"].as_str().expect("a url"),
+    );
+    for (name, value) in signed["headers"].as_object().into_iter().flatten() {
+        request = request.header(name.as_str(), value.as_str().unwrap());
+    }
+    let response = request.body(body).send().await.expect("S3 request");
+    (response.status(), response.text().await.unwrap())
+}
+
+fn xml_value(xml: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let from = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
+        + open.len();
+    let to = from + xml[from..].find("</").unwrap();
+    xml[from..to].to_owned()
+}
+
+fn file_items(items: &[HashMap<String, AttributeValue>]) -> usize {
+    items
+        .iter()
+        .filter(|i| {
+            i.get("sk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.starts_with("FILE#"))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn uppy6_sign_flow_in_uppys_request_order() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let data = test_bytes(11 * MIB as usize, 61);
+
+    // createMultipartUpload: our key, not the proposed one; type from the name.
+    let created = sign(
+        &api,
+        &user,
+        json!({ "method": "POST", "key": "0b8e5d0a-3c1f-4e0b-9a51-2f3c4d5e6f70-Szène 1.mp4" }),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let (owner, id) = assetbox_shared::uploads::parse_object_key(&key).expect("our key");
+    assert_eq!(owner, user.id);
+    assert_eq!(key, key_of(&user, id, "mp4"));
+    assert_eq!(created.body["headers"]["content-type"], "video/mp4");
+    let disposition = created.body["headers"]["content-disposition"]
+        .as_str()
+        .unwrap();
+    assert!(
+        disposition.contains("filename*=UTF-8''Sz%C3%A8ne%201.mp4"),
+        "{disposition}"
+    );
+    let query = query_of(created.body["url"].as_str().unwrap());
+    assert!(query.contains_key("uploads"));
+    assert_eq!(
+        query["X-Amz-SignedHeaders"],
+        "content-disposition;content-type;host"
+    );
+    let file = api
+        .get(&format!("/v1/files/{id}"), Some(&user.access_token))
+        .await;
+    assert_eq!(file.body["upload_status"], "uploading");
+    assert_eq!(file.body["file_name"], "Szène 1.mp4");
+
+    // The browser creates the S3 upload itself.
+    let (status, xml) = send_signed(&created.body, "POST", vec![]).await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    let upload_id = xml_value(&xml, "UploadId");
+
+    // An upload id S3 does not know for this key is nobody's.
+    let bogus = sign(
+        &api,
+        &user,
+        json!({ "method": "PUT", "key": key, "uploadId": "not-an-upload", "partNumber": 1 }),
+    )
+    .await;
+    assert_eq!(bogus.status, StatusCode::NOT_FOUND, "{:?}", bogus.body);
+    assert!(bogus.body["message"].is_string(), "{:?}", bogus.body);
+
+    // listParts first (a resume finds nothing yet): binds the upload id.
+    let list = sign(
+        &api,
+        &user,
+        json!({ "method": "GET", "key": key, "uploadId": upload_id }),
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
+    assert!(list.body.get("key").is_none());
+    let (status, listed) = send_signed(&list.body, "GET", vec![]).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert!(!listed.contains("<Part>"), "{listed}");
+
+    // uploadPart for each part, then completeMultipartUpload, all with S3.
+    let mut parts = String::new();
+    for n in 1..=3u32 {
+        let signed = sign(
+            &api,
+            &user,
+            json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": n }),
+        )
+        .await;
+        assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
+        let q = query_of(signed.body["url"].as_str().unwrap());
+        assert_eq!(q["partNumber"], n.to_string());
+        assert_eq!(q["uploadId"], upload_id);
+        let etag = put_part(signed.body["url"].as_str().unwrap(), &data, 5 * MIB, n).await;
+        parts.push_str(&format!(
+            "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+        ));
+    }
+    // Another S3 upload for the same key is not this file's.
+    let second = send_signed(&created.body, "POST", vec![]).await;
+    let second_id = xml_value(&second.1, "UploadId");
+    let foreign = sign(
+        &api,
+        &user,
+        json!({ "method": "PUT", "key": key, "uploadId": second_id, "partNumber": 1 }),
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{:?}", foreign.body);
+
+    let complete = sign(
+        &api,
+        &user,
+        json!({ "method": "POST", "key": key, "uploadId": upload_id }),
+    )
+    .await;
+    assert_eq!(complete.status, StatusCode::OK, "{:?}", complete.body);
+    let body = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>").into_bytes();
+    let (status, done) = send_signed(&complete.body, "POST", body).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert!(object_bytes(&key).await.unwrap() == data);
+
+    // Completion is the object's (ingestion finishes it), not a call's.
+    let recorded = complete_call(&api, &user, id).await;
+    assert_eq!(recorded.status, StatusCode::CONFLICT, "{:?}", recorded.body);
+
+    // Another user names the same key and upload: 404, like an unknown one.
+    let other = api.new_user().await;
+    for request in [
+        json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": 1 }),
+        json!({ "method": "GET", "key": key, "uploadId": upload_id }),
+        json!({ "method": "POST", "key": key, "uploadId": upload_id }),
+        json!({ "method": "DELETE", "key": key, "uploadId": upload_id }),
+        json!({ "method": "DELETE", "key": key }),
+        json!({ "method": "GET", "key": key_of(&user, &ulid::Ulid::new().to_string(), "mp4"), "uploadId": upload_id }),
+    ] {
+        let reply = sign(&api, &other, request.clone()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{request}: {:?}",
+            reply.body
+        );
+    }
+    assert!(stack().items_of(&other.id).await.is_empty());
+}
+
+async fn complete_call(api: &Client, user: &User, id: &str) -> Reply {
+    complete(api, user, id, &[(1, "\"x\"".to_owned())]).await
+}
+
+#[tokio::test]
+async fn uppy6_single_put_signs_our_key_and_type() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let signed = sign(
+        &api,
+        &user,
+        json!({ "method": "PUT", "key": "0b8e5d0a-3c1f-4e0b-9a51-2f3c4d5e6f70-frame.png", "contentType": "image/png" }),
+    )
+    .await;
+    assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
+    let key = signed.body["key"].as_str().unwrap();
+    let (_, id) = assetbox_shared::uploads::parse_object_key(key).unwrap();
+    assert_eq!(key, key_of(&user, id, "png"));
+    assert_eq!(
+        signed.body["headers"],
+        json!({ "content-type": "image/png", "if-none-match": "*" })
+    );
+    let q = query_of(signed.body["url"].as_str().unwrap());
+    assert_eq!(q["X-Amz-SignedHeaders"], "content-type;host;if-none-match");
+    let file = api
+        .get(&format!("/v1/files/{id}"), Some(&user.access_token))
+        .await;
+    assert_eq!(file.body["upload_status"], "pending");
+    assert_eq!(file.body["file_name"], "frame.png");
+    let png = assetbox_e2e::media::png(8, 8, 1);
+    let (status, _) = send_signed(&signed.body, "PUT", png.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(object_bytes(key).await.unwrap() == png);
+    // The URL stores one object only.
+    let (again, _) = send_signed(&signed.body, "PUT", png).await;
+    assert_eq!(again, StatusCode::PRECONDITION_FAILED);
+    // No type given: the name's extension says it; an octet-stream says nothing.
+    let guessed = sign(
+        &api,
+        &user,
+        json!({ "method": "PUT", "key": "clip.webm", "contentType": "application/octet-stream" }),
+    )
+    .await;
+    assert_eq!(guessed.status, StatusCode::OK, "{:?}", guessed.body);
+    assert_eq!(guessed.body["headers"]["content-type"], "video/webm");
+}
+
+#[tokio::test]
+async fn uppy6_requests_we_do_not_sign_change_nothing() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let files_upload = start(&api, &user, plan("other route.mp4", 6 * MIB, 2, 5 * MIB)).await;
+    let files_key = key_of(&user, &files_upload.id, "mp4");
+    let before = stack().items_of(&user.id).await;
+    let cases = [
+        (
+            json!({ "method": "HEAD", "key": "a.png" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "method": "GET", "key": "a.png" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "method": "POST", "key": "README" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "method": "POST", "key": "notes.txt" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "method": "PUT", "key": "a.png", "contentType": "text/html" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "method": "PUT", "key": "a/", "contentType": "image/png" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "method": "PUT", "key": "a.png", "bucket": "elsewhere" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "method": "PUT", "key": "a.png", "expiresIn": 0 }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "method": "PUT", "key": files_key, "uploadId": files_upload.upload_id, "partNumber": 10001 }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({ "method": "PUT", "key": "uploads/someone/else.png", "uploadId": "u", "partNumber": 1 }),
+            StatusCode::NOT_FOUND,
+        ),
+        // Started through /v1/files: its own routes complete it.
+        (
+            json!({ "method": "POST", "key": files_key, "uploadId": files_upload.upload_id }),
+            StatusCode::CONFLICT,
+        ),
+    ];
+    for (request, status) in cases {
+        let reply = sign(&api, &user, request.clone()).await;
+        assert_eq!(reply.status, status, "{request}: {:?}", reply.body);
+        assert!(
+            reply.body["message"].is_string(),
+            "{request}: {:?}",
+            reply.body
+        );
+    }
+    let not_json = api
+        .send(
+            reqwest::Method::POST,
+            "/s3/sign",
+            Some(&user.access_token),
+            Some(("text/plain", b"{}".to_vec())),
+        )
+        .await;
+    assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(stack().items_of(&user.id).await, before);
+    assert_eq!(file_items(&before), 1);
+}
+
+#[tokio::test]
+async fn uppy6_abort_closes_the_upload_and_the_browser_aborts_in_s3() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let t = Some(user.access_token.as_str());
+
+    // A multipart upload with one part, aborted.
+    let created = sign(&api, &user, json!({ "method": "POST", "key": "a.mp4" })).await;
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let (_, id) = assetbox_shared::uploads::parse_object_key(&key).unwrap();
+    let id = id.to_owned();
+    let upload_id = xml_value(
+        &send_signed(&created.body, "POST", vec![]).await.1,
+        "UploadId",
+    );
+    let part = sign(
+        &api,
+        &user,
+        json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": 1 }),
+    )
+    .await;
+    put_to(part.body["url"].as_str().unwrap(), test_bytes(1024, 3), &[]).await;
+    let abort = json!({ "method": "DELETE", "key": key, "uploadId": upload_id });
+    let signed = sign(&api, &user, abort.clone()).await;
+    assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
+    let file = api.get(&format!("/v1/files/{id}"), t).await;
+    assert_eq!(file.body["upload_status"], "aborted");
+    let (status, _) = send_signed(&signed.body, "DELETE", vec![]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Signing it again answers the same; nothing more is signed for it.
+    assert_eq!(sign(&api, &user, abort).await.status, StatusCode::OK);
+    let late = sign(
+        &api,
+        &user,
+        json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": 2 }),
+    )
+    .await;
+    assert_eq!(late.status, StatusCode::CONFLICT, "{:?}", late.body);
+
+    // A single PUT is aborted by deleting its object.
+    let put = sign(
+        &api,
+        &user,
+        json!({ "method": "PUT", "key": "b.png", "contentType": "image/png" }),
+    )
+    .await;
+    let put_key = put.body["key"].as_str().unwrap().to_owned();
+    let (_, put_id) = assetbox_shared::uploads::parse_object_key(&put_key).unwrap();
+    let delete = sign(&api, &user, json!({ "method": "DELETE", "key": put_key })).await;
+    assert_eq!(delete.status, StatusCode::OK, "{:?}", delete.body);
+    assert!(
+        query_of(delete.body["url"].as_str().unwrap())
+            .get("uploadId")
+            .is_none()
+    );
+    let file = api.get(&format!("/v1/files/{put_id}"), t).await;
+    assert_eq!(file.body["upload_status"], "aborted");
+    // A multipart upload is not aborted by DeleteObject.
+    let other = sign(&api, &user, json!({ "method": "POST", "key": "c.mp4" })).await;
+    let refused = sign(
+        &api,
+        &user,
+        json!({ "method": "DELETE", "key": other.body["key"] }),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+    assert_eq!(quota_used(&user).await, 0);
+}
+
+#[tokio::test]
+async fn uppy6_signing_stops_once_the_quota_is_used_up() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    // The stack's quota (UserQuotaBytes) is 100 GiB: all of it used.
+    stack()
+        .dynamodb()
+        .await
+        .put_item()
+        .table_name(&stack().table)
+        .item("pk", AttributeValue::S(format!("USER#{}", user.id)))
+        .item("sk", AttributeValue::S("QUOTA".into()))
+        .item("used_bytes", AttributeValue::N((100u64 << 30).to_string()))
+        .send()
+        .await
+        .unwrap();
+    let before = stack().items_of(&user.id).await;
+    for request in [
+        json!({ "method": "PUT", "key": "a.png", "contentType": "image/png" }),
+        json!({ "method": "POST", "key": "a.mp4" }),
+    ] {
+        let reply = sign(&api, &user, request.clone()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{request}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"]["code"], "quota_exceeded");
+    }
+    assert_eq!(stack().items_of(&user.id).await, before);
+}

@@ -40,6 +40,7 @@ pub fn build(spec: &FunctionSpec, sdk: &SdkConfig) -> anyhow::Result<LocalFuncti
         "upload-parts" => upload_parts::app(env, sdk)?,
         "upload-complete" => upload_complete::app(env, sdk)?,
         "upload-abort" => upload_abort::app(env, sdk)?,
+        "upload-sign" => upload_sign::app(env, sdk)?,
         "project-export" => project_export::app(env, sdk)?,
         other => bail!(
             "template function {} builds binary {other}, which the local stack cannot run yet",

@@ -22,6 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
+use crate::cors::CorsPolicy;
 use crate::functions::LocalFunction;
 use crate::jwt::{JwtVerifier, flatten_claims};
 use crate::template::HttpRoute;
@@ -34,6 +35,9 @@ const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
 pub struct Gateway {
     routes: Vec<BoundRoute>,
     authorizers: HashMap<String, JwtVerifier>,
+    /// The API's `CorsConfiguration`; `None` answers no preflight and
+    /// grants nothing, as API Gateway without one does.
+    cors: Option<CorsPolicy>,
     api_id: String,
 }
 
@@ -110,6 +114,7 @@ impl Gateway {
         routes: Vec<HttpRoute>,
         functions: &HashMap<String, Arc<BoundFunction>>,
         authorizers: HashMap<String, JwtVerifier>,
+        cors: Option<CorsPolicy>,
     ) -> anyhow::Result<Self> {
         let routes = routes
             .into_iter()
@@ -145,6 +150,7 @@ impl Gateway {
         Ok(Self {
             routes,
             authorizers,
+            cors,
             api_id: "local".into(),
         })
     }
@@ -171,7 +177,21 @@ impl Gateway {
         let request_id = ulid::Ulid::new().to_string();
         let method = request.method().as_str().to_owned();
         let path = request.uri().path().to_owned();
-        let response = self.dispatch(request, &request_id).await;
+        let origin = request.headers().get(axum::http::header::ORIGIN).cloned();
+        // A preflight never reaches routing or the authorizer.
+        let preflight = self
+            .cors
+            .as_ref()
+            .and_then(|cors| cors.preflight(request.method(), request.headers()));
+        let response = match (preflight, &self.cors) {
+            (Some(answer), _) => answer,
+            (None, Some(cors)) => {
+                let mut response = self.dispatch(request, &request_id).await;
+                cors.decorate(origin.as_ref(), &mut response);
+                response
+            }
+            (None, None) => self.dispatch(request, &request_id).await,
+        };
         tracing::info!(
             request_id,
             method,

@@ -4,6 +4,7 @@
 //! JWTs and runs the very `Router`s the Lambdas run; schedules fire into their
 //! queues. Tests start the same stack in-process on free ports.
 
+pub mod cors;
 pub mod emulator;
 pub mod functions;
 pub mod gateway;
@@ -153,7 +154,11 @@ impl LocalStack {
             let keys = jwt::read_key_set(&emulator.cognito_keys_dir, "jwks-public")?;
             authorizers.insert(name, jwt::JwtVerifier::new(&keys, issuer, audiences)?);
         }
-        let gateway = Arc::new(Gateway::new(routes, &bound, authorizers)?);
+        let cors = template
+            .cors_configuration(&resolved)?
+            .map(|config| cors::CorsPolicy::from_config(&config))
+            .transpose()?;
+        let gateway = Arc::new(Gateway::new(routes, &bound, authorizers, cors)?);
 
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.api_port))
             .await

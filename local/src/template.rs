@@ -520,6 +520,21 @@ impl Template {
         Ok(out)
     }
 
+    /// The HTTP API's `CorsConfiguration`, resolved (origins from their
+    /// parameter), if it has one.
+    pub fn cors_configuration(&self, resolved: &Resolved) -> anyhow::Result<Option<Value>> {
+        let Some(config) = self
+            .of_type("AWS::Serverless::HttpApi")
+            .find_map(|(_, api)| api.pointer("/Properties/CorsConfiguration"))
+        else {
+            return Ok(None);
+        };
+        resolved
+            .resolve(self, config)
+            .map(Some)
+            .map_err(|e| anyhow!("CorsConfiguration: {e:?}"))
+    }
+
     /// The JWT authorizer's issuer and audiences, resolved.
     pub fn jwt_authorizer(
         &self,

@@ -20,15 +20,23 @@ pub struct BoxRecord {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BoxView {
     pub id: String,
+    /// The id of the project it belongs to.
     pub project: String,
-    /// The project's current name (read with the project, never copied into
-    /// box items, so a rename needs no fan-out).
+    /// The project's current name.
+    // Read with the project, never copied into box items, so a rename
+    // needs no fan-out.
     pub project_name: String,
     pub name: String,
+    /// Its position in the project's storyboard, from 0.
     pub order_index: u32,
+    /// The asset that stands for the box (in the public view and the
+    /// storyboard export), or `null`.
+    #[schema(required = true)]
     pub headliner_asset: Option<String>,
     pub assets_count: u32,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 

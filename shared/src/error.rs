@@ -18,7 +18,7 @@ pub struct ApiError {
     pub fields: BTreeMap<String, String>,
 }
 
-/// The body of every error reply.
+/// The body of every error reply of the API's own.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
@@ -26,12 +26,33 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `validation_failed`, `not_found`.
+    /// Stable machine-readable code, e.g. `validation_failed`, `bad_request`,
+    /// `not_found`, `conflict`, `too_large`, `quota_exceeded`,
+    /// `unsupported_media_type`, `throttled`. New codes may appear.
     pub code: String,
+    /// What went wrong, in words for a person.
     pub message: String,
-    /// Per-field reasons for validation errors.
+    /// Per-field reasons, keyed by the field's path (e.g. `name`,
+    /// `parts[2].etag`); present only on errors about fields.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+}
+
+/// The body of an error the API gateway answers itself, before any handler:
+/// `{"message": "Unauthorized"}` for a missing, expired or invalid token.
+#[derive(Serialize, ToSchema)]
+pub struct GatewayMessage {
+    #[schema(examples("Unauthorized"))]
+    pub message: String,
+}
+
+/// The error body of the `/s3` (Uppy Companion) routes: the usual one, with
+/// its message also at the top level, where Uppy's client reads it.
+#[derive(Serialize, ToSchema)]
+pub struct CompanionErrorBody {
+    /// The same as `error.message`.
+    pub message: String,
+    pub error: ErrorDetail,
 }
 
 impl ApiError {

@@ -19,7 +19,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWrite
 
 use crate::assets::AssetRecord;
 use crate::boxes::BoxRecord;
-use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, n, s, s_or_null, store_error};
+use crate::dynamo::{
+    GSI1_KEYS, Listing, StoreError, Table, condition_held, n, s, s_or_null, store_error,
+};
 use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
 use crate::uploads::{FileRecord, UploadStatus};
@@ -153,6 +155,23 @@ impl Table {
             .build())
     }
 
+    /// Holds while the owner has at least one byte of quota left: what an
+    /// upload of undeclared size, which reserves nothing, must find.
+    fn quota_room_check(&self, owner: &str, quota: u64) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .condition_check(
+                ConditionCheck::builder()
+                    .table_name(self.name())
+                    .key(keys::PK, s(keys::user_pk(owner)))
+                    .key(keys::SK, s(keys::QUOTA_SK))
+                    .condition_expression("attribute_not_exists(used_bytes) OR used_bytes < :quota")
+                    .expression_attribute_values(":quota", n(quota))
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?,
+            )
+            .build())
+    }
+
     fn box_exists_check(&self, owner: &str, box_id: &str) -> Result<TransactWriteItem, StoreError> {
         Ok(TransactWriteItem::builder()
             .condition_check(
@@ -203,8 +222,9 @@ impl Table {
         Err(store_error(err))
     }
 
-    /// Records a new upload and reserves its bytes; checks the parent box
-    /// still exists in the same transaction.
+    /// Records a new upload and reserves its bytes (one of undeclared size
+    /// needs a byte of quota left); checks the parent box still exists in
+    /// the same transaction.
     pub async fn create_upload(
         &self,
         record: &FileRecord,
@@ -212,7 +232,10 @@ impl Table {
     ) -> Result<Result<(), Refusal>, StoreError> {
         let mut items = vec![
             self.put_new(Self::file_item(record)?)?,
-            self.quota_change(&record.owner, record.reserved_bytes as i128, quota)?,
+            match record.reserved_bytes {
+                0 => self.quota_room_check(&record.owner, quota)?,
+                bytes => self.quota_change(&record.owner, bytes as i128, quota)?,
+            },
         ];
         let mut meanings = vec![Refusal::StateChanged, Refusal::QuotaExceeded];
         if let (Some(kind), Some(id)) = (&record.parent_content_type, &record.parent_object_id)
@@ -435,6 +458,35 @@ impl Table {
             items.push(self.quota_change(&file.owner, -(file.reserved_bytes as i128), 0)?);
         }
         self.transact(items, vec![Refusal::StateChanged]).await
+    }
+
+    /// Records the S3 multipart upload a browser created for an open file
+    /// that has none yet (Uppy 6 creates it with a presigned URL, so we learn
+    /// its id from the first signed request that names it). `false` when the
+    /// file is no longer open or already has one.
+    pub async fn bind_upload_id(
+        &self,
+        file: &FileRecord,
+        upload_id: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&file.owner)))
+            .key(keys::SK, s(keys::file_sk(&file.id)))
+            .update_expression("SET upload_id = :upload, updated = :now")
+            .condition_expression(
+                "upload_status = :uploading AND (attribute_not_exists(upload_id) OR upload_id = :null)",
+            )
+            .expression_attribute_values(":upload", s(upload_id))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":uploading", s(UploadStatus::Uploading.as_str()))
+            .expression_attribute_values(":null", AttributeValue::Null(true))
+            .send()
+            .await;
+        condition_held(result)
     }
 
     /// Edits `name` and/or `description`; `None` when there is no such file.

@@ -209,8 +209,9 @@ impl Table {
     }
 
     /// The claim's object verified: the asset `COMPLETED` with the
-    /// description. A file records the description too; a single-PUT file
-    /// (`pending`) completes now, its bytes measured against `quota`, and
+    /// description. A file records the description too; a file its object
+    /// completes (a single PUT, or a multipart upload the browser completed
+    /// with S3) completes now, its bytes measured against `quota`, and
     /// becomes an asset `COMPLETED` at once if it already has a box — unless
     /// `detach` (its box is gone): then it completes as a plain file.
     /// `StateChanged` when the claim is no longer in the state read,
@@ -240,7 +241,7 @@ impl Table {
         let mut items = Vec::new();
         let mut meanings = Vec::new();
         let mut new_asset = None;
-        if file.upload_status == UploadStatus::Pending {
+        if file.completes_on_arrival() {
             expression.push_str(
                 ", upload_status = :done, file_size = :size, reserved_bytes = :size, \
                  etag = :etag, #g2 = :g2",
@@ -290,7 +291,7 @@ impl Table {
         )?));
         meanings.push(Refusal::StateChanged);
         let delta = description.size as i128 - file.reserved_bytes as i128;
-        if file.upload_status == UploadStatus::Pending && delta != 0 {
+        if file.completes_on_arrival() && delta != 0 {
             items.push(self.quota_change(&file.owner, delta, quota)?);
             meanings.push(Refusal::QuotaExceeded);
         }

@@ -23,18 +23,24 @@ pub const MAX_LIMIT: u32 = 200;
 /// The reply shape of every list route.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
+    /// This page's items, at most `limit` of them.
     pub results: Vec<T>,
     /// Pass back as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
 /// `?limit=&cursor=` as sent. Both are strings so that a bad value becomes a
-/// field error of ours rather than a generic rejection.
+/// field error of ours rather than a generic rejection; the document shows
+/// what a client may send.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// 1..=200, default 50.
+    /// Items per page.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page, as it was. A cursor of
+    /// another list, another filter or another user is refused with 400.
     pub cursor: Option<String>,
 }
 

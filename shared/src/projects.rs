@@ -33,8 +33,11 @@ pub struct ProjectRecord {
 pub struct Project {
     pub id: String,
     pub name: String,
+    /// How many boxes (shots) it holds.
     pub boxes_count: u32,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -53,13 +56,18 @@ impl From<ProjectRecord> for Project {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
-    /// 1–200 characters after trimming.
+    /// 1–200 characters once surrounding white space is trimmed, no control
+    /// characters.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
+    /// The new name, with the rules of a new project's. Required: a PATCH
+    /// that changes nothing is a 400.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
 }
 

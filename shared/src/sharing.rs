@@ -100,8 +100,11 @@ pub struct ShareLinkRecord {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ShareLinkView {
     pub id: String,
+    /// The id of the shared project.
     pub project: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
     /// `false` once `expires_at` has passed.
     pub active: bool,
@@ -135,14 +138,19 @@ pub struct CommentRecord {
     pub updated_at: String,
 }
 
+/// A comment left on a box through a share link.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CommentView {
     pub id: String,
+    /// The id of the box it is about.
     #[serde(rename = "box")]
     pub box_id: String,
+    /// The name the commenter gave.
     pub author_name: String,
     pub text: String,
+    /// Whether the owner marked it read.
     pub is_read: bool,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 

@@ -12,10 +12,13 @@ use crate::clock;
 use crate::config::{self, ConfigError, Settings, vars};
 use crate::dynamo::Table;
 use crate::error::ApiError;
+use crate::files_store::Refusal;
 use crate::objects::Bucket;
 use crate::pagination::{CursorKey, StringKey};
 use crate::presign::{BucketEndpoint, ObjectRequest, Presigner, attachment_disposition};
-use crate::uploads::{ChecksumAlgorithm, FileRecord, UploadPolicy, UploadStatus, parse_object_key};
+use crate::uploads::{
+    self, ChecksumAlgorithm, FileRecord, UploadPlan, UploadPolicy, UploadStatus, parse_object_key,
+};
 use crate::{aws, validation};
 
 #[derive(Clone)]
@@ -160,6 +163,171 @@ impl UploadEnv {
         })
     }
 
+    /// A new file record for `plan`, owned by the caller, expiring after the
+    /// policy's upload expiry (not written yet: see [`Self::record_upload`]).
+    pub fn new_record(
+        &self,
+        caller: &Caller,
+        plan: &UploadPlan,
+        project: Option<String>,
+        contract: &str,
+        status: UploadStatus,
+    ) -> FileRecord {
+        let id = validation::new_id();
+        let now = clock::now();
+        let created = clock::rfc3339(now);
+        FileRecord {
+            s3_key: uploads::object_key(&caller.user_id, &id, &plan.content_type),
+            id,
+            owner: caller.user_id.clone(),
+            file_name: plan.file_name.clone(),
+            file_size: plan.file_size,
+            file_content_type: plan.content_type.clone(),
+            num_parts: plan.num_parts,
+            part_size: plan.part_size,
+            upload_id: None,
+            upload_status: status,
+            name: plan.file_name.clone(),
+            description: String::new(),
+            parent_content_type: plan.parent.as_ref().map(|(k, _)| k.clone()),
+            parent_object_id: plan.parent.as_ref().map(|(_, id)| id.clone()),
+            parent_project: project,
+            checksum_algorithm: plan.checksum_algorithm,
+            checksum_type: plan.checksum_type,
+            reserved_bytes: plan.file_size,
+            etag: None,
+            asset_id: None,
+            media: None,
+            contract: contract.to_owned(),
+            updated: created.clone(),
+            created,
+            expires_at: clock::rfc3339(now + self.policy.upload_expiry),
+        }
+    }
+
+    /// Writes a new upload's record and reserves its bytes (an upload of
+    /// undeclared size reserves none, and is refused once the quota is used
+    /// up); aborts its S3 multipart upload when refused, so none is left.
+    pub async fn record_upload(&self, record: &FileRecord) -> Result<(), ApiError> {
+        let refusal = match self
+            .table
+            .create_upload(record, self.policy.quota_bytes)
+            .await
+        {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(refusal)) => Ok(refusal),
+            Err(err) => Err(err),
+        };
+        if let Some(upload_id) = &record.upload_id
+            && let Err(err) = self.bucket.abort(&record.s3_key, upload_id).await
+        {
+            // The bucket's lifecycle rule removes it later; say so in the logs.
+            tracing::warn!(error = %err, key = %record.s3_key, "could not abort a refused upload");
+        }
+        match refusal? {
+            Refusal::QuotaExceeded => Err(uploads::quota_exceeded(
+                record.reserved_bytes,
+                self.policy.quota_bytes,
+            )),
+            Refusal::ParentGone => {
+                let mut err = ApiError::field("parent_object_id", "no such box");
+                err.status = http::StatusCode::UNPROCESSABLE_ENTITY;
+                Err(err)
+            }
+            Refusal::StateChanged => Err(ApiError::conflict("upload id collision, retry")),
+        }
+    }
+
+    /// Aborts an open upload in S3 (or deletes a single PUT's object, which
+    /// may have landed), then marks it `aborted` and gives its bytes back in
+    /// one conditional write; the record as it ends up. S3 first: if the
+    /// record write fails the client retries and S3's abort is idempotent,
+    /// where the other order could leave parts only the lifecycle rule
+    /// removes. Aborting twice answers the same; a completed, expired or
+    /// failed upload is a 409.
+    pub async fn abort_upload(&self, file: FileRecord) -> Result<FileRecord, ApiError> {
+        match file.upload_status {
+            UploadStatus::Aborted => return Ok(file),
+            UploadStatus::Pending | UploadStatus::Uploading => {}
+            other => return Err(not_abortable(other)),
+        }
+        match &file.upload_id {
+            Some(upload_id) => self.bucket.abort(&file.s3_key, upload_id).await?,
+            None => self.bucket.delete(&file.s3_key).await?,
+        }
+        self.close_as_aborted(file).await
+    }
+
+    /// Marks an open upload `aborted` and gives its bytes back, without
+    /// touching S3 (for uploads whose S3 side the browser aborts itself).
+    pub async fn close_as_aborted(&self, file: FileRecord) -> Result<FileRecord, ApiError> {
+        let now = clock::rfc3339(clock::now());
+        match self
+            .table
+            .close_upload(&file, UploadStatus::Aborted, &now)
+            .await?
+        {
+            Ok(()) => {
+                let mut after = file;
+                after.upload_status = UploadStatus::Aborted;
+                after.reserved_bytes = 0;
+                after.updated = now;
+                Ok(after)
+            }
+            Err(Refusal::StateChanged) => {
+                // A concurrent abort (fine) or complete (conflict) got there first.
+                let now = self
+                    .table
+                    .get_file(&file.owner, &file.id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("file"))?;
+                match now.upload_status {
+                    UploadStatus::Aborted => Ok(now),
+                    other => Err(not_abortable(other)),
+                }
+            }
+            Err(other) => Err(ApiError::internal(format!("unexpected refusal {other:?}"))),
+        }
+    }
+
+    /// A presigned single PUT of a `pending` record's object and the headers
+    /// the client must send with it. Content type (and the size, when
+    /// declared) are signed; `If-None-Match: *` makes the URL good for one
+    /// object only: once the object exists (and ingestion verified it), a
+    /// second PUT is refused (412) instead of replacing it unverified.
+    pub fn single_put(
+        &self,
+        signer: &Presigner,
+        record: &FileRecord,
+        size: Option<u64>,
+        expiry: Duration,
+    ) -> (String, std::collections::BTreeMap<String, String>) {
+        let mut headers = vec![
+            ("content-type", record.file_content_type.clone()),
+            ("if-none-match", "*".to_owned()),
+        ];
+        if let Some(size) = size {
+            headers.push(("content-length", size.to_string()));
+        }
+        let url = signer.presign(
+            &ObjectRequest {
+                method: "PUT",
+                key: &record.s3_key,
+                query: vec![],
+                headers: headers.clone(),
+            },
+            expiry,
+        );
+        // Browsers set Content-Length themselves (scripts may not); the
+        // signature enforces it.
+        let send = headers
+            .into_iter()
+            .filter(|(name, _)| *name != "content-length")
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        (url, send)
+    }
+
     /// A grant to sign parts of `file` without reading it again.
     pub fn seal_grant(&self, file: &FileRecord) -> Option<String> {
         let key = self.grants.as_ref()?;
@@ -217,27 +385,35 @@ impl UploadEnv {
             .ok_or_else(|| ApiError::not_found("file"))
     }
 
-    /// Companion addresses an upload by our object key and S3's upload id.
-    /// The key names its owner: a key of someone else's is a 404, as is an
-    /// upload id that is not this key's.
+    /// The caller's file behind one of our object keys. The key names its
+    /// owner: a key of someone else's is a 404, like an unknown one.
+    pub async fn file_by_key(&self, caller: &Caller, key: &str) -> Result<FileRecord, ApiError> {
+        let not_found = || ApiError::not_found("upload");
+        let (owner, id) = parse_object_key(key).ok_or_else(not_found)?;
+        if owner != caller.user_id {
+            return Err(not_found());
+        }
+        let file = self
+            .table
+            .get_file(owner, id)
+            .await?
+            .ok_or_else(not_found)?;
+        if file.s3_key != key {
+            return Err(not_found());
+        }
+        Ok(file)
+    }
+
+    /// Companion addresses an upload by our object key and S3's upload id;
+    /// an upload id that is not this key's is a 404.
     pub async fn companion_file(
         &self,
         caller: &Caller,
         key: &str,
         upload_id: &str,
     ) -> Result<FileRecord, ApiError> {
-        let Some((owner, id)) = parse_object_key(key) else {
-            return Err(ApiError::not_found("upload"));
-        };
-        if owner != caller.user_id {
-            return Err(ApiError::not_found("upload"));
-        }
-        let file = self
-            .table
-            .get_file(owner, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("upload"))?;
-        if file.upload_id.as_deref() != Some(upload_id) || file.s3_key != key {
+        let file = self.file_by_key(caller, key).await?;
+        if file.upload_id.as_deref() != Some(upload_id) {
             return Err(ApiError::not_found("upload"));
         }
         Ok(file)
@@ -246,6 +422,13 @@ impl UploadEnv {
     /// An upload that may still take parts: `uploading` and not past its
     /// expiry; else 409 with the reason.
     pub fn ensure_accepting_parts(file: &FileRecord) -> Result<(), ApiError> {
+        if file.upload_status == UploadStatus::Uploading && file.upload_id.is_none() {
+            // Uppy 6 creates its S3 upload itself; its first signed request
+            // names it (POST /s3/sign).
+            return Err(ApiError::conflict(
+                "the S3 multipart upload of this file is not known yet",
+            ));
+        }
         if file.upload_status != UploadStatus::Uploading {
             return Err(ApiError::conflict(format!(
                 "upload is {}, it takes no more parts",
@@ -352,6 +535,13 @@ impl UploadEnv {
     }
 }
 
+fn not_abortable(status: UploadStatus) -> ApiError {
+    ApiError::conflict(format!(
+        "upload is {}; only open uploads can be aborted",
+        status.as_str()
+    ))
+}
+
 /// Whether an RFC 3339 instant has passed; unparsable counts as passed
 /// (fail closed).
 pub fn is_past(rfc3339: &str) -> bool {
@@ -361,13 +551,20 @@ pub fn is_past(rfc3339: &str) -> bool {
 }
 
 /// The query of Companion's `/s3/multipart/{uploadId}...` routes: our object
-/// key (URL-encoded by the client), and the part numbers of `/batch`.
+/// key (URL-encoded by the client), and the part numbers of `/batch`. As
+/// OpenAPI parameters it is the query of `/batch`; the other routes document
+/// `key` alone.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CompanionQuery {
-    /// The object key from `createMultipartUpload`.
+    /// The `key` that `POST /s3/multipart` answered. Without it the reply
+    /// is 400; a key that is not the caller's is 404.
+    #[param(required = true, min_length = 1)]
     pub key: Option<String>,
-    /// For `/batch`: part numbers, comma-separated.
+    /// The part numbers to sign, comma-separated (ranges like `5-9` work
+    /// too), each within the upload's parts, at most 500.
     #[serde(rename = "partNumbers")]
+    #[param(required = true, min_length = 1, example = "1,2,3")]
     pub part_numbers: Option<String>,
 }
 

@@ -121,9 +121,11 @@ impl UploadPolicy {
     }
 }
 
-/// `pending → uploading → completed | aborted | expired | failed` (SPEC §3.2).
-/// `pending` is a single-PUT upload waiting for its object (no multipart
-/// upload exists); `uploading` is a multipart upload in progress.
+/// Where an upload is: `pending` (a single PUT waiting for its object),
+/// `uploading` (a multipart upload in progress), then `completed`,
+/// `aborted`, `expired` (not completed in time) or `failed`. Only `pending`
+/// and `uploading` uploads are open.
+// `pending → uploading → completed | aborted | expired | failed` (SPEC §3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UploadStatus {
@@ -169,8 +171,17 @@ impl UploadStatus {
 /// The only parent type so far: a box, which makes the file an asset.
 pub const PARENT_BOX: &str = "box";
 
-/// Per-part checksums the client commits to at initiate (S3 verifies them
-/// against the signed `x-amz-checksum-*` header of each part).
+/// The type of a file's parent: `box` (a completed file in a box is one of
+/// its assets) is the only one. Requests carry it as a string; this names
+/// it for the OpenAPI document.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParentType {
+    Box,
+}
+
+/// Per-part checksums the client commits to at initiate: storage verifies
+/// each part against the signed `x-amz-checksum-*` header of its URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ChecksumAlgorithm {
@@ -290,7 +301,7 @@ pub struct FileRecord {
     /// What ingestion found in the object (set once it was verified).
     #[serde(default)]
     pub media: Option<crate::ingestion::Description>,
-    /// Where the upload came from: `files` or `companion`.
+    /// Where the upload came from: one of [`contract`].
     pub contract: String,
     pub created: String,
     pub updated: String,
@@ -298,7 +309,29 @@ pub struct FileRecord {
     pub expires_at: String,
 }
 
+/// Where an upload came from ([`FileRecord::contract`]).
+pub mod contract {
+    /// `POST /v1/files/uploads`.
+    pub const FILES: &str = "files";
+    /// Uppy Companion's `/s3/params` and `/s3/multipart` routes.
+    pub const COMPANION: &str = "companion";
+    /// Uppy 6's `signRequest` hook (`POST /s3/sign`): the browser talks to
+    /// S3 itself, the multipart completion included.
+    pub const SIGNED: &str = "signed";
+}
+
 impl FileRecord {
+    /// Whether the object's arrival completes this upload (ingestion
+    /// finishes it): a single PUT, or a multipart upload the browser
+    /// completes with S3 itself. Others complete by a call that records it.
+    pub fn completes_on_arrival(&self) -> bool {
+        match self.upload_status {
+            UploadStatus::Pending => true,
+            UploadStatus::Uploading => self.contract == contract::SIGNED,
+            _ => false,
+        }
+    }
+
     /// Part sizes as granted: every part `part_size`, the last the rest.
     pub fn part_length(&self, part_number: u32) -> Option<u64> {
         part_length(self.file_size, self.part_size, self.num_parts, part_number)
@@ -384,15 +417,33 @@ pub fn file_name(raw: &str) -> Result<String, String> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InitiateUpload {
+    /// The file's name, kept for display and downloads: any Unicode,
+    /// 1–255 characters once trimmed, no control characters, `/` or `\`.
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub file_name: String,
-    /// Bytes.
+    /// Bytes, at least 1 and at most the deployment's maximum (5 GiB unless
+    /// configured otherwise; above it the reply is 413) and what is left of
+    /// the caller's quota (else 413).
+    #[schema(minimum = 1)]
     pub file_size: u64,
+    /// One of the allowed image and video types (`image/jpeg`, `image/png`,
+    /// `image/webp`, `image/gif`, `image/avif`, `image/heic`, `image/heif`,
+    /// `image/tiff`, `video/mp4`, `video/quicktime`, `video/webm` by default).
+    #[schema(examples("video/mp4"))]
     pub file_content_type: String,
-    /// 1..=10000.
+    /// How many parts the file is cut into; with `part_size`,
+    /// `(num_parts-1)*part_size < file_size <= num_parts*part_size`.
+    #[schema(minimum = 1, maximum = 10000)]
     pub num_parts: u32,
-    /// Bytes; every part but the last has exactly this size (≥ 5 MiB).
+    /// Bytes; every part but the last has exactly this size, at least 5 MiB
+    /// (5242880) when there is more than one part, at most 5 GiB.
+    #[schema(minimum = 1, maximum = 5368709120_u64)]
     pub part_size: u64,
+    /// `box` makes the completed file an asset of the box
+    /// `parent_object_id`; give both or neither.
+    #[schema(value_type = Option<ParentType>)]
     pub parent_content_type: Option<String>,
+    /// The id of one of the caller's boxes (else 422).
     pub parent_object_id: Option<String>,
     /// Commit to per-part checksums: each part URL then signs its checksum.
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
@@ -417,6 +468,56 @@ pub struct UploadPlan {
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     pub checksum_type: Option<ChecksumType>,
     pub part_checksums: Vec<String>,
+}
+
+impl UploadPlan {
+    /// An upload that declares only a name, a type and maybe a size
+    /// (Companion, Uppy 6), checked like `/v1/files`; each `(field, value)`
+    /// names the request field an error points at. Without a size, none is
+    /// reserved: the object's size is measured when it completes.
+    pub fn named(
+        policy: &UploadPolicy,
+        (name_field, name): (&str, &str),
+        (type_field, content_type): (&str, &str),
+        size: Option<u64>,
+    ) -> Result<Self, ApiError> {
+        let mut errors = BTreeMap::new();
+        let name = file_name(name)
+            .map_err(|r| errors.insert(name_field.to_owned(), r))
+            .ok();
+        let content_type = content_type.trim().to_ascii_lowercase();
+        if !policy.allows_type(&content_type) {
+            errors.insert(
+                type_field.to_owned(),
+                format!("must be one of {}", policy.allowed_content_types.join(", ")),
+            );
+        }
+        if size == Some(0) {
+            errors.insert("size".into(), "must be at least 1 byte".into());
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        if let Some(size) = size {
+            if size > policy.max_file_bytes {
+                return Err(too_large(size, policy.max_file_bytes));
+            }
+            if size > policy.quota_bytes {
+                return Err(quota_exceeded(size, policy.quota_bytes));
+            }
+        }
+        Ok(Self {
+            file_name: name.unwrap_or_default(),
+            file_size: size.unwrap_or(0),
+            content_type,
+            num_parts: 0,
+            part_size: 0,
+            parent: None,
+            checksum_algorithm: None,
+            checksum_type: None,
+            part_checksums: vec![],
+        })
+    }
 }
 
 impl InitiateUpload {
@@ -566,12 +667,19 @@ pub fn too_large(size: u64, max: u64) -> ApiError {
 
 /// The 413 of a quota that this upload would overshoot.
 pub fn quota_exceeded(size: u64, quota: u64) -> ApiError {
+    let message = match size {
+        // An upload of undeclared size is refused only once nothing is left.
+        0 => format!(
+            "your storage quota of {quota} bytes is used up; delete files or abort open uploads first"
+        ),
+        size => format!(
+            "this upload of {size} bytes would exceed your storage quota of {quota} bytes; delete files or abort open uploads first"
+        ),
+    };
     ApiError::new(
         http::StatusCode::PAYLOAD_TOO_LARGE,
         "quota_exceeded",
-        format!(
-            "this upload of {size} bytes would exceed your storage quota of {quota} bytes; delete files or abort open uploads first"
-        ),
+        message,
     )
 }
 
@@ -684,21 +792,32 @@ pub fn check_part_list(parts: &[ClientPart], num_parts: u32) -> Result<(), ApiEr
     Ok(())
 }
 
-/// A file as the API shows it (SPEC §3.2).
+/// A file: a direct upload and, once completed, what it stored.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FileView {
     pub id: String,
+    /// The name given at upload (downloads save under it).
     pub file_name: String,
+    /// Bytes: as declared, then as stored once completed (0 until then when
+    /// no size was declared).
     pub file_size: u64,
     pub file_content_type: String,
     /// A short-lived download URL once completed, else `null`.
+    #[schema(required = true, format = "uri")]
     pub url: Option<String>,
     pub upload_status: UploadStatus,
+    /// Display name (editable).
     pub name: String,
+    /// Free text (editable), empty when not set.
     pub description: String,
+    /// The id of the user who uploaded it.
     pub created_by: String,
+    #[schema(format = DateTime)]
     pub created: String,
+    /// `box` when the file belongs to a box, else `null`.
+    #[schema(required = true, value_type = Option<ParentType>)]
     pub parent_content_type: Option<String>,
+    #[schema(required = true)]
     pub parent_object_id: Option<String>,
 }
 

@@ -2,6 +2,8 @@
 //! ports), and a small client that talks to it like an app would. Tests stay
 //! isolated by registering their own users.
 
+pub mod tools;
+
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -45,6 +47,28 @@ pub fn stack_delivering_s3_events() -> &'static Stack {
     stack()
 }
 
+/// Template parameters this binary's stack starts with, beside the ones
+/// every stack gets (e.g. the browser tests' allowed CORS origin).
+static EXTRA_PARAMETERS: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// The stack, started with these extra template parameters and S3 event
+/// delivery on or off (call it first in every test of a binary that wants
+/// them).
+pub fn stack_with(parameters: Vec<(String, String)>, deliver_s3_events: bool) -> &'static Stack {
+    let wanted = parameters.clone();
+    let got = EXTRA_PARAMETERS.get_or_init(|| parameters);
+    assert_eq!(
+        got, &wanted,
+        "this binary's stack started with other parameters"
+    );
+    let on = *DELIVER_S3_EVENTS.get_or_init(|| deliver_s3_events);
+    assert_eq!(
+        on, deliver_s3_events,
+        "this binary's stack started otherwise"
+    );
+    stack()
+}
+
 /// Starts the stack once for this test binary, on its own runtime thread so
 /// it outlives every test's runtime. The emulator exits with the process.
 pub fn stack() -> &'static Stack {
@@ -54,17 +78,19 @@ pub fn stack() -> &'static Stack {
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
             runtime.block_on(async move {
+                // Room for a 10,000-part upload (every part but the last
+                // >= 5 MiB makes it ~49 GiB) and a quota that parallel
+                // uploads of 10 GiB can hit; the 5 GiB default is unit-tested.
+                let mut parameters = vec![
+                    ("MaxUploadBytes".into(), (64u64 << 30).to_string()),
+                    ("UserQuotaBytes".into(), (100u64 << 30).to_string()),
+                    // Imports fetch from the tests' own loopback server.
+                    ("ImportAllowPrivateNetworks".into(), "true".into()),
+                ];
+                parameters.extend(EXTRA_PARAMETERS.get_or_init(Vec::new).iter().cloned());
                 let options = Options {
                     schedule_every: Some(std::time::Duration::from_secs(1)),
-                    // Room for a 10,000-part upload (every part but the last
-                    // >= 5 MiB makes it ~49 GiB) and a quota that parallel
-                    // uploads of 10 GiB can hit; the 5 GiB default is unit-tested.
-                    parameters: vec![
-                        ("MaxUploadBytes".into(), (64u64 << 30).to_string()),
-                        ("UserQuotaBytes".into(), (100u64 << 30).to_string()),
-                        // Imports fetch from the tests' own loopback server.
-                        ("ImportAllowPrivateNetworks".into(), "true".into()),
-                    ],
+                    parameters,
                     deliver_s3_events: *DELIVER_S3_EVENTS.get_or_init(|| false),
                     ..Options::default()
                 };

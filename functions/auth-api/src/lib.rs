@@ -74,7 +74,12 @@ pub struct AuthApiDoc;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    /// Case and surrounding white space do not matter; at most 254
+    /// characters.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// 8–256 characters.
+    #[schema(format = Password, min_length = 8, max_length = 256)]
     pub password: String,
 }
 
@@ -82,24 +87,34 @@ pub struct Credentials {
 pub struct Registered {
     /// The user's id (the `sub` of their tokens).
     pub user_id: String,
+    /// The e-mail as stored: trimmed, lower-case.
+    #[schema(format = Email)]
     pub email: String,
+    /// Whether the account can log in already.
     pub confirmed: bool,
 }
 
+/// Tokens for `Authorization: Bearer <access_token>`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Tokens {
+    /// The bearer token for every protected route (a JWT).
     pub access_token: String,
+    /// A JWT with the user's identity claims (also accepted as bearer token).
     pub id_token: String,
-    /// Absent on refresh: Cognito keeps the refresh token you sent.
+    /// Absent on refresh: the refresh token you sent stays valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Seconds until the access and id tokens expire.
     pub expires_in: i32,
+    #[schema(examples("Bearer"))]
     pub token_type: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    /// The `refresh_token` of a login.
+    #[schema(max_length = 8192, pattern = r"\S")]
     pub refresh_token: String,
 }
 
@@ -183,13 +198,17 @@ where
     }
 }
 
+/// Create an account
+///
+/// Public. Log in afterwards with the same e-mail and password.
 #[utoipa::path(
     post, path = "/api/auth/register", tag = "auth",
     request_body = Credentials,
     responses(
-        (status = 201, body = Registered),
-        (status = 400, body = ErrorBody),
-        (status = 409, description = "e-mail already registered", body = ErrorBody),
+        (status = 201, description = "The new account.", body = Registered),
+        (status = 400, description = "The e-mail or password breaks a rule (`fields` names which), or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 409, description = "An account with this e-mail exists already.", body = ErrorBody),
+        (status = 429, description = "Too many attempts; retry later.", body = ErrorBody),
     )
 )]
 async fn register(
@@ -232,13 +251,18 @@ async fn register(
     }))
 }
 
+/// Log in
+///
+/// Public. Exchanges e-mail and password for tokens.
 #[utoipa::path(
     post, path = "/api/auth/login", tag = "auth",
     request_body = Credentials,
     responses(
-        (status = 200, body = Tokens),
-        (status = 400, body = ErrorBody),
-        (status = 401, description = "wrong e-mail or password", body = ErrorBody),
+        (status = 200, description = "The tokens.", body = Tokens),
+        (status = 400, description = "The e-mail or password breaks a rule, or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 401, description = "Wrong e-mail or password (which one is not said).", body = ErrorBody),
+        (status = 403, description = "The account is not confirmed yet, or signing in needs a step this API does not offer.", body = ErrorBody),
+        (status = 429, description = "Too many attempts; retry later.", body = ErrorBody),
     )
 )]
 async fn login(
@@ -259,12 +283,18 @@ async fn login(
     tokens(out.authentication_result)
 }
 
+/// Refresh the tokens
+///
+/// Public. New access and id tokens for a refresh token.
 #[utoipa::path(
     post, path = "/api/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
     responses(
-        (status = 200, body = Tokens),
-        (status = 401, description = "refresh token invalid, expired or revoked", body = ErrorBody),
+        (status = 200, description = "New tokens (without `refresh_token`).", body = Tokens),
+        (status = 400, description = "`refresh_token` is empty or too long, or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 401, description = "The refresh token is invalid, expired or revoked.", body = ErrorBody),
+        (status = 403, description = "The account cannot sign in (e.g. not confirmed).", body = ErrorBody),
+        (status = 429, description = "Too many attempts; retry later.", body = ErrorBody),
     )
 )]
 async fn refresh(
@@ -286,13 +316,19 @@ async fn refresh(
     tokens(out.authentication_result)
 }
 
-/// Signs the user out everywhere: Cognito revokes their refresh tokens. The
-/// route sits behind the JWT authorizer; the access token is only passed on to
-/// Cognito, which checks it again.
+/// Log out everywhere
+///
+/// Revokes all of the user's refresh tokens, on every device.
+// The route sits behind the JWT authorizer; the access token is only passed
+// on to Cognito, which checks it again.
 #[utoipa::path(
     post, path = "/api/auth/logout", tag = "auth",
     security(("bearer" = [])),
-    responses((status = 204, description = "signed out"), (status = 401, body = ErrorBody))
+    responses(
+        (status = 204, description = "Signed out."),
+        (status = 401, description = "The identity provider refused the token (e.g. it is an id token, or was revoked).", body = ErrorBody),
+        (status = 429, description = "Too many attempts; retry later.", body = ErrorBody),
+    )
 )]
 async fn logout(
     State(state): State<AuthState>,

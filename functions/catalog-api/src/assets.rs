@@ -43,29 +43,47 @@ pub fn router(state: FilesState) -> Router {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AssetsQuery {
+    /// Only the assets of this box (one of yours, else 404).
     pub r#box: Option<String>,
+    /// Only the assets of this project (one of yours, else 404).
     pub project: Option<String>,
-    /// `IMAGE` or `VIDEO`.
+    /// Only images or only videos.
+    #[param(value_type = AssetType, required = false)]
     pub asset_type: Option<String>,
-    /// `true` or `false`.
+    /// Only favourites (`true`) or only the others (`false`).
+    #[param(value_type = bool, required = false)]
     pub is_favorite: Option<String>,
-    /// `PENDING`, `PROCESSING`, `COMPLETED` or `FAILED`.
+    /// Only assets in this state.
+    #[param(value_type = AssetStatus, required = false)]
     pub status: Option<String>,
-    /// Words within the prompt text (case-insensitive), 1–200 characters.
+    /// Only assets whose prompt contains this text (case-insensitive).
+    #[param(max_length = 200)]
     pub search: Option<String>,
+    /// Items read for this page (see the operation's description).
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page of this same list (same
+    /// filters).
     pub cursor: Option<String>,
 }
 
-/// The caller's assets in a box, a project or everywhere, newest first,
-/// with every filter combined. Each page reads at most `limit` items and
-/// filters them (no Scan), so a page may be short while `next_cursor` is set.
+/// List your assets
+///
+/// In a box, a project or everywhere, newest first, with every filter
+/// combined. Each page looks at up to `limit` assets and returns those that
+/// match, so a page may hold fewer (even none) while `next_cursor` is set:
+/// follow `next_cursor` until it is `null`.
 #[utoipa::path(
     get, path = "/api/assets/", tag = "assets",
     params(AssetsQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = inline(Page<AssetView>)), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "A page of assets.", body = inline(Page<AssetView>)),
+        (status = 400, description = "A filter, `limit` or `cursor` is invalid (`fields` names it).", body = ErrorBody),
+        (status = 404, description = "No box (or project) of yours has the id `box` (or `project`).", body = ErrorBody),
+    )
 )]
 pub async fn list_assets(
     State(state): State<FilesState>,
@@ -195,11 +213,17 @@ async fn view(state: &FilesState, asset: AssetRecord) -> Result<AssetView, ApiEr
     Ok(state.env.asset_view(&signer, asset, &box_name))
 }
 
+/// Get an asset
+///
+/// One of your assets, with short-lived file URLs.
 #[utoipa::path(
     get, path = "/api/assets/{id}/", tag = "assets",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The asset's id.")),
     security(("bearer" = [])),
-    responses((status = 200, body = AssetView), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "The asset.", body = AssetView),
+        (status = 404, description = "No asset of yours has this id.", body = ErrorBody),
+    )
 )]
 pub async fn get_asset(
     State(state): State<FilesState>,
@@ -214,18 +238,28 @@ pub async fn get_asset(
 #[serde(deny_unknown_fields)]
 pub struct UpdateAsset {
     pub is_favorite: Option<bool>,
-    /// Up to 4000 characters; empty clears it.
+    /// Up to 4000 characters once trimmed (line breaks and tabs allowed);
+    /// empty clears it.
+    #[schema(max_length = 4000)]
     pub prompt_text: Option<String>,
-    /// 1–255 characters.
+    /// 1–255 characters once trimmed, no control characters.
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub name: Option<String>,
 }
 
+/// Edit an asset
+///
+/// Its favourite flag, prompt and/or name; send at least one.
 #[utoipa::path(
     patch, path = "/api/assets/{id}/", tag = "assets",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The asset's id.")),
     request_body = UpdateAsset,
     security(("bearer" = [])),
-    responses((status = 200, body = AssetView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "The edited asset.", body = AssetView),
+        (status = 400, description = "Nothing to update, a field breaks its rule, or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 404, description = "No asset of yours has this id.", body = ErrorBody),
+    )
 )]
 pub async fn update_asset(
     State(state): State<FilesState>,
@@ -276,13 +310,20 @@ pub async fn update_asset(
     Ok(Json(view(&state, asset).await?))
 }
 
-/// Flip `is_favorite`. Each call flips once: the write is conditional on the
-/// value read, and a lost race is retried on a fresh read.
+/// Toggle an asset's favourite flag
+///
+/// Each call flips `is_favorite` once, also when calls race.
+// The write is conditional on the value read; a lost race is retried on a
+// fresh read.
 #[utoipa::path(
     post, path = "/api/assets/{id}/favorite/", tag = "assets",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The asset's id.")),
     security(("bearer" = [])),
-    responses((status = 200, body = AssetView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+    responses(
+        (status = 200, description = "The asset with its new flag.", body = AssetView),
+        (status = 404, description = "No asset of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The asset kept changing meanwhile; retry.", body = ErrorBody),
+    )
 )]
 pub async fn toggle_favorite(
     State(state): State<FilesState>,
@@ -304,13 +345,19 @@ pub async fn toggle_favorite(
     Err(ApiError::conflict("the asset changed meanwhile; retry"))
 }
 
-/// Delete an asset with its object (and the file it came from). A headliner
-/// that was this asset is cleared first.
+/// Delete an asset
+///
+/// With its stored file (and the uploaded file it came from). A box whose
+/// headliner it was has none afterwards.
 #[utoipa::path(
     delete, path = "/api/assets/{id}/", tag = "assets",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The asset's id.")),
     security(("bearer" = [])),
-    responses((status = 204), (status = 404, body = ErrorBody))
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No asset of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The asset kept changing meanwhile; retry.", body = ErrorBody),
+    )
 )]
 pub async fn delete_asset(
     State(state): State<FilesState>,

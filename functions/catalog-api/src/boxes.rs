@@ -91,19 +91,30 @@ pub async fn box_page<S: ProjectStore>(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BoxesQuery {
-    /// The project whose boxes to list (required).
+    /// The id of the project whose boxes to list.
+    #[param(required = true, min_length = 1)]
     pub project: Option<String>,
+    /// Items per page.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page of this same list.
     pub cursor: Option<String>,
 }
 
-/// A project's boxes in order.
+/// List a project's boxes
+///
+/// In storyboard order, a page at a time.
 #[utoipa::path(
     get, path = "/api/boxes/", tag = "boxes",
     params(BoxesQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = inline(Page<BoxView>)), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "A page of boxes.", body = inline(Page<BoxView>)),
+        (status = 400, description = "`project` is missing, `limit` is out of range or `cursor` is not one of this list's.", body = ErrorBody),
+        (status = 404, description = "No project of yours has the id `project`.", body = ErrorBody),
+    )
 )]
 pub async fn list_boxes(
     State(state): State<FilesState>,
@@ -128,10 +139,13 @@ pub async fn list_boxes(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBox {
+    /// The id of one of your projects.
     pub project: String,
-    /// 1–200 characters.
+    /// 1–200 characters once trimmed, no control characters.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
-    /// Where to insert it (0 = first); default: at the end.
+    /// Where to insert it, from 0 (first) to the project's box count (the
+    /// end, also the default).
     pub order_index: Option<u32>,
 }
 
@@ -158,12 +172,20 @@ where
     ))
 }
 
-/// Add a box to a project.
+/// Create a box
+///
+/// A new, empty box (shot) in one of your projects, at the end of its
+/// storyboard or at `order_index`.
 #[utoipa::path(
     post, path = "/api/boxes/", tag = "boxes",
     request_body = CreateBox,
     security(("bearer" = [])),
-    responses((status = 201, body = BoxView), (status = 400, body = ErrorBody), (status = 404, description = "no such project", body = ErrorBody), (status = 409, body = ErrorBody))
+    responses(
+        (status = 201, description = "The new box.", body = BoxView),
+        (status = 400, description = "The name or `order_index` breaks a rule, or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 404, description = "No project of yours has the id `project`.", body = ErrorBody),
+        (status = 409, description = "The project's boxes kept changing meanwhile; reload and retry.", body = ErrorBody),
+    )
 )]
 pub async fn create_box(
     State(state): State<FilesState>,
@@ -234,11 +256,17 @@ async fn owned_box(
     Ok((found, project))
 }
 
+/// Get a box
+///
+/// One of your boxes, with its position and headliner.
 #[utoipa::path(
     get, path = "/api/boxes/{id}/", tag = "boxes",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The box's id.")),
     security(("bearer" = [])),
-    responses((status = 200, body = BoxView), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "The box.", body = BoxView),
+        (status = 404, description = "No box of yours has this id.", body = ErrorBody),
+    )
 )]
 pub async fn get_box(
     State(state): State<FilesState>,
@@ -252,21 +280,40 @@ pub async fn get_box(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBox {
+    /// The new name: 1–200 characters once trimmed, no control characters.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
-    /// An asset of this box, or `null` to clear.
+    /// The id of an asset of this box to make its headliner, or `null` to
+    /// clear it.
     #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "given")]
     pub headliner_asset: Option<serde_json::Value>,
-    /// Move the box to this position (0-based).
+    /// Move the box to this position, from 0 to the project's box count
+    /// less one.
     pub order_index: Option<u32>,
 }
 
-/// Rename a box, set or clear its headliner, or move it.
+/// Any value the body gives, `null` included: serde reads a `null` `Option`
+/// as absent, and `null` here means "clear the headliner".
+fn given<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// Edit a box
+///
+/// Rename it, set or clear its headliner, or move it; send at least one
+/// field.
 #[utoipa::path(
     patch, path = "/api/boxes/{id}/", tag = "boxes",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The box's id.")),
     request_body = UpdateBox,
     security(("bearer" = [])),
-    responses((status = 200, body = BoxView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+    responses(
+        (status = 200, description = "The edited box.", body = BoxView),
+        (status = 400, description = "Nothing to update, a field breaks its rule (e.g. `headliner_asset` is not an asset of this box), or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 404, description = "No box of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The project's boxes kept changing meanwhile; reload and retry.", body = ErrorBody),
+    )
 )]
 pub async fn update_box(
     State(state): State<FilesState>,
@@ -361,12 +408,18 @@ pub async fn update_box(
     Ok(Json(BoxView::new(updated, &project)))
 }
 
-/// Delete a box, its assets and their objects.
+/// Delete a box
+///
+/// With its assets, their stored files and its comments.
 #[utoipa::path(
     delete, path = "/api/boxes/{id}/", tag = "boxes",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The box's id.")),
     security(("bearer" = [])),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No box of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The box or one of its assets kept changing meanwhile; retry.", body = ErrorBody),
+    )
 )]
 pub async fn delete_box(
     State(state): State<FilesState>,
@@ -414,12 +467,18 @@ pub async fn delete_box(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A box's assets, newest first, with short-lived file URLs.
+/// List a box's assets
+///
+/// Newest first, a page at a time, with short-lived file URLs.
 #[utoipa::path(
     get, path = "/api/boxes/{id}/assets/", tag = "boxes",
-    params(("id" = String, Path), PageQuery),
+    params(("id" = String, Path, description = "The box's id."), PageQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = inline(Page<AssetView>)), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "A page of assets.", body = inline(Page<AssetView>)),
+        (status = 400, description = "`limit` is out of range or `cursor` is not one of this list's.", body = ErrorBody),
+        (status = 404, description = "No box of yours has this id.", body = ErrorBody),
+    )
 )]
 pub async fn list_box_assets(
     State(state): State<FilesState>,
@@ -456,21 +515,23 @@ pub async fn list_box_assets(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReorderBoxes {
-    /// Every box of the project, each once, in the new order.
+    /// Every box id of the project, each once, in the new order.
     pub box_ids: Vec<String>,
 }
 
-/// Reorder all of a project's boxes at once.
+/// Reorder a project's boxes
+///
+/// All at once: the list must name every box of the project exactly once.
 #[utoipa::path(
     post, path = "/api/projects/{id}/boxes/reorder/", tag = "boxes",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The project's id.")),
     request_body = ReorderBoxes,
     security(("bearer" = [])),
     responses(
-        (status = 200, body = inline(Page<BoxView>)),
-        (status = 400, description = "the list is not exactly the project's boxes", body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "the boxes changed since they were read", body = ErrorBody),
+        (status = 200, description = "The project's boxes in their new order (the first 200).", body = inline(Page<BoxView>)),
+        (status = 400, description = "`box_ids` is not exactly the project's boxes, or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 404, description = "No project of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The boxes changed since they were read; reload and retry.", body = ErrorBody),
     )
 )]
 pub async fn reorder_boxes(
@@ -517,4 +578,18 @@ pub async fn reorder_boxes(
     Ok(Json(
         box_page(&state.env.table, &state.cursors, &caller, &project, &page).await?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_null_headliner_clears_and_an_absent_one_keeps() {
+        let body: UpdateBox =
+            assetbox_shared::http::parse_json(br#"{"headliner_asset":null}"#).unwrap();
+        assert_eq!(body.headliner_asset, Some(serde_json::Value::Null));
+        let body: UpdateBox = assetbox_shared::http::parse_json(br#"{"name":"a"}"#).unwrap();
+        assert_eq!(body.headliner_asset, None);
+    }
 }

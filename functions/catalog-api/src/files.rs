@@ -13,7 +13,8 @@ use assetbox_shared::http::{ApiJson, ApiQuery};
 use assetbox_shared::pagination::{CursorKey, Page, PageQuery};
 use assetbox_shared::upload_env::UploadEnv;
 use assetbox_shared::uploads::{
-    DESCRIPTION_MAX_CHARS, FILE_NAME_MAX_CHARS, FileRecord, FileView, PARENT_BOX, UploadStatus,
+    DESCRIPTION_MAX_CHARS, FILE_NAME_MAX_CHARS, FileRecord, FileView, PARENT_BOX, ParentType,
+    UploadStatus,
 };
 use assetbox_shared::validation;
 use axum::extract::{Path, State};
@@ -43,12 +44,21 @@ pub fn router(state: FilesState) -> Router {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FilesQuery {
-    /// `pending|uploading|completed|aborted|expired|failed`; default `completed`.
+    /// Only files in this state; `completed` when not given.
+    #[param(value_type = UploadStatus, required = false)]
     pub status: Option<String>,
+    /// The parent's type (`box` when only `parent_object_id` is given);
+    /// needs `parent_object_id`.
+    #[param(value_type = ParentType, required = false)]
     pub parent_content_type: Option<String>,
+    /// Only files of this parent (e.g. a box id).
     pub parent_object_id: Option<String>,
+    /// Items per page.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page of this same list.
     pub cursor: Option<String>,
 }
 
@@ -63,13 +73,18 @@ async fn views(env: &UploadEnv, files: Vec<FileRecord>) -> Result<Vec<FileView>,
         .collect())
 }
 
-/// Own files (admins: everyone's), newest first; completed only unless
-/// `status` says otherwise.
+/// List your files
+///
+/// Newest first, a page at a time; only `completed` files unless `status`
+/// asks for others. Members of the `admin` group see everyone's files.
 #[utoipa::path(
     get, path = "/v1/files", tag = "files",
     params(FilesQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = inline(Page<FileView>)), (status = 400, body = ErrorBody))
+    responses(
+        (status = 200, description = "A page of files.", body = inline(Page<FileView>)),
+        (status = 400, description = "A filter, `limit` or `cursor` is invalid (`fields` names it).", body = ErrorBody),
+    )
 )]
 pub async fn list_files(
     State(state): State<FilesState>,
@@ -141,13 +156,19 @@ pub async fn list_files(
     }))
 }
 
-/// A file of the caller's (or, for admins, anyone's via the list; single
-/// reads stay owner-scoped so ids never leak across owners).
+/// Get a file
+///
+/// One of your files, with a download URL once it is completed.
+// Admins too read only their own here: single reads stay owner-scoped so
+// ids never leak across owners.
 #[utoipa::path(
     get, path = "/v1/files/{id}", tag = "files",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The file's id.")),
     security(("bearer" = [])),
-    responses((status = 200, body = FileView), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "The file.", body = FileView),
+        (status = 404, description = "No file of yours has this id.", body = ErrorBody),
+    )
 )]
 pub async fn get_file(
     State(state): State<FilesState>,
@@ -162,19 +183,28 @@ pub async fn get_file(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateFile {
-    /// Display name, 1–255 characters.
+    /// Display name: 1–255 characters once trimmed, no control characters.
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub name: Option<String>,
-    /// Up to 2000 characters; empty clears it.
+    /// Up to 2000 characters once trimmed (line breaks and tabs allowed);
+    /// empty clears it.
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
 }
 
-/// Edit a file's display name and description.
+/// Edit a file
+///
+/// Its display name and/or description; send at least one.
 #[utoipa::path(
     patch, path = "/v1/files/{id}", tag = "files",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The file's id.")),
     request_body = UpdateFile,
     security(("bearer" = [])),
-    responses((status = 200, body = FileView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "The edited file.", body = FileView),
+        (status = 400, description = "Nothing to update, a field breaks its rule, or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 404, description = "No file of yours has this id.", body = ErrorBody),
+    )
 )]
 pub async fn update_file(
     State(state): State<FilesState>,
@@ -223,14 +253,20 @@ pub async fn update_file(
     Ok(Json(views.remove(0)))
 }
 
-/// Delete a file: an open upload is aborted in S3, a completed file's object
-/// is deleted, and what it held of the quota is given back. A file that
-/// became an asset is deleted through its asset.
+/// Delete a file
+///
+/// An open upload is aborted, a completed file's stored object is deleted,
+/// and what the file held of your quota is given back. A file that became
+/// an asset is deleted through its asset (`DELETE /api/assets/{id}/`).
 #[utoipa::path(
     delete, path = "/v1/files/{id}", tag = "files",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The file's id.")),
     security(("bearer" = [])),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No file of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The file is an asset (delete the asset), or it changed meanwhile (retry).", body = ErrorBody),
+    )
 )]
 pub async fn delete_file(
     State(state): State<FilesState>,
@@ -286,25 +322,28 @@ pub async fn delete_file(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetParent {
-    /// `box`.
+    #[schema(value_type = ParentType)]
     pub parent_content_type: String,
+    /// The id of one of your boxes.
     pub parent_object_id: String,
 }
 
-/// Attach a file to a box. A completed file becomes an asset of the box:
-/// `COMPLETED` at once when ingestion has described the file, else
-/// `PROCESSING` until it does; an open upload becomes one when it completes.
+/// Put a file into a box
+///
+/// A completed file becomes an asset of the box: `COMPLETED` at once when
+/// the file was already checked and described, else `PROCESSING` until it
+/// is; an open upload becomes one when it completes.
 #[utoipa::path(
     post, path = "/v1/files/{id}/set-parent", tag = "files",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The file's id.")),
     request_body = SetParent,
     security(("bearer" = [])),
     responses(
-        (status = 200, body = FileView),
-        (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "already an asset, or not in a state that can take a parent", body = ErrorBody),
-        (status = 422, description = "the parent is not one of the caller's boxes", body = ErrorBody),
+        (status = 200, description = "The file with its parent.", body = FileView),
+        (status = 400, description = "`parent_content_type` is not `box`, or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 404, description = "No file of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The file is already an asset, is not in a state that can take a parent (aborted, expired, failed), or changed meanwhile.", body = ErrorBody),
+        (status = 422, description = "`parent_object_id` is not one of your boxes.", body = ErrorBody),
     )
 )]
 pub async fn set_parent(

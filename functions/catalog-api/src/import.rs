@@ -46,9 +46,16 @@ pub fn router(state: FilesState) -> Router {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportAsset {
-    /// An `https` URL of an image or video, up to 2048 characters.
+    /// An `https` URL of an image or video, up to 2048 characters, without
+    /// credentials, on a public host.
+    #[schema(
+        format = "uri",
+        max_length = 2048,
+        examples("https://example.com/render.png")
+    )]
     pub url: String,
-    /// Up to 4000 characters.
+    /// Up to 4000 characters once trimmed.
+    #[schema(max_length = 4000)]
     pub prompt_text: Option<String>,
 }
 
@@ -71,16 +78,21 @@ fn checked_url(raw: &str, allow_private: bool) -> Result<url::Url, ApiError> {
     Ok(parsed)
 }
 
-/// Import an image or video from a URL into a box (fetched server-side).
+/// Import a file into a box from a URL
+///
+/// The server fetches the URL (meant for a provider's temporary result
+/// links): the asset is `PENDING` until fetched, then `PROCESSING`, and
+/// `COMPLETED` or `FAILED` with `error_message`.
 #[utoipa::path(
     post, path = "/api/boxes/{id}/import/", tag = "assets",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The box's id.")),
     request_body = ImportAsset,
     security(("bearer" = [])),
     responses(
-        (status = 202, description = "accepted: the asset is PENDING until fetched", body = AssetView),
-        (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody)
+        (status = 202, description = "Accepted: the new asset, `PENDING` until fetched.", body = AssetView),
+        (status = 400, description = "The URL is not an allowed `https` URL, the prompt breaks its rule, or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 404, description = "No box of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The box changed meanwhile; retry.", body = ErrorBody),
     )
 )]
 pub async fn import_to_box(

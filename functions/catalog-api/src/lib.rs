@@ -169,11 +169,17 @@ pub struct CatalogApiDoc;
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Health {
+    #[schema(value_type = String, examples("ok"))]
     status: &'static str,
 }
 
-/// Liveness probe (public).
-#[utoipa::path(get, path = "/api/health", tag = "health", responses((status = 200, body = Health)))]
+/// Check that the API is up
+///
+/// Public. Answers `{"status":"ok"}` whenever the API can take requests.
+#[utoipa::path(
+    get, path = "/api/health", tag = "health",
+    responses((status = 200, description = "The API is up.", body = Health))
+)]
 async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -193,15 +199,16 @@ pub(crate) async fn owned_project<S: ProjectStore>(
         .ok_or_else(|| ApiError::not_found("project"))
 }
 
-/// The caller's projects, newest first.
+/// List your projects
+///
+/// Newest first, a page at a time.
 #[utoipa::path(
     get, path = "/api/projects/", tag = "projects",
     params(PageQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "a page of projects", body = inline(Page<Project>)),
-        (status = 400, description = "bad limit or cursor", body = ErrorBody),
-        (status = 401, body = ErrorBody),
+        (status = 200, description = "A page of projects.", body = inline(Page<Project>)),
+        (status = 400, description = "`limit` is out of range or `cursor` is not one of this list's.", body = ErrorBody),
     )
 )]
 async fn list_projects<S: ProjectStore>(
@@ -228,14 +235,16 @@ async fn list_projects<S: ProjectStore>(
     }))
 }
 
+/// Create a project
+///
+/// A new, empty project (no boxes yet).
 #[utoipa::path(
     post, path = "/api/projects/", tag = "projects",
     request_body = CreateProject,
     security(("bearer" = [])),
     responses(
-        (status = 201, body = Project),
-        (status = 400, description = "invalid name or body", body = ErrorBody),
-        (status = 401, body = ErrorBody),
+        (status = 201, description = "The new project.", body = Project),
+        (status = 400, description = "The name breaks a rule, or the body is not valid JSON of this shape (`fields` names the problem).", body = ErrorBody),
     )
 )]
 async fn create_project<S: ProjectStore>(
@@ -258,11 +267,17 @@ async fn create_project<S: ProjectStore>(
     Ok(created(Project::from(record)))
 }
 
+/// Get a project
+///
+/// One of your projects, with its box count.
 #[utoipa::path(
     get, path = "/api/projects/{id}/", tag = "projects",
-    params(("id" = String, Path, description = "project id")),
+    params(("id" = String, Path, description = "The project's id.")),
     security(("bearer" = [])),
-    responses((status = 200, body = Project), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "The project.", body = Project),
+        (status = 404, description = "No project of yours has this id.", body = ErrorBody),
+    )
 )]
 async fn get_project<S: ProjectStore>(
     State(state): State<AppState<S>>,
@@ -274,15 +289,18 @@ async fn get_project<S: ProjectStore>(
     ))
 }
 
+/// Rename a project
+///
+/// `name` is the only field a project has to edit.
 #[utoipa::path(
     patch, path = "/api/projects/{id}/", tag = "projects",
-    params(("id" = String, Path, description = "project id")),
+    params(("id" = String, Path, description = "The project's id.")),
     request_body = UpdateProject,
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Project),
-        (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 200, description = "The renamed project.", body = Project),
+        (status = 400, description = "No `name` given, the name breaks a rule, or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 404, description = "No project of yours has this id.", body = ErrorBody),
     )
 )]
 async fn update_project<S: ProjectStore>(
@@ -304,17 +322,19 @@ async fn update_project<S: ProjectStore>(
         .ok_or_else(|| ApiError::not_found("project"))
 }
 
-/// Deletes a project that has no boxes. A project with boxes is a 409: its
-/// boxes (and their assets) are deleted first, box by box, so one request
-/// never has unbounded work and nothing is orphaned.
+/// Delete an empty project
+///
+/// Only a project without boxes can be deleted: delete its boxes (and with
+/// them their assets) first.
+// Box by box, so one request never has unbounded work and nothing is orphaned.
 #[utoipa::path(
     delete, path = "/api/projects/{id}/", tag = "projects",
-    params(("id" = String, Path, description = "project id")),
+    params(("id" = String, Path, description = "The project's id.")),
     security(("bearer" = [])),
     responses(
-        (status = 204, description = "deleted"),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "the project still has boxes", body = ErrorBody),
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No project of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The project still has boxes.", body = ErrorBody),
     )
 )]
 async fn delete_project<S: ProjectStore>(
@@ -336,14 +356,18 @@ async fn delete_project<S: ProjectStore>(
     }
 }
 
-/// The project's boxes in their order.
+/// List a project's boxes
+///
+/// In storyboard order (`order_index` 0, 1, …), a page at a time. The same
+/// list as `GET /api/boxes/?project={id}`.
 #[utoipa::path(
     get, path = "/api/projects/{id}/boxes/", tag = "projects",
-    params(("id" = String, Path, description = "project id"), PageQuery),
+    params(("id" = String, Path, description = "The project's id."), PageQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = inline(Page<BoxView>)),
-        (status = 404, body = ErrorBody),
+        (status = 200, description = "A page of boxes.", body = inline(Page<BoxView>)),
+        (status = 400, description = "`limit` is out of range or `cursor` is not one of this list's.", body = ErrorBody),
+        (status = 404, description = "No project of yours has this id.", body = ErrorBody),
     )
 )]
 async fn list_project_boxes<S: ProjectStore>(

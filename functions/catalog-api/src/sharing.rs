@@ -66,25 +66,40 @@ pub fn router(state: FilesState) -> Router {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateShareLink {
-    /// 1 to the configured maximum (30 by default); default 7.
+    /// Days until the link expires; 7 when not given.
+    #[schema(minimum = 1, maximum = 30, default = 7)]
     pub expires_in_days: Option<u32>,
 }
 
-/// The only time the token is shown: keep the URL.
+/// A new share link. This is the only time its token is shown: keep the URL.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NewShareLink {
     pub id: String,
+    /// The secret that opens the public view (`GET /api/shared/{token}/`).
     pub token: String,
+    /// What to hand out: the web app's page for the token, or the API's
+    /// public view (a path relative to the API) when no app is configured.
+    #[schema(format = "uri-reference")]
     pub url: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 
+/// Create a share link
+///
+/// Anyone with the link sees the project's boxes in order with their
+/// headliners and favourites (read only) and may comment on its boxes,
+/// until it expires or is revoked.
 #[utoipa::path(
     post, path = "/api/projects/{id}/share-links/", tag = "sharing",
-    params(("id" = String, Path, description = "project id")),
+    params(("id" = String, Path, description = "The project's id.")),
     request_body = CreateShareLink,
     security(("bearer" = [])),
-    responses((status = 201, body = NewShareLink), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 201, description = "The new link with its token.", body = NewShareLink),
+        (status = 400, description = "`expires_in_days` is out of range, or the body is not valid JSON of this shape (send `{}` for the defaults).", body = ErrorBody),
+        (status = 404, description = "No project of yours has this id.", body = ErrorBody),
+    )
 )]
 pub async fn create_link(
     State(state): State<FilesState>,
@@ -128,13 +143,20 @@ pub async fn create_link(
     ))
 }
 
-/// The project's links, newest first, expired ones included (`active: false`)
-/// until DynamoDB's TTL removes them.
+/// List a project's share links
+///
+/// Newest first, a page at a time. Expired links stay listed (`active:
+/// false`) for a while before they disappear; tokens are not shown.
+// Until DynamoDB's TTL removes them.
 #[utoipa::path(
     get, path = "/api/projects/{id}/share-links/", tag = "sharing",
-    params(("id" = String, Path, description = "project id"), PageQuery),
+    params(("id" = String, Path, description = "The project's id."), PageQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = inline(Page<ShareLinkView>)), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "A page of links.", body = inline(Page<ShareLinkView>)),
+        (status = 400, description = "`limit` is out of range or `cursor` is not one of this list's.", body = ErrorBody),
+        (status = 404, description = "No project of yours has this id.", body = ErrorBody),
+    )
 )]
 pub async fn list_links(
     State(state): State<FilesState>,
@@ -167,12 +189,20 @@ pub async fn list_links(
     }))
 }
 
-/// Revoke a link: its token answers 404 from now on.
+/// Revoke a share link
+///
+/// Its token answers 404 from now on.
 #[utoipa::path(
     delete, path = "/api/projects/{id}/share-links/{link_id}/", tag = "sharing",
-    params(("id" = String, Path, description = "project id"), ("link_id" = String, Path)),
+    params(
+        ("id" = String, Path, description = "The project's id."),
+        ("link_id" = String, Path, description = "The link's id (not its token)."),
+    ),
     security(("bearer" = [])),
-    responses((status = 204), (status = 404, body = ErrorBody))
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 404, description = "No project of yours has this id, or it has no such link.", body = ErrorBody),
+    )
 )]
 pub async fn revoke_link(
     State(state): State<FilesState>,
@@ -217,44 +247,69 @@ async fn live_link(
     Ok((hash, link, project))
 }
 
+/// An asset as the public view shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SharedAsset {
     pub id: String,
     pub asset_type: AssetType,
     pub content_type: String,
+    /// A short-lived download URL; `null` while the file is not stored yet.
+    #[schema(required = true, format = "uri")]
     pub file_url: Option<String>,
+    /// A short-lived URL of a JPEG thumbnail, once there is one.
+    #[schema(required = true, format = "uri")]
     pub thumbnail_url: Option<String>,
+    #[schema(required = true)]
     pub prompt_text: Option<String>,
+    /// Pixels, once known.
+    #[schema(required = true)]
     pub width: Option<u32>,
+    #[schema(required = true)]
     pub height: Option<u32>,
+    /// A video's length in milliseconds, once known.
+    #[schema(required = true)]
     pub duration_ms: Option<u64>,
     pub is_favorite: bool,
 }
 
+/// A box as the public view shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SharedBox {
+    /// The box's id (comments name it).
     pub id: String,
     pub name: String,
+    /// Its position in the storyboard, from 0.
     pub order_index: u32,
+    /// The asset that stands for the box, or `null`.
+    #[schema(required = true)]
     pub headliner: Option<SharedAsset>,
     /// The box's favourite assets, newest first (the headliner too, when it
     /// is one).
     pub favorites: Vec<SharedAsset>,
 }
 
+/// A shared project, read only.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SharedProject {
     pub name: String,
+    /// When the link stops working.
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    /// Its boxes in storyboard order.
     pub boxes: Vec<SharedBox>,
 }
 
-/// Public: the shared project's boxes in order, with headliners and
-/// favourites only.
+/// View a shared project
+///
+/// Public (the token is the key): the project's boxes in storyboard order
+/// with their headliners and favourites only.
 #[utoipa::path(
     get, path = "/api/shared/{token}/", tag = "sharing",
-    params(("token" = String, Path)),
-    responses((status = 200, body = SharedProject), (status = 404, body = ErrorBody))
+    params(("token" = String, Path, description = "The token of a share link.")),
+    responses(
+        (status = 200, description = "The shared project.", body = SharedProject),
+        (status = 404, description = "The token is unknown, expired or revoked (they look the same).", body = ErrorBody),
+    )
 )]
 pub async fn shared_view(
     State(state): State<FilesState>,
@@ -345,9 +400,12 @@ pub async fn shared_view(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewComment {
-    /// 1–80 characters.
+    /// The commenter's name: 1–80 characters once trimmed, no control
+    /// characters.
+    #[schema(min_length = 1, max_length = 80, pattern = r"\S")]
     pub author_name: String,
-    /// 1–2000 characters.
+    /// 1–2000 characters once trimmed; line breaks and tabs allowed.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     pub text: String,
 }
 
@@ -355,16 +413,25 @@ fn comment_text(raw: &str) -> Result<String, String> {
     validation::multiline_text(raw, COMMENT_MAX_CHARS)?.ok_or_else(|| "must not be empty".into())
 }
 
-/// Public: comment on a box of the shared project.
+/// Comment on a shared box
+///
+/// Public (the token is the key). A link takes a limited number of comments
+/// an hour (30 unless configured otherwise); beyond it the reply is 429
+/// with `Retry-After`.
 #[utoipa::path(
     post, path = "/api/shared/{token}/boxes/{box_id}/comments/", tag = "sharing",
-    params(("token" = String, Path), ("box_id" = String, Path)),
+    params(
+        ("token" = String, Path, description = "The token of a share link."),
+        ("box_id" = String, Path, description = "The id of a box of the shared project."),
+    ),
     request_body = NewComment,
     responses(
-        (status = 201, body = CommentView),
-        (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 429, description = "the link's hourly comment allowance is spent", body = ErrorBody)
+        (status = 201, description = "The new comment.", body = CommentView),
+        (status = 400, description = "A field breaks its rule, or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 404, description = "The token is unknown, expired or revoked, or the box is not in the shared project.", body = ErrorBody),
+        (status = 409, description = "The box changed meanwhile; retry.", body = ErrorBody),
+        (status = 429, description = "The link's comments for this hour are used up.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds until the next hour, when the link takes comments again."))),
     )
 )]
 pub async fn post_comment(
@@ -419,19 +486,30 @@ pub async fn post_comment(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CommentsQuery {
-    /// `true` or `false`: only read or only unread comments.
+    /// Only read (`true`) or only unread (`false`) comments.
+    #[param(value_type = bool, required = false)]
     pub is_read: Option<String>,
+    /// Items per page.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page of this same list.
     pub cursor: Option<String>,
 }
 
-/// A box's comments, newest first.
+/// List a box's comments
+///
+/// The comments left through its project's share links, newest first.
 #[utoipa::path(
     get, path = "/api/boxes/{id}/comments/", tag = "sharing",
-    params(("id" = String, Path), CommentsQuery),
+    params(("id" = String, Path, description = "The box's id."), CommentsQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = inline(Page<CommentView>)), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "A page of comments.", body = inline(Page<CommentView>)),
+        (status = 400, description = "`is_read`, `limit` or `cursor` is invalid.", body = ErrorBody),
+        (status = 404, description = "No box of yours has this id.", body = ErrorBody),
+    )
 )]
 pub async fn list_comments(
     State(state): State<FilesState>,
@@ -484,13 +562,19 @@ pub struct MarkComment {
     pub is_read: bool,
 }
 
-/// Mark a comment on one of the caller's boxes read or unread.
+/// Mark a comment read or unread
+///
+/// A comment on one of your boxes.
 #[utoipa::path(
     patch, path = "/api/comments/{id}/", tag = "sharing",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The comment's id.")),
     request_body = MarkComment,
     security(("bearer" = [])),
-    responses((status = 200, body = CommentView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "The comment.", body = CommentView),
+        (status = 400, description = "The body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 404, description = "No comment on your boxes has this id.", body = ErrorBody),
+    )
 )]
 pub async fn mark_comment(
     State(state): State<FilesState>,

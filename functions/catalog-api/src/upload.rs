@@ -58,14 +58,19 @@ pub fn router(state: FilesState) -> Router {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct SmallUploadForm {
-    /// The image or video (PNG, JPEG, WebP, GIF, AVIF, HEIC, TIFF, MP4, MOV, WebM).
+    /// The image or video (PNG, JPEG, WebP, GIF, AVIF, HEIC, TIFF, MP4, MOV,
+    /// WebM), at most 4 MiB; its type is read from its bytes. The part's
+    /// file name, when given, becomes the asset's name.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// Up to 4000 characters.
+    /// Up to 4000 characters once trimmed.
+    #[schema(max_length = 4000)]
     prompt_text: Option<String>,
-    /// `true` or `false`.
+    /// `true` (or `1`) makes it a favourite; default `false`.
+    #[schema(value_type = Option<bool>)]
     is_favorite: Option<String>,
     /// The model that made it, up to 100 characters.
+    #[schema(max_length = 100)]
     ai_model: Option<String>,
 }
 
@@ -208,19 +213,25 @@ fn unprocessable(reason: String) -> ApiError {
     err
 }
 
-/// Upload a small image or video into a box in one request.
+/// Upload a small file into a box
+///
+/// One request with the bytes (multipart/form-data, at most 4 MiB): the
+/// asset is `PROCESSING` until it is checked and described. Larger files go
+/// straight to storage with `POST /v1/files/uploads` (or the `/s3`
+/// routes).
 #[utoipa::path(
     post, path = "/api/boxes/{id}/upload/", tag = "assets",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The box's id.")),
     request_body(content = inline(SmallUploadForm), content_type = "multipart/form-data"),
     security(("bearer" = [])),
     responses(
-        (status = 201, body = AssetView),
-        (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 413, description = "file above the cap (use the direct-upload routes) or quota exceeded", body = ErrorBody),
-        (status = 415, body = ErrorBody),
-        (status = 422, description = "the bytes are not an allowed image or video", body = ErrorBody)
+        (status = 201, description = "The new asset.", body = AssetView),
+        (status = 400, description = "The form is malformed, has no `file` or an unknown field, or a field breaks its rule.", body = ErrorBody),
+        (status = 404, description = "No box of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The box changed meanwhile; retry.", body = ErrorBody),
+        (status = 413, description = "The file is above 4 MiB (the message names the direct-upload routes), or it would exceed your storage quota.", body = ErrorBody),
+        (status = 415, description = "The body is not multipart/form-data with a boundary.", body = ErrorBody),
+        (status = 422, description = "The bytes are not an allowed image or video.", body = ErrorBody),
     )
 )]
 pub async fn upload_to_box(

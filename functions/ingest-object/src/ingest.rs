@@ -156,7 +156,8 @@ impl Ingestor {
             .to_vec();
         let max = self.env.policy.max_file_bytes;
         let checked = match self.check_type(&head, claim.declared_type()) {
-            // A single PUT of undeclared size was never held to the limit.
+            // An upload of undeclared size (single PUT, Uppy 6's multipart)
+            // was never held to the limit.
             Ok(_) if opened.size > max => Err(format!(
                 "the file is {} bytes, above the limit of {max}",
                 opened.size
@@ -212,7 +213,9 @@ impl Ingestor {
         let claim = read().await?;
         let unsettled = match &claim {
             None => true,
-            Some(Claim::File(file)) => file.upload_status == UploadStatus::Uploading,
+            Some(Claim::File(file)) => {
+                file.upload_status == UploadStatus::Uploading && !file.completes_on_arrival()
+            }
             Some(Claim::Asset(asset)) => asset.status == AssetStatus::Pending,
         };
         if !unsettled {
@@ -450,6 +453,8 @@ fn not_processing(claim: &Claim, key: &str, etag: Option<&str>) -> Option<Outcom
             }
             match file.upload_status {
                 UploadStatus::Pending | UploadStatus::Completed => None,
+                // The browser completed it with S3 itself (Uppy 6).
+                UploadStatus::Uploading if file.completes_on_arrival() => None,
                 UploadStatus::Uploading => Some(Outcome::Retry(
                     "the upload's completion is not recorded yet".into(),
                 )),

@@ -51,24 +51,42 @@ pub fn router(env: UploadEnv) -> Router {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(export_project), components(schemas(ExportReady, ErrorBody)))]
+#[openapi(
+    paths(export_project),
+    components(schemas(ExportReady, ExportFormat, ErrorBody))
+)]
 pub struct ProjectExportDoc;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// `docx` (the only format so far, and the default).
+    /// The document's format; `docx` is the only one (and the default).
+    #[param(value_type = ExportFormat, required = false)]
     pub format: Option<String>,
 }
 
+/// The formats of an export.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    Docx,
+}
+
+/// A storyboard ready to download.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ExportReady {
     /// A short-lived download URL of the document.
+    #[schema(format = "uri")]
     pub url: String,
+    /// What it saves as: `<project name> storyboard.docx`.
     pub file_name: String,
+    #[schema(value_type = ExportFormat)]
     pub format: String,
+    /// Bytes.
     pub size: u64,
     /// Rows in the storyboard (one per box).
     pub boxes: usize,
+    /// Seconds the URL stays valid.
     pub expires_in: u64,
 }
 
@@ -110,12 +128,19 @@ fn export_file_name(project_name: &str) -> String {
     format!("{} storyboard.docx", cleaned.trim())
 }
 
-/// Build the project's storyboard and answer where to download it.
+/// Export a project's storyboard
+///
+/// A Word document (.docx) with one row per box in storyboard order: the
+/// shot's name, its headliner's picture, prompt and model.
 #[utoipa::path(
     get, path = "/api/projects/{id}/export/", tag = "projects",
-    params(("id" = String, Path, description = "project id"), ExportQuery),
+    params(("id" = String, Path, description = "The project's id."), ExportQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = ExportReady), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "Where to download the document.", body = ExportReady),
+        (status = 400, description = "`format` is not `docx`.", body = ErrorBody),
+        (status = 404, description = "No project of yours has this id.", body = ErrorBody),
+    )
 )]
 pub async fn export_project(
     State(env): State<UploadEnv>,

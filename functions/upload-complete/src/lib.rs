@@ -17,7 +17,7 @@ use assetbox_shared::assets::AssetRecord;
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings};
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, CompanionErrorBody, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiJson, ApiQuery, companion_error_message};
 use assetbox_shared::objects::{CompleteChecks, Completion};
@@ -64,15 +64,20 @@ pub fn router(env: UploadEnv) -> Router {
         CompanionComplete,
         CompanionPartEtag,
         CompanionCompleted,
-        ErrorBody
+        ErrorBody,
+        CompanionErrorBody
     ))
 )]
 pub struct UploadCompleteDoc;
 
+/// A part as its upload's `PUT` answered it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartEtag {
+    #[schema(minimum = 1, maximum = 10000)]
     pub part_number: u32,
+    /// The `ETag` header of the part's `PUT` reply (quotes or not).
+    #[schema(min_length = 1)]
     pub etag: String,
     /// The part's checksum, for uploads started with `checksum_algorithm`.
     pub checksum: Option<String>,
@@ -81,11 +86,12 @@ pub struct PartEtag {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteUpload {
-    /// Every part, ascending, with the ETag S3 returned for it.
+    /// Every part of the upload, in ascending part order, each once.
+    #[schema(min_items = 1, max_items = 10000)]
     pub parts: Vec<PartEtag>,
     /// For uploads started with `checksum_type: FULL_OBJECT`: the whole
-    /// file's checksum (base64, the upload's CRC algorithm). S3 verifies it
-    /// and refuses to complete on a mismatch.
+    /// file's checksum (base64, the upload's CRC algorithm). Storage
+    /// verifies it and refuses to complete on a mismatch (400).
     pub checksum: Option<String>,
 }
 
@@ -99,6 +105,11 @@ async fn finish(
 ) -> Result<FileRecord, ApiError> {
     match file.upload_status {
         UploadStatus::Completed => return Ok(file),
+        UploadStatus::Uploading if file.completes_on_arrival() => {
+            return Err(ApiError::conflict(
+                "this upload is completed with S3 by the browser (POST /s3/sign); it finishes when its object arrives",
+            ));
+        }
         UploadStatus::Uploading => {}
         UploadStatus::Pending => {
             return Err(ApiError::conflict(
@@ -331,18 +342,22 @@ async fn file_view(env: &UploadEnv, file: FileRecord) -> Result<FileView, ApiErr
     Ok(FileView::new(file, url))
 }
 
-/// Finish a multipart upload (`/v1/files` contract).
+/// Complete a direct upload
+///
+/// Storage assembles the parts into the file. Calling it again once
+/// completed answers the same file. With a box parent, the file becomes an
+/// asset of the box (`PROCESSING` until it is checked and described).
 #[utoipa::path(
     post, path = "/v1/files/uploads/{id}/complete", tag = "uploads",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The file's id.")),
     request_body = CompleteUpload,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "the completed file (also on a repeated call)", body = FileView),
-        (status = 400, description = "a part is missing, out of order or has a wrong ETag (named)", body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "aborted, expired or failed", body = ErrorBody),
-        (status = 413, description = "the measured size exceeds the quota", body = ErrorBody),
+        (status = 200, description = "The completed file (also on a repeated call).", body = FileView),
+        (status = 400, description = "A part is missing, out of order, never uploaded or has a wrong ETag or checksum (`fields` names it), or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 404, description = "No file of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The upload is aborted, expired, failed or a single PUT, or it changed meanwhile.", body = ErrorBody),
+        (status = 413, description = "The stored file would exceed your storage quota (the upload then fails).", body = ErrorBody),
     )
 )]
 async fn complete(
@@ -362,11 +377,14 @@ async fn complete(
     Ok(Json(file_view(&env, file).await?))
 }
 
+/// A part as Uppy reports it.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CompanionPartEtag {
     #[serde(rename = "PartNumber")]
+    #[schema(minimum = 1, maximum = 10000)]
     pub part_number: u32,
     #[serde(rename = "ETag")]
+    #[schema(min_length = 1)]
     pub etag: String,
 }
 
@@ -388,26 +406,43 @@ impl From<CompanionPartEtag> for ClientPart {
     }
 }
 
+/// What Uppy's `completeMultipartUpload` sends.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CompanionComplete {
+    /// Every part, in ascending part order, each once.
+    #[schema(min_items = 1, max_items = 10000)]
     pub parts: Vec<CompanionPartEtag>,
 }
 
+/// A completed Companion upload.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CompanionCompleted {
-    /// A short-lived download URL of the object (the bucket is private).
+    /// A short-lived download URL of the file (the storage is private).
+    #[schema(format = "uri")]
     pub location: String,
     pub key: String,
     pub bucket: String,
 }
 
-/// Companion: finish a multipart upload.
+/// Complete a multipart upload (Uppy Companion)
+///
+/// What `@uppy/aws-s3` calls once every part is uploaded. Calling it again
+/// once completed answers the same.
 #[utoipa::path(
     post, path = "/s3/multipart/{upload_id}/complete", tag = "companion",
-    params(("upload_id" = String, Path), CompanionQuery),
+    params(
+        ("upload_id" = String, Path, description = "The `uploadId` that `POST /s3/multipart` answered."),
+        ("key" = String, Query, min_length = 1, description = "The `key` that `POST /s3/multipart` answered."),
+    ),
     request_body = CompanionComplete,
     security(("bearer" = [])),
-    responses((status = 200, body = CompanionCompleted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+    responses(
+        (status = 200, description = "The completed upload.", body = CompanionCompleted),
+        (status = 400, description = "`key` is missing; a part is missing, out of order, never uploaded or has a wrong ETag; or the body is not valid JSON of this shape.", body = CompanionErrorBody),
+        (status = 404, description = "No upload of yours has this key and id.", body = CompanionErrorBody),
+        (status = 409, description = "The upload is aborted, expired, failed or a single PUT, or it changed meanwhile.", body = CompanionErrorBody),
+        (status = 413, description = "The stored file would exceed your storage quota (the upload then fails).", body = CompanionErrorBody),
+    )
 )]
 async fn companion_complete(
     State(env): State<UploadEnv>,

@@ -11,15 +11,13 @@
 use std::collections::BTreeMap;
 
 use assetbox_shared::caller::Caller;
-use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings};
-use assetbox_shared::error::{ApiError, ErrorBody};
-use assetbox_shared::files_store::Refusal;
+use assetbox_shared::error::{ApiError, CompanionErrorBody, ErrorBody};
 use assetbox_shared::http::{ApiJson, ApiQuery, companion_error_message, created};
-use assetbox_shared::presign::{ObjectRequest, attachment_disposition};
+use assetbox_shared::presign::attachment_disposition;
 use assetbox_shared::upload_env::{UploadEnv, UploadTarget};
 use assetbox_shared::uploads::{
-    self, FileRecord, InitiateUpload, PARENT_BOX, UploadPlan, UploadStatus, file_name,
+    self, FileRecord, InitiateUpload, PARENT_BOX, UploadPlan, UploadStatus, contract,
     quota_exceeded, too_large,
 };
 use assetbox_shared::validation;
@@ -54,44 +52,46 @@ pub fn router(env: UploadEnv) -> Router {
         CompanionCreate,
         CompanionCreated,
         CompanionParams,
-        ErrorBody
+        ErrorBody,
+        CompanionErrorBody
     ))
 )]
 pub struct UploadInitiateDoc;
 
+/// Where to `PUT` one part's bytes.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PartUrl {
+    #[schema(minimum = 1, maximum = 10000)]
     pub part_number: u32,
+    /// A presigned URL: `PUT` exactly the part's bytes (its length is
+    /// signed) and keep the `ETag` the reply carries.
+    #[schema(format = "uri")]
     pub url: String,
 }
 
+/// A started upload.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Initiated {
-    /// The file id.
+    /// The file's id.
     pub id: String,
-    /// S3's multipart upload id.
+    /// The storage's multipart upload id.
     pub upload_id: String,
-    /// URLs for the first parts (at most the configured batch, default 100).
+    /// URLs for the first parts (up to 100, fewer when part checksums were
+    /// given only for those).
     pub presigned_urls: Vec<PartUrl>,
     /// Seconds the URLs stay valid.
     pub expires_in: u64,
     pub upload_status: UploadStatus,
     pub num_parts: u32,
     pub part_size: u64,
-    /// Where to get the next URLs (`null` when all are here). Any part numbers
-    /// or ranges work: `.../parts?part_numbers=101-200`. Keep its `grant`:
-    /// with it, signing needs no lookup at all.
+    /// Where to get the next URLs (a path relative to the API), or `null`
+    /// when all are here. Other part numbers work too: edit `part_numbers`
+    /// and keep the rest of the query.
+    #[schema(required = true, format = "uri-reference")]
     pub next_parts_url: Option<String>,
-    /// When the upload expires if not completed (RFC 3339).
+    /// When the upload expires if it is not completed.
+    #[schema(format = DateTime)]
     pub upload_expires_at: String,
-}
-
-fn now_and_expiry(env: &UploadEnv) -> (String, String) {
-    let now = clock::now();
-    (
-        clock::rfc3339(now),
-        clock::rfc3339(now + env.policy.upload_expiry),
-    )
 }
 
 /// The project of the caller's box, or 422 when it is not the caller's box.
@@ -118,37 +118,6 @@ async fn parent_project(
     }
 }
 
-/// Writes the record and reserves quota; aborts the S3 upload when refused.
-async fn record_upload(env: &UploadEnv, record: &FileRecord) -> Result<(), ApiError> {
-    let refusal = match env
-        .table
-        .create_upload(record, env.policy.quota_bytes)
-        .await
-    {
-        Ok(Ok(())) => return Ok(()),
-        Ok(Err(refusal)) => Ok(refusal),
-        Err(err) => Err(err),
-    };
-    if let Some(upload_id) = &record.upload_id
-        && let Err(err) = env.bucket.abort(&record.s3_key, upload_id).await
-    {
-        // The bucket's lifecycle rule removes it later; say so in the logs.
-        tracing::warn!(error = %err, key = %record.s3_key, "could not abort a refused upload");
-    }
-    match refusal? {
-        Refusal::QuotaExceeded => Err(quota_exceeded(
-            record.reserved_bytes,
-            env.policy.quota_bytes,
-        )),
-        Refusal::ParentGone => {
-            let mut err = ApiError::field("parent_object_id", "no such box");
-            err.status = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
-            Err(err)
-        }
-        Refusal::StateChanged => Err(ApiError::conflict("upload id collision, retry")),
-    }
-}
-
 /// Opens the S3 multipart upload, then records it (aborting it if refused).
 async fn start_multipart(env: &UploadEnv, record: &mut FileRecord) -> Result<String, ApiError> {
     let upload_id = env
@@ -161,58 +130,27 @@ async fn start_multipart(env: &UploadEnv, record: &mut FileRecord) -> Result<Str
         )
         .await?;
     record.upload_id = Some(upload_id.clone());
-    record_upload(env, record).await?;
+    env.record_upload(record).await?;
     Ok(upload_id)
 }
 
-fn new_record(
-    caller: &Caller,
-    plan: &UploadPlan,
-    project: Option<String>,
-    contract: &str,
-    status: UploadStatus,
-    (now, expires): (String, String),
-) -> FileRecord {
-    let id = validation::new_id();
-    FileRecord {
-        s3_key: uploads::object_key(&caller.user_id, &id, &plan.content_type),
-        id,
-        owner: caller.user_id.clone(),
-        file_name: plan.file_name.clone(),
-        file_size: plan.file_size,
-        file_content_type: plan.content_type.clone(),
-        num_parts: plan.num_parts,
-        part_size: plan.part_size,
-        upload_id: None,
-        upload_status: status,
-        name: plan.file_name.clone(),
-        description: String::new(),
-        parent_content_type: plan.parent.as_ref().map(|(k, _)| k.clone()),
-        parent_object_id: plan.parent.as_ref().map(|(_, id)| id.clone()),
-        parent_project: project,
-        checksum_algorithm: plan.checksum_algorithm,
-        checksum_type: plan.checksum_type,
-        reserved_bytes: plan.file_size,
-        etag: None,
-        asset_id: None,
-        media: None,
-        contract: contract.to_owned(),
-        created: now.clone(),
-        updated: now,
-        expires_at: expires,
-    }
-}
-
-/// Start a multipart upload (`/v1/files` contract).
+/// Start a direct upload
+///
+/// The file goes straight to storage in parts: `PUT` each part to its URL,
+/// then `POST /v1/files/uploads/{id}/complete` with the parts' ETags. Its
+/// size is reserved against your quota until then. With
+/// `parent_content_type: "box"` the completed file becomes an asset of that
+/// box.
 #[utoipa::path(
     post, path = "/v1/files/uploads", tag = "uploads",
     request_body = InitiateUpload,
     security(("bearer" = [])),
     responses(
-        (status = 201, body = Initiated),
-        (status = 400, description = "a rule of the request is broken (fields name which)", body = ErrorBody),
-        (status = 413, description = "above the size limit or the caller's quota", body = ErrorBody),
-        (status = 422, description = "the parent is not one of the caller's boxes", body = ErrorBody),
+        (status = 201, description = "The upload with the first part URLs.", body = Initiated),
+        (status = 400, description = "A rule of the request is broken (`fields` names each), or the body is not valid JSON of this shape.", body = ErrorBody),
+        (status = 409, description = "A rare id collision; retry.", body = ErrorBody),
+        (status = 413, description = "The file is above the size limit, or would exceed your storage quota.", body = ErrorBody),
+        (status = 422, description = "`parent_object_id` is not one of your boxes.", body = ErrorBody),
     )
 )]
 async fn initiate(
@@ -225,13 +163,12 @@ async fn initiate(
         return Err(quota_exceeded(plan.file_size, env.policy.quota_bytes));
     }
     let project = parent_project(&env, &caller, &plan.parent).await?;
-    let mut record = new_record(
+    let mut record = env.new_record(
         &caller,
         &plan,
         project,
-        "files",
+        contract::FILES,
         UploadStatus::Uploading,
-        now_and_expiry(&env),
     );
     let upload_id = start_multipart(&env, &mut record).await?;
 
@@ -279,21 +216,30 @@ async fn initiate(
     }))
 }
 
-/// Companion's `createMultipartUpload` body.
+/// What Uppy's `createMultipartUpload` sends.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CompanionCreate {
+    /// The file's name: 1–255 characters once trimmed, no control
+    /// characters, `/` or `\`.
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub filename: String,
+    /// The file's media type, one of the allowed image and video types.
     #[serde(rename = "type")]
+    #[schema(examples("video/mp4"))]
     pub content_type: String,
-    /// Free-form; `size` (bytes), when present, is checked against the
-    /// limits and reserved against the quota at once.
+    /// Free-form; `size` (bytes, a number or a numeric string), when
+    /// present, is checked against the limits and reserved against the
+    /// quota at once.
     #[serde(default)]
     pub metadata: BTreeMap<String, serde_json::Value>,
 }
 
+/// A started Companion upload: pass `key` and `uploadId` to the other
+/// `/s3/multipart` routes.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CompanionCreated {
+    /// The object's key (ours, not derived from the file name).
     pub key: String,
     pub upload_id: String,
     pub bucket: String,
@@ -319,61 +265,21 @@ fn declared_size(value: Option<&serde_json::Value>) -> Result<Option<u64>, ApiEr
     }
 }
 
-/// Name, type and optional size of a Companion request, checked like
-/// `/v1/files`. Without a size, the quota is settled at complete.
-fn companion_plan(
-    env: &UploadEnv,
-    filename: &str,
-    content_type: &str,
-    size: Option<u64>,
-) -> Result<UploadPlan, ApiError> {
-    let mut errors = BTreeMap::new();
-    let name = file_name(filename)
-        .map_err(|r| errors.insert("filename".to_owned(), r))
-        .ok();
-    let content_type = content_type.trim().to_ascii_lowercase();
-    if !env.policy.allows_type(&content_type) {
-        errors.insert(
-            "type".into(),
-            format!(
-                "must be one of {}",
-                env.policy.allowed_content_types.join(", ")
-            ),
-        );
-    }
-    if size == Some(0) {
-        errors.insert("size".into(), "must be at least 1 byte".into());
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    if let Some(size) = size {
-        if size > env.policy.max_file_bytes {
-            return Err(too_large(size, env.policy.max_file_bytes));
-        }
-        if size > env.policy.quota_bytes {
-            return Err(quota_exceeded(size, env.policy.quota_bytes));
-        }
-    }
-    Ok(UploadPlan {
-        file_name: name.unwrap_or_default(),
-        file_size: size.unwrap_or(0),
-        content_type,
-        num_parts: 0,
-        part_size: 0,
-        parent: None,
-        checksum_algorithm: None,
-        checksum_type: None,
-        part_checksums: vec![],
-    })
-}
-
-/// Companion: start a multipart upload.
+/// Start a multipart upload (Uppy Companion)
+///
+/// What `@uppy/aws-s3` calls to start a multipart upload. A declared
+/// `metadata.size` is checked and reserved now; otherwise the size is
+/// measured and settled at completion.
 #[utoipa::path(
     post, path = "/s3/multipart", tag = "companion",
     request_body = CompanionCreate,
     security(("bearer" = [])),
-    responses((status = 200, body = CompanionCreated), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody))
+    responses(
+        (status = 200, description = "The upload's key and id.", body = CompanionCreated),
+        (status = 400, description = "The name, type or size breaks a rule, or the body is not valid JSON of this shape.", body = CompanionErrorBody),
+        (status = 409, description = "A rare id collision; retry.", body = CompanionErrorBody),
+        (status = 413, description = "The declared size is above the limit or would exceed your storage quota.", body = CompanionErrorBody),
+    )
 )]
 async fn companion_create(
     State(env): State<UploadEnv>,
@@ -381,14 +287,18 @@ async fn companion_create(
     ApiJson(body): ApiJson<CompanionCreate>,
 ) -> Result<Json<CompanionCreated>, ApiError> {
     let size = declared_size(body.metadata.get("size"))?;
-    let plan = companion_plan(&env, &body.filename, &body.content_type, size)?;
-    let mut record = new_record(
+    let plan = UploadPlan::named(
+        &env.policy,
+        ("filename", &body.filename),
+        ("type", &body.content_type),
+        size,
+    )?;
+    let mut record = env.new_record(
         &caller,
         &plan,
         None,
-        "companion",
+        contract::COMPANION,
         UploadStatus::Uploading,
-        now_and_expiry(&env),
     );
     let upload_id = start_multipart(&env, &mut record).await?;
     Ok(Json(CompanionCreated {
@@ -398,38 +308,59 @@ async fn companion_create(
     }))
 }
 
+/// A presigned single upload.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CompanionParams {
+    /// Always `PUT`.
+    #[schema(examples("PUT"))]
     pub method: String,
+    #[schema(format = "uri")]
     pub url: String,
     /// Send exactly these headers with the PUT (they are signed).
     pub headers: BTreeMap<String, String>,
     /// The object key, for the client's records.
     pub key: String,
-    /// The file id: `GET /v1/files/{id}` shows its status.
+    /// The file's id: `GET /v1/files/{id}` shows its status.
     pub id: String,
 }
 
 /// `?filename=&type=&metadata[k]=v` as Companion sends it, plus an optional
 /// `size` (or `metadata[size]`) that binds the PUT's length.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ParamsQuery {
+    /// The file's name: 1–255 characters once trimmed, no control
+    /// characters, `/` or `\`.
+    #[param(required = true, min_length = 1, max_length = 255, pattern = r"\S")]
     pub filename: Option<String>,
+    /// The file's media type, one of the allowed image and video types.
     #[serde(rename = "type")]
+    #[param(required = true, example = "image/png")]
     pub content_type: Option<String>,
+    /// The file's size in bytes: the URL then takes exactly this many (at
+    /// most 5 GiB).
+    #[param(value_type = u64, required = false, minimum = 1, maximum = 5368709120_u64)]
     pub size: Option<String>,
+    /// The same as `size`, as Uppy sends its metadata.
     #[serde(rename = "metadata[size]")]
+    #[param(value_type = u64, required = false, minimum = 1, maximum = 5368709120_u64)]
     pub metadata_size: Option<String>,
 }
 
-/// Companion: a presigned single PUT. Content type (and size, when given)
-/// are signed headers; the record is `pending` until the object arrives
-/// (ingestion finishes it).
+/// Presign a single upload (Uppy Companion)
+///
+/// What `@uppy/aws-s3` calls for a file it uploads in one `PUT`. The file
+/// is `pending` until its object arrives, then checked like any upload.
 #[utoipa::path(
     get, path = "/s3/params", tag = "companion",
     params(ParamsQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = CompanionParams), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody))
+    responses(
+        (status = 200, description = "Where and how to `PUT` the file.", body = CompanionParams),
+        (status = 400, description = "`filename` or `type` is missing or breaks a rule, or `size` is not a whole number.", body = CompanionErrorBody),
+        (status = 409, description = "A rare id collision; retry.", body = CompanionErrorBody),
+        (status = 413, description = "`size` is above 5 GiB, above the size limit, or would exceed your storage quota.", body = CompanionErrorBody),
+    )
 )]
 async fn companion_params(
     State(env): State<UploadEnv>,
@@ -447,48 +378,26 @@ async fn companion_params(
     if size.is_some_and(|s| s > uploads::MAX_PART_BYTES) {
         return Err(too_large(size.unwrap_or_default(), uploads::MAX_PART_BYTES));
     }
-    let plan = companion_plan(&env, &filename, &content_type, size)?;
-    let record = new_record(
+    let plan = UploadPlan::named(
+        &env.policy,
+        ("filename", &filename),
+        ("type", &content_type),
+        size,
+    )?;
+    let record = env.new_record(
         &caller,
         &plan,
         None,
-        "companion",
+        contract::COMPANION,
         UploadStatus::Pending,
-        now_and_expiry(&env),
     );
-    record_upload(&env, &record).await?;
-    // `If-None-Match: *` makes the URL good for one object only: once the
-    // object exists (and ingestion verified it), a second PUT is refused
-    // (412) instead of replacing it unverified.
-    let mut headers = BTreeMap::from([
-        ("content-type", record.file_content_type.clone()),
-        ("if-none-match", "*".to_owned()),
-    ]);
-    if let Some(size) = size {
-        headers.insert("content-length", size.to_string());
-    }
-    let signed: Vec<(&'static str, String)> =
-        headers.iter().map(|(k, v)| (*k, v.clone())).collect();
+    env.record_upload(&record).await?;
     let signer = env.presigner().await?;
-    let url = signer.presign(
-        &ObjectRequest {
-            method: "PUT",
-            key: &record.s3_key,
-            query: vec![],
-            headers: signed,
-        },
-        env.url_expiry(),
-    );
-    // Browsers set Content-Length themselves; the client is told only what it
-    // must set, the length is enforced by the signature.
-    headers.remove("content-length");
+    let (url, headers) = env.single_put(&signer, &record, size, env.url_expiry());
     Ok(Json(CompanionParams {
         method: "PUT".into(),
         url,
-        headers: headers
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
+        headers,
         key: record.s3_key,
         id: record.id,
     }))

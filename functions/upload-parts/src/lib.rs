@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use assetbox_shared::caller::Caller;
 use assetbox_shared::config::{ConfigError, Settings};
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, CompanionErrorBody, ErrorBody};
 use assetbox_shared::http::{ApiQuery, companion_error_message};
 use assetbox_shared::objects::StoredPart;
 use assetbox_shared::upload_env::{CompanionQuery, UploadEnv, UploadTarget};
@@ -64,31 +64,43 @@ pub fn router(env: UploadEnv) -> Router {
         CompanionPart,
         CompanionSigned,
         CompanionBatch,
-        ErrorBody
+        ErrorBody,
+        CompanionErrorBody
     ))
 )]
 pub struct UploadPartsDoc;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SignQuery {
-    /// Part numbers and ranges: `1,2,5-9` (at most 500 parts).
+    /// The parts to sign: numbers and inclusive ranges, comma-separated
+    /// (`1,2,5-9`), each within the upload's parts, at most 500 parts.
+    #[param(required = true, min_length = 1, example = "101-200")]
     pub part_numbers: Option<String>,
-    /// For uploads with checksums: the parts' base64 checksums, comma-separated,
-    /// in ascending part order.
+    /// For uploads started with `checksum_algorithm`: the parts' base64
+    /// checksums, comma-separated, one per requested part in ascending part
+    /// order.
     pub checksums: Option<String>,
-    /// The grant from initiate's `next_parts_url` (optional).
+    /// The `grant` of `next_parts_url`, passed on as it was; it makes
+    /// signing faster and is optional.
     pub grant: Option<String>,
 }
 
+/// Where to `PUT` one part's bytes.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SignedPart {
+    #[schema(minimum = 1, maximum = 10000)]
     pub part_number: u32,
+    /// A presigned URL: `PUT` exactly the part's bytes.
+    #[schema(format = "uri")]
     pub url: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SignedParts {
+    /// In ascending part order.
     pub presigned_urls: Vec<SignedPart>,
+    /// Seconds the URLs stay valid.
     pub expires_in: u64,
 }
 
@@ -162,16 +174,19 @@ fn split_checksums(raw: Option<&str>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// Fresh URLs for any parts of an open upload.
+/// Sign part URLs
+///
+/// Fresh URLs for any parts of an open upload: those beyond the first
+/// batch (see `next_parts_url`), or again after the first ones expired.
 #[utoipa::path(
     get, path = "/v1/files/uploads/{id}/parts", tag = "uploads",
-    params(("id" = String, Path), SignQuery),
+    params(("id" = String, Path, description = "The file's id."), SignQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, body = SignedParts),
-        (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "the upload is not open (completed, aborted, expired)", body = ErrorBody),
+        (status = 200, description = "The URLs.", body = SignedParts),
+        (status = 400, description = "`part_numbers` or `checksums` is invalid (`fields` names which).", body = ErrorBody),
+        (status = 404, description = "No file of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The upload takes no more parts (completed, aborted or expired).", body = ErrorBody),
     )
 )]
 async fn sign_parts(
@@ -205,21 +220,27 @@ async fn sign_parts(
     }))
 }
 
+/// A part the storage holds.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UploadedPart {
     pub part_number: u32,
+    /// Its ETag, as `complete` wants it.
     pub etag: String,
+    /// Bytes.
     pub size: u64,
+    #[schema(required = true, format = DateTime)]
     pub last_modified: Option<String>,
 }
 
+/// What an open upload holds so far.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UploadedParts {
+    /// The file's id.
     pub id: String,
     pub upload_id: String,
     pub upload_status: UploadStatus,
     pub num_parts: u32,
-    /// Every part S3 holds, in part order, all pages joined.
+    /// Every part the storage holds, in part order.
     pub parts: Vec<UploadedPart>,
 }
 
@@ -232,12 +253,19 @@ async fn stored_parts(env: &UploadEnv, file: &FileRecord) -> Result<Vec<StoredPa
         .ok_or_else(|| ApiError::conflict("the upload no longer exists in S3 (aborted or expired)"))
 }
 
-/// The parts S3 already holds, to resume after a reload.
+/// List the uploaded parts
+///
+/// The parts storage already holds, to resume an upload (e.g. after a
+/// page reload) without sending them again.
 #[utoipa::path(
     get, path = "/v1/files/uploads/{id}/uploaded-parts", tag = "uploads",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, description = "The file's id.")),
     security(("bearer" = [])),
-    responses((status = 200, body = UploadedParts), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+    responses(
+        (status = 200, description = "The parts so far.", body = UploadedParts),
+        (status = 404, description = "No file of yours has this id.", body = ErrorBody),
+        (status = 409, description = "The upload is not open (completed, aborted or expired).", body = ErrorBody),
+    )
 )]
 async fn uploaded_parts(
     State(env): State<UploadEnv>,
@@ -263,19 +291,32 @@ async fn uploaded_parts(
     }))
 }
 
+/// One part's URL, as Uppy Companion answers it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CompanionSigned {
+    #[schema(format = "uri")]
     pub url: String,
     /// Seconds the URL stays valid.
     pub expires: u64,
 }
 
-/// Companion: sign one part.
+/// Sign one part (Uppy Companion)
+///
+/// What `@uppy/aws-s3` calls for each part's URL.
 #[utoipa::path(
     get, path = "/s3/multipart/{upload_id}/{part_number}", tag = "companion",
-    params(("upload_id" = String, Path), ("part_number" = u32, Path), CompanionQuery),
+    params(
+        ("upload_id" = String, Path, description = "The `uploadId` that `POST /s3/multipart` answered."),
+        ("part_number" = u32, Path, minimum = 1, maximum = 10000, description = "The part to sign, within the upload's parts."),
+        ("key" = String, Query, min_length = 1, description = "The `key` that `POST /s3/multipart` answered."),
+    ),
     security(("bearer" = [])),
-    responses((status = 200, body = CompanionSigned), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+    responses(
+        (status = 200, description = "The part's URL.", body = CompanionSigned),
+        (status = 400, description = "`key` is missing, or the part number is outside the upload's parts.", body = CompanionErrorBody),
+        (status = 404, description = "No upload of yours has this key and id.", body = CompanionErrorBody),
+        (status = 409, description = "The upload takes no more parts (completed, aborted or expired).", body = CompanionErrorBody),
+    )
 )]
 async fn companion_sign(
     State(env): State<UploadEnv>,
@@ -299,18 +340,30 @@ async fn companion_sign(
     }))
 }
 
+/// Several parts' URLs, as Uppy Companion answers them.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CompanionBatch {
+    /// URL by part number (`{"1": "https://…"}`).
     pub presigned_urls: BTreeMap<String, String>,
 }
 
-/// Companion: sign several parts at once.
+/// Sign several parts (Uppy Companion)
+///
+/// What `@uppy/aws-s3` calls for a batch of part URLs.
 #[utoipa::path(
     get, path = "/s3/multipart/{upload_id}/batch", tag = "companion",
-    params(("upload_id" = String, Path), CompanionQuery),
+    params(
+        ("upload_id" = String, Path, description = "The `uploadId` that `POST /s3/multipart` answered."),
+        CompanionQuery,
+    ),
     security(("bearer" = [])),
-    responses((status = 200, body = CompanionBatch), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, description = "The parts' URLs.", body = CompanionBatch),
+        (status = 400, description = "`key` is missing, or `partNumbers` is invalid.", body = CompanionErrorBody),
+        (status = 404, description = "No upload of yours has this key and id.", body = CompanionErrorBody),
+        (status = 409, description = "The upload takes no more parts (completed, aborted or expired).", body = CompanionErrorBody),
+    )
 )]
 async fn companion_batch(
     State(env): State<UploadEnv>,
@@ -337,22 +390,35 @@ async fn companion_batch(
     }))
 }
 
+/// A part the storage holds, as Uppy Companion lists it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct CompanionPart {
     pub part_number: u32,
     #[serde(rename = "ETag")]
     pub etag: String,
+    /// Bytes.
     pub size: u64,
+    #[schema(required = true, format = DateTime)]
     pub last_modified: Option<String>,
 }
 
-/// Companion: the parts S3 holds (a bare array, all pages joined).
+/// List the uploaded parts (Uppy Companion)
+///
+/// All the parts storage holds so far, as one array.
 #[utoipa::path(
     get, path = "/s3/multipart/{upload_id}", tag = "companion",
-    params(("upload_id" = String, Path), CompanionQuery),
+    params(
+        ("upload_id" = String, Path, description = "The `uploadId` that `POST /s3/multipart` answered."),
+        ("key" = String, Query, min_length = 1, description = "The `key` that `POST /s3/multipart` answered."),
+    ),
     security(("bearer" = [])),
-    responses((status = 200, body = [CompanionPart]), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+    responses(
+        (status = 200, description = "The parts so far.", body = [CompanionPart]),
+        (status = 400, description = "`key` is missing.", body = CompanionErrorBody),
+        (status = 404, description = "No upload of yours has this key and id.", body = CompanionErrorBody),
+        (status = 409, description = "The upload is not open (completed, aborted or expired).", body = CompanionErrorBody),
+    )
 )]
 async fn companion_list(
     State(env): State<UploadEnv>,
