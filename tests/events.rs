@@ -27,6 +27,16 @@ async fn initiate_samples() {
     let (status, body) = invoke_sample("upload-initiate", "companion-params.json").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["method"], "PUT");
+
+    // Uppy 6: our key, not the proposed one.
+    let (status, body) = invoke_sample("upload-sign", "create-multipart.json").await;
+    assert_eq!(status, 200, "{body}");
+    let key = body["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("uploads/11111111-2222-3333-4444-555555555555/"),
+        "{key}"
+    );
+    assert!(key.ends_with("/original.mp4"), "{key}");
 }
 
 #[tokio::test]
@@ -40,6 +50,7 @@ async fn samples_for_unknown_uploads_are_404() {
         ("upload-complete", "companion-complete.json"),
         ("upload-abort", "abort.json"),
         ("upload-abort", "companion-abort.json"),
+        ("upload-sign", "sign-part.json"),
         ("catalog-api", "get-file.json"),
         ("catalog-api", "create-box.json"),
         ("catalog-api", "list-boxes.json"),

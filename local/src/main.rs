@@ -58,7 +58,12 @@ Register and log in:
        -H 'content-type: application/json' -d '{{"name":"Teaser"}}'
   curl -s {api}/api/projects/ -H "authorization: Bearer $TOKEN"
 
-Ctrl-C stops everything this command started."#,
+Browser front ends: CORS as the template's CorsAllowedOrigins says (any origin by
+default; --parameter CorsAllowedOrigins=http://localhost:5173 to allow one). Uppy:
+see the README ("Front ends").
+
+State lives in memory: Ctrl-C stops everything this command started, and its users,
+tokens and data go with it."#,
         emu = stack.emulator.endpoint,
         table = stack.physical_id("Table").unwrap_or("?"),
         bucket = stack.physical_id("MediaBucket").unwrap_or("?"),

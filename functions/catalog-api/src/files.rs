@@ -359,7 +359,7 @@ pub async fn set_parent(
         ));
     }
     let env = &state.env;
-    let file = env.owned_file(&caller, &id).await?;
+    let mut file = env.owned_file(&caller, &id).await?;
     let no_such_box = || {
         let mut err = ApiError::field("parent_object_id", "no such box");
         err.status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -373,42 +373,52 @@ pub async fn set_parent(
         .get_box(&caller.user_id, &body.parent_object_id)
         .await?
         .ok_or_else(no_such_box)?;
-    if file.asset_id.is_some() {
-        return Err(ApiError::conflict("this file is already an asset of a box"));
-    }
-    if !matches!(
-        file.upload_status,
-        UploadStatus::Pending | UploadStatus::Uploading | UploadStatus::Completed
-    ) {
-        return Err(ApiError::conflict(format!(
-            "file is {}; it cannot take a parent",
-            file.upload_status.as_str()
-        )));
-    }
-    let now = clock::rfc3339(clock::now());
-    let mut after = file.clone();
-    after.parent_content_type = Some(PARENT_BOX.to_owned());
-    after.parent_object_id = Some(parent.id.clone());
-    after.parent_project = Some(parent.project.clone());
-    after.updated = now.clone();
-    let asset = (file.upload_status == UploadStatus::Completed).then(|| {
-        let asset_id = validation::new_id();
-        after.asset_id = Some(asset_id.clone());
-        let asset = AssetRecord::uploaded(&file, asset_id, &parent.id, &parent.project, &now);
-        match &file.media {
-            Some(media) => asset.described(media),
-            None => asset,
+    // The write is conditional on the file as read; ingestion describing it
+    // just after its upload completes (the moment a client attaches it) is
+    // a change to read again and build on, not the client's conflict.
+    for attempt in 0..3 {
+        if attempt > 0 {
+            file = env.owned_file(&caller, &id).await?;
         }
-    });
-    match env
-        .table
-        .set_file_parent(&file, &after, asset.as_ref())
-        .await?
-    {
-        Ok(()) => {}
-        Err(Refusal::ParentGone) => return Err(no_such_box()),
-        Err(_) => return Err(ApiError::conflict("the file changed meanwhile; retry")),
+        if file.asset_id.is_some() {
+            return Err(ApiError::conflict("this file is already an asset of a box"));
+        }
+        if !matches!(
+            file.upload_status,
+            UploadStatus::Pending | UploadStatus::Uploading | UploadStatus::Completed
+        ) {
+            return Err(ApiError::conflict(format!(
+                "file is {}; it cannot take a parent",
+                file.upload_status.as_str()
+            )));
+        }
+        let now = clock::rfc3339(clock::now());
+        let mut after = file.clone();
+        after.parent_content_type = Some(PARENT_BOX.to_owned());
+        after.parent_object_id = Some(parent.id.clone());
+        after.parent_project = Some(parent.project.clone());
+        after.updated = now.clone();
+        let asset = (file.upload_status == UploadStatus::Completed).then(|| {
+            let asset_id = validation::new_id();
+            after.asset_id = Some(asset_id.clone());
+            let asset = AssetRecord::uploaded(&file, asset_id, &parent.id, &parent.project, &now);
+            match &file.media {
+                Some(media) => asset.described(media),
+                None => asset,
+            }
+        });
+        match env
+            .table
+            .set_file_parent(&file, &after, asset.as_ref())
+            .await?
+        {
+            Ok(()) => {
+                let mut views = views(env, vec![after]).await?;
+                return Ok(Json(views.remove(0)));
+            }
+            Err(Refusal::ParentGone) => return Err(no_such_box()),
+            Err(_) => continue,
+        }
     }
-    let mut views = views(env, vec![after]).await?;
-    Ok(Json(views.remove(0)))
+    Err(ApiError::conflict("the file kept changing; retry"))
 }
