@@ -619,3 +619,38 @@ async fn a_file_moved_into_a_box_while_it_is_ingested_ends_described_once() {
         (4 * photo.len()).to_string()
     );
 }
+
+/// A client attaches a direct upload to a box the moment it completes,
+/// while ingestion describes it: a small video is described within a few
+/// milliseconds, so the two writes meet. The move reads the file again
+/// instead of answering 409, and the asset ends described.
+#[tokio::test]
+async fn attaching_a_file_right_after_its_upload_completes_is_never_a_conflict() {
+    stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    for round in 0..8u64 {
+        let video = media::webm(640, 360, Some(1000 + round), 2048);
+        let b = shot(&api, &user).await;
+        let file_id = api
+            .upload_file(&user, None, "video/webm", video.clone(), video.len())
+            .await;
+        let moved = api
+            .post(
+                &format!("/v1/files/{file_id}/set-parent"),
+                token,
+                &json!({ "parent_content_type": "box", "parent_object_id": b }),
+            )
+            .await;
+        assert_eq!(
+            moved.status,
+            StatusCode::OK,
+            "round {round}: {:?}",
+            moved.body
+        );
+        let asset = finished(&api, &user, &b).await;
+        assert_eq!(asset["status"], "COMPLETED", "round {round}: {asset}");
+        assert_eq!(asset["duration_ms"], 1000 + round, "round {round}: {asset}");
+    }
+}
