@@ -424,6 +424,66 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
         .await?,
     );
 
+    // Uppy 6's signRequest hook: a new multipart upload, then its first
+    // part (which binds the browser-made S3 upload id) and a later part.
+    let sign = function("upload-sign")?;
+    let create = json!({ "method": "POST", "key": "bench.mp4" });
+    report(
+        "Uppy 6 sign: CreateMultipartUpload",
+        &measure(
+            sign.clone(),
+            Box::new(move |_| event("POST", "/s3/sign", "", Some(&create))),
+        )
+        .await?,
+    );
+    let mut browser_uploads = Vec::new();
+    for _ in 0..runs {
+        let (_, signed, _) = call(
+            &sign,
+            &event(
+                "POST",
+                "/s3/sign",
+                "",
+                Some(&json!({ "method": "POST", "key": "bench.mp4" })),
+            ),
+        )
+        .await?;
+        // What the browser does with the URL: S3 answers the upload id.
+        let mut request = reqwest::Client::new().post(signed["url"].as_str().context("url")?);
+        for (name, value) in signed["headers"].as_object().context("headers")? {
+            request = request.header(name.as_str(), value.as_str().unwrap_or_default());
+        }
+        let xml = request.send().await?.text().await?;
+        let upload_id = xml
+            .split_once("<UploadId>")
+            .and_then(|(_, rest)| rest.split_once("</UploadId>"))
+            .context("UploadId")?
+            .0
+            .to_owned();
+        browser_uploads.push((signed["key"].as_str().context("key")?.to_owned(), upload_id));
+    }
+    let part = |uploads: Vec<(String, String)>, n: u32| -> Box<dyn Fn(usize) -> Value> {
+        Box::new(move |i| {
+            let (key, upload_id) = &uploads[i];
+            event(
+                "POST",
+                "/s3/sign",
+                "",
+                Some(
+                    &json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": n }),
+                ),
+            )
+        })
+    };
+    report(
+        "Uppy 6 sign: first UploadPart (binds the upload id)",
+        &measure(sign.clone(), part(browser_uploads.clone(), 1)).await?,
+    );
+    report(
+        "Uppy 6 sign: a later UploadPart",
+        &measure(sign, part(browser_uploads, 2)).await?,
+    );
+
     // A small upload through catalog-api (multipart/form-data, base64 as
     // API Gateway delivers binary bodies) into a box made for it.
     let catalog = function("catalog-api")?;
