@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use assetbox_e2e::{Client, Reply, User, put_to, stack, test_bytes};
+use assetbox_e2e::{Client, Reply, User, put_to, send_signed, stack, test_bytes, xml_value};
 use aws_sdk_dynamodb::types::AttributeValue;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
@@ -1427,36 +1427,6 @@ async fn ingestion_racing_a_set_parent_fails_the_new_asset_too() {
 
 // ---------------------------------------------------------------- Uppy 6
 
-/// Uppy 6's `signRequest` hook: POSTs one `PresignableRequest`.
-async fn sign(api: &Client, user: &User, request: Value) -> Reply {
-    api.post("/s3/sign", Some(&user.access_token), &request)
-        .await
-}
-
-/// Sends a presigned request as the browser would: the signed headers, and
-/// the body. Status and body text.
-async fn send_signed(signed: &Value, method: &str, body: Vec<u8>) -> (StatusCode, String) {
-    let mut request = reqwest::Client::new().request(
-        method.parse().unwrap(),
-        signed["url"].as_str().expect("a url"),
-    );
-    for (name, value) in signed["headers"].as_object().into_iter().flatten() {
-        request = request.header(name.as_str(), value.as_str().unwrap());
-    }
-    let response = request.body(body).send().await.expect("S3 request");
-    (response.status(), response.text().await.unwrap())
-}
-
-fn xml_value(xml: &str, tag: &str) -> String {
-    let open = format!("<{tag}>");
-    let from = xml
-        .find(&open)
-        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
-        + open.len();
-    let to = from + xml[from..].find("</").unwrap();
-    xml[from..to].to_owned()
-}
-
 fn file_items(items: &[HashMap<String, AttributeValue>]) -> usize {
     items
         .iter()
@@ -1475,12 +1445,12 @@ async fn uppy6_sign_flow_in_uppys_request_order() {
     let data = test_bytes(11 * MIB as usize, 61);
 
     // createMultipartUpload: our key, not the proposed one; type from the name.
-    let created = sign(
-        &api,
-        &user,
-        json!({ "method": "POST", "key": "0b8e5d0a-3c1f-4e0b-9a51-2f3c4d5e6f70-Szène 1.mp4" }),
-    )
-    .await;
+    let created = api
+        .sign(
+            &user,
+            json!({ "method": "POST", "key": "0b8e5d0a-3c1f-4e0b-9a51-2f3c4d5e6f70-Szène 1.mp4" }),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
     let key = created.body["key"].as_str().unwrap().to_owned();
     let (owner, id) = assetbox_shared::uploads::parse_object_key(&key).expect("our key");
@@ -1512,22 +1482,22 @@ async fn uppy6_sign_flow_in_uppys_request_order() {
     let upload_id = xml_value(&xml, "UploadId");
 
     // An upload id S3 does not know for this key is nobody's.
-    let bogus = sign(
-        &api,
-        &user,
-        json!({ "method": "PUT", "key": key, "uploadId": "not-an-upload", "partNumber": 1 }),
-    )
-    .await;
+    let bogus = api
+        .sign(
+            &user,
+            json!({ "method": "PUT", "key": key, "uploadId": "not-an-upload", "partNumber": 1 }),
+        )
+        .await;
     assert_eq!(bogus.status, StatusCode::NOT_FOUND, "{:?}", bogus.body);
     assert!(bogus.body["message"].is_string(), "{:?}", bogus.body);
 
     // listParts first (a resume finds nothing yet): binds the upload id.
-    let list = sign(
-        &api,
-        &user,
-        json!({ "method": "GET", "key": key, "uploadId": upload_id }),
-    )
-    .await;
+    let list = api
+        .sign(
+            &user,
+            json!({ "method": "GET", "key": key, "uploadId": upload_id }),
+        )
+        .await;
     assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
     assert!(list.body.get("key").is_none());
     let (status, listed) = send_signed(&list.body, "GET", vec![]).await;
@@ -1537,12 +1507,12 @@ async fn uppy6_sign_flow_in_uppys_request_order() {
     // uploadPart for each part, then completeMultipartUpload, all with S3.
     let mut parts = String::new();
     for n in 1..=3u32 {
-        let signed = sign(
-            &api,
-            &user,
-            json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": n }),
-        )
-        .await;
+        let signed = api
+            .sign(
+                &user,
+                json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": n }),
+            )
+            .await;
         assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
         let q = query_of(signed.body["url"].as_str().unwrap());
         assert_eq!(q["partNumber"], n.to_string());
@@ -1555,20 +1525,20 @@ async fn uppy6_sign_flow_in_uppys_request_order() {
     // Another S3 upload for the same key is not this file's.
     let second = send_signed(&created.body, "POST", vec![]).await;
     let second_id = xml_value(&second.1, "UploadId");
-    let foreign = sign(
-        &api,
-        &user,
-        json!({ "method": "PUT", "key": key, "uploadId": second_id, "partNumber": 1 }),
-    )
-    .await;
+    let foreign = api
+        .sign(
+            &user,
+            json!({ "method": "PUT", "key": key, "uploadId": second_id, "partNumber": 1 }),
+        )
+        .await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{:?}", foreign.body);
 
-    let complete = sign(
-        &api,
-        &user,
-        json!({ "method": "POST", "key": key, "uploadId": upload_id }),
-    )
-    .await;
+    let complete = api
+        .sign(
+            &user,
+            json!({ "method": "POST", "key": key, "uploadId": upload_id }),
+        )
+        .await;
     assert_eq!(complete.status, StatusCode::OK, "{:?}", complete.body);
     let body = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>").into_bytes();
     let (status, done) = send_signed(&complete.body, "POST", body).await;
@@ -1589,7 +1559,7 @@ async fn uppy6_sign_flow_in_uppys_request_order() {
         json!({ "method": "DELETE", "key": key }),
         json!({ "method": "GET", "key": key_of(&user, &ulid::Ulid::new().to_string(), "mp4"), "uploadId": upload_id }),
     ] {
-        let reply = sign(&api, &other, request.clone()).await;
+        let reply = api.sign(&other, request.clone()).await;
         assert_eq!(
             reply.status,
             StatusCode::NOT_FOUND,
@@ -1608,8 +1578,7 @@ async fn complete_call(api: &Client, user: &User, id: &str) -> Reply {
 async fn uppy6_single_put_signs_our_key_and_type() {
     let api = Client::new();
     let user = api.new_user().await;
-    let signed = sign(
-        &api,
+    let signed = api.sign(
         &user,
         json!({ "method": "PUT", "key": "0b8e5d0a-3c1f-4e0b-9a51-2f3c4d5e6f70-frame.png", "contentType": "image/png" }),
     )
@@ -1637,9 +1606,7 @@ async fn uppy6_single_put_signs_our_key_and_type() {
     let (again, _) = send_signed(&signed.body, "PUT", png).await;
     assert_eq!(again, StatusCode::PRECONDITION_FAILED);
     // No type given: the name's extension says it; an octet-stream says nothing.
-    let guessed = sign(
-        &api,
-        &user,
+    let guessed = api.sign(&user,
         json!({ "method": "PUT", "key": "clip.webm", "contentType": "application/octet-stream" }),
     )
     .await;
@@ -1702,7 +1669,7 @@ async fn uppy6_requests_we_do_not_sign_change_nothing() {
         ),
     ];
     for (request, status) in cases {
-        let reply = sign(&api, &user, request.clone()).await;
+        let reply = api.sign(&user, request.clone()).await;
         assert_eq!(reply.status, status, "{request}: {:?}", reply.body);
         assert!(
             reply.body["message"].is_string(),
@@ -1730,7 +1697,9 @@ async fn uppy6_abort_closes_the_upload_and_the_browser_aborts_in_s3() {
     let t = Some(user.access_token.as_str());
 
     // A multipart upload with one part, aborted.
-    let created = sign(&api, &user, json!({ "method": "POST", "key": "a.mp4" })).await;
+    let created = api
+        .sign(&user, json!({ "method": "POST", "key": "a.mp4" }))
+        .await;
     let key = created.body["key"].as_str().unwrap().to_owned();
     let (_, id) = assetbox_shared::uploads::parse_object_key(&key).unwrap();
     let id = id.to_owned();
@@ -1738,56 +1707,56 @@ async fn uppy6_abort_closes_the_upload_and_the_browser_aborts_in_s3() {
         &send_signed(&created.body, "POST", vec![]).await.1,
         "UploadId",
     );
-    let part = sign(
-        &api,
-        &user,
-        json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": 1 }),
-    )
-    .await;
+    let part = api
+        .sign(
+            &user,
+            json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": 1 }),
+        )
+        .await;
     put_to(part.body["url"].as_str().unwrap(), test_bytes(1024, 3), &[]).await;
     let abort = json!({ "method": "DELETE", "key": key, "uploadId": upload_id });
-    let signed = sign(&api, &user, abort.clone()).await;
+    let signed = api.sign(&user, abort.clone()).await;
     assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
     let file = api.get(&format!("/v1/files/{id}"), t).await;
     assert_eq!(file.body["upload_status"], "aborted");
     let (status, _) = send_signed(&signed.body, "DELETE", vec![]).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     // Signing it again answers the same; nothing more is signed for it.
-    assert_eq!(sign(&api, &user, abort).await.status, StatusCode::OK);
-    let late = sign(
-        &api,
-        &user,
-        json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": 2 }),
-    )
-    .await;
+    assert_eq!(api.sign(&user, abort).await.status, StatusCode::OK);
+    let late = api
+        .sign(
+            &user,
+            json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": 2 }),
+        )
+        .await;
     assert_eq!(late.status, StatusCode::CONFLICT, "{:?}", late.body);
 
     // A single PUT is aborted by deleting its object.
-    let put = sign(
-        &api,
-        &user,
-        json!({ "method": "PUT", "key": "b.png", "contentType": "image/png" }),
-    )
-    .await;
+    let put = api
+        .sign(
+            &user,
+            json!({ "method": "PUT", "key": "b.png", "contentType": "image/png" }),
+        )
+        .await;
     let put_key = put.body["key"].as_str().unwrap().to_owned();
     let (_, put_id) = assetbox_shared::uploads::parse_object_key(&put_key).unwrap();
-    let delete = sign(&api, &user, json!({ "method": "DELETE", "key": put_key })).await;
+    let delete = api
+        .sign(&user, json!({ "method": "DELETE", "key": put_key }))
+        .await;
     assert_eq!(delete.status, StatusCode::OK, "{:?}", delete.body);
-    assert!(
-        query_of(delete.body["url"].as_str().unwrap())
-            .get("uploadId")
-            .is_none()
-    );
+    assert!(!query_of(delete.body["url"].as_str().unwrap()).contains_key("uploadId"));
     let file = api.get(&format!("/v1/files/{put_id}"), t).await;
     assert_eq!(file.body["upload_status"], "aborted");
     // A multipart upload is not aborted by DeleteObject.
-    let other = sign(&api, &user, json!({ "method": "POST", "key": "c.mp4" })).await;
-    let refused = sign(
-        &api,
-        &user,
-        json!({ "method": "DELETE", "key": other.body["key"] }),
-    )
-    .await;
+    let other = api
+        .sign(&user, json!({ "method": "POST", "key": "c.mp4" }))
+        .await;
+    let refused = api
+        .sign(
+            &user,
+            json!({ "method": "DELETE", "key": other.body["key"] }),
+        )
+        .await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
     assert_eq!(quota_used(&user).await, 0);
 }
@@ -1813,7 +1782,7 @@ async fn uppy6_signing_stops_once_the_quota_is_used_up() {
         json!({ "method": "PUT", "key": "a.png", "contentType": "image/png" }),
         json!({ "method": "POST", "key": "a.mp4" }),
     ] {
-        let reply = sign(&api, &user, request.clone()).await;
+        let reply = api.sign(&user, request.clone()).await;
         assert_eq!(
             reply.status,
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -328,6 +328,12 @@ impl Client {
         self.json(Method::PATCH, path, token, body).await
     }
 
+    /// Uppy 6's `signRequest` hook: POSTs one `PresignableRequest`.
+    pub async fn sign(&self, user: &User, request: Value) -> Reply {
+        self.post("/s3/sign", Some(&user.access_token), &request)
+            .await
+    }
+
     /// Registers a fresh user (unique e-mail) and logs in.
     pub async fn new_user(&self) -> User {
         let email = format!(
@@ -465,6 +471,31 @@ pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
             (state >> 33) as u8
         })
         .collect()
+}
+
+/// Sends a request presigned by `POST /s3/sign` as the browser would: the
+/// signed headers and the body. Status and body text.
+pub async fn send_signed(signed: &Value, method: &str, body: Vec<u8>) -> (StatusCode, String) {
+    let mut request = reqwest::Client::new().request(
+        method.parse().expect("an HTTP method"),
+        signed["url"].as_str().expect("a url"),
+    );
+    for (name, value) in signed["headers"].as_object().into_iter().flatten() {
+        request = request.header(name.as_str(), value.as_str().expect("a header value"));
+    }
+    let response = request.body(body).send().await.expect("S3 request");
+    (response.status(), response.text().await.expect("S3 reply"))
+}
+
+/// The text of the first `<tag>` of an S3 XML reply.
+pub fn xml_value(xml: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let from = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
+        + open.len();
+    let to = from + xml[from..].find("</").expect("a closing tag");
+    xml[from..to].to_owned()
 }
 
 /// PUTs bytes to a presigned URL as a browser or script would; the ETag.

@@ -382,21 +382,101 @@ mod tests {
         let upload = &json["paths"]["/api/boxes/{id}/upload/"]["post"]["requestBody"]["content"];
         assert!(upload["multipart/form-data"].is_object());
     }
-}
 
-#[cfg(test)]
-mod dump {
     #[test]
-    fn dump() {
-        let doc = super::document();
-        std::fs::write(
-            "/tmp/ed/openapi.json",
-            serde_json::to_string_pretty(&doc).unwrap(),
-        )
-        .unwrap();
-        for g in super::status_gaps(&doc) {
-            eprintln!("GAP {g:?}");
+    fn parameters_are_where_clients_send_them() {
+        let json = document();
+        let list = json["paths"]["/api/assets/"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        for p in list {
+            assert_eq!(p["in"], "query", "{p}");
+            assert_eq!(p["required"], false, "{p}");
         }
-        eprintln!("OPS {}", super::operation_count(&doc));
+        let limit = list.iter().find(|p| p["name"] == "limit").unwrap();
+        assert_eq!(
+            (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+            (&json!(1), &json!(200))
+        );
+        for (path, method) in [
+            ("/api/assets/{id}/", "get"),
+            ("/s3/multipart/{upload_id}/{part_number}", "get"),
+        ] {
+            let params = json["paths"][path][method]["parameters"]
+                .as_array()
+                .unwrap();
+            let in_path: Vec<_> = params.iter().filter(|p| p["in"] == "path").collect();
+            assert!(in_path.iter().all(|p| p["required"] == true));
+            assert!(
+                in_path
+                    .iter()
+                    .all(|p| path.contains(&format!("{{{}}}", p["name"].as_str().unwrap())))
+            );
+        }
+        // Companion's key is in the query, and required.
+        let key = &json["paths"]["/s3/multipart/{upload_id}"]["delete"]["parameters"][1];
+        assert_eq!(
+            (&key["name"], &key["in"], &key["required"]),
+            (&json!("key"), &json!("query"), &json!(true))
+        );
+    }
+
+    #[test]
+    fn the_gateway_401_and_the_body_statuses_are_on_every_operation_that_answers_them() {
+        let json = document();
+        assert_eq!(json["servers"][0]["url"], "/");
+        let unauthorized = &json["components"]["responses"]["Unauthorized"];
+        assert_eq!(
+            unauthorized["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/GatewayMessage"
+        );
+        let create = &json["paths"]["/api/projects/"]["post"]["responses"];
+        assert_eq!(create["401"]["$ref"], "#/components/responses/Unauthorized");
+        assert_eq!(create["415"]["$ref"], "#/components/responses/NotJson");
+        let companion = &json["paths"]["/s3/multipart"]["post"]["responses"];
+        assert_eq!(
+            companion["415"]["$ref"],
+            "#/components/responses/CompanionNotJson"
+        );
+        // Public routes ask for no token and document no gateway 401.
+        for (path, method) in [
+            ("/api/health", "get"),
+            ("/api/auth/login", "post"),
+            ("/api/shared/{token}/", "get"),
+            ("/openapi.json", "get"),
+        ] {
+            let op = &json["paths"][path][method];
+            assert!(op["security"].is_null(), "{path}");
+            assert!(op["responses"]["401"]["$ref"].is_null(), "{path}");
+        }
+        // Logout's own 401 (the identity provider's) joins the gateway's.
+        let logout = &json["paths"]["/api/auth/logout"]["post"]["responses"]["401"];
+        assert_eq!(
+            logout["content"]["application/json"]["schema"]["anyOf"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        let gaps = status_gaps(&json);
+        assert!(gaps.is_empty(), "{gaps:#?}");
+    }
+
+    #[test]
+    fn the_gap_check_finds_a_missing_status() {
+        let mut json = document();
+        let ops = operation_count(&json);
+        let responses = json["paths"]["/api/assets/{id}/"]["get"]["responses"]
+            .as_object_mut()
+            .unwrap();
+        responses.remove("404");
+        responses.remove("401");
+        let gaps = status_gaps(&json);
+        let found = gaps
+            .iter()
+            .find(|(op, _)| op == "GET /api/assets/{id}/")
+            .unwrap();
+        assert_eq!(found.1, vec!["401", "404"]);
+        assert_eq!(operation_count(&json), ops);
     }
 }

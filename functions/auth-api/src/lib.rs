@@ -188,6 +188,11 @@ where
         Some("InvalidPasswordException") => {
             ApiError::field("password", "does not meet the password policy")
         }
+        // A value Cognito's own rules refuse, e.g. an e-mail address that
+        // passed ours but not its format check: the caller's to fix.
+        Some("InvalidParameterException") => ApiError::bad_request(
+            "the identity provider refused a value of this request (e.g. the e-mail address)",
+        ),
         Some("UserNotConfirmedException") => ApiError::forbidden("account is not confirmed yet"),
         Some("TooManyRequestsException" | "LimitExceededException") => {
             ApiError::too_many_requests("too many attempts, retry later")

@@ -337,13 +337,13 @@ pub struct ParamsQuery {
     #[serde(rename = "type")]
     #[param(required = true, example = "image/png")]
     pub content_type: Option<String>,
-    /// The file's size in bytes: the URL then takes exactly this many (at
-    /// most 5 GiB).
-    #[param(value_type = u64, required = false, minimum = 1, maximum = 5368709120_u64)]
+    /// The file's size in bytes: the URL then takes exactly this many. Above
+    /// 5 GiB (one `PUT`'s limit) or the size limit the reply is 413.
+    #[param(value_type = u64, required = false, minimum = 1)]
     pub size: Option<String>,
     /// The same as `size`, as Uppy sends its metadata.
     #[serde(rename = "metadata[size]")]
-    #[param(value_type = u64, required = false, minimum = 1, maximum = 5368709120_u64)]
+    #[param(value_type = u64, required = false, minimum = 1)]
     pub metadata_size: Option<String>,
 }
 

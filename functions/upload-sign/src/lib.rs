@@ -37,7 +37,7 @@ use std::time::Duration;
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings};
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, CompanionErrorBody};
 use assetbox_shared::http::{ApiJson, companion_error_message};
 use assetbox_shared::presign::{ObjectRequest, attachment_disposition};
 use assetbox_shared::upload_env::UploadEnv;
@@ -62,7 +62,7 @@ pub fn router(env: UploadEnv) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     paths(sign),
-    components(schemas(PresignableRequest, PresignedResponse, SignMethod, ErrorBody))
+    components(schemas(PresignableRequest, PresignedResponse, SignMethod, CompanionErrorBody))
 )]
 pub struct UploadSignDoc;
 
@@ -203,18 +203,25 @@ fn specific_type(content_type: Option<&str>) -> Option<&str> {
         .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("application/octet-stream"))
 }
 
-/// Sign one S3 request for Uppy 6 (`@uppy/aws-s3` `signRequest`).
+/// Presign one S3 request for Uppy 6
+///
+/// The other side of `@uppy/aws-s3` 6.x's `signRequest` hook: the hook POSTs
+/// Uppy's request here with your token and returns the answer to Uppy, which
+/// then sends the request to S3 itself. PutObject and CreateMultipartUpload
+/// are answered with the key the file is stored under (Uppy uses it from then
+/// on) and record the file; every later request must name that key and the
+/// upload id S3 gave the browser. A multipart upload the browser completes
+/// with S3 becomes a `completed` file once its object has been verified.
 #[utoipa::path(
     post, path = "/s3/sign", tag = "companion",
     request_body = PresignableRequest,
     security(("bearer" = [])),
     responses(
-        (status = 200, body = PresignedResponse),
-        (status = 400, description = "not a request we sign, or a name or type the upload rules refuse", body = ErrorBody),
-        (status = 404, description = "the key or upload id is not one of the caller's", body = ErrorBody),
-        (status = 409, description = "the upload is closed, or was not started here", body = ErrorBody),
-        (status = 413, description = "the caller's storage quota is used up", body = ErrorBody),
-        (status = 415, body = ErrorBody),
+        (status = 200, description = "The presigned URL, with the key and the headers to send where they apply.", body = PresignedResponse),
+        (status = 400, description = "Not a request this route signs (another method, a part number outside 1–10000, an unknown field), or a file name or type the upload rules refuse (`fields` names which).", body = CompanionErrorBody),
+        (status = 404, description = "No upload of yours has this key, or this upload id.", body = CompanionErrorBody),
+        (status = 409, description = "The upload is closed (completed, aborted, expired), or was started through another route.", body = CompanionErrorBody),
+        (status = 413, description = "Your storage quota is used up.", body = CompanionErrorBody),
     )
 )]
 async fn sign(
