@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
-use assetbox_e2e::{Client, User, form, media, stack, stack_delivering_s3_events};
+use assetbox_e2e::{
+    Client, User, form, media, put_to, send_signed, stack, stack_delivering_s3_events, xml_value,
+};
 use assetbox_shared::upload_env::UploadEnv;
+use aws_sdk_dynamodb::types::AttributeValue;
 use ingest_object::{Ingestor, Outcome};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -652,5 +655,91 @@ async fn attaching_a_file_right_after_its_upload_completes_is_never_a_conflict()
         let asset = finished(&api, &user, &b).await;
         assert_eq!(asset["status"], "COMPLETED", "round {round}: {asset}");
         assert_eq!(asset["duration_ms"], 1000 + round, "round {round}: {asset}");
+    }
+}
+
+/// Uppy 6 completes a multipart upload with S3 itself and declares no size:
+/// ingestion measures the object against the quota. Over it, the object is
+/// deleted and the file `failed` with the reason; the quota is untouched.
+#[tokio::test]
+async fn a_browser_completed_upload_beyond_the_quota_is_refused_by_ingestion() {
+    stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let video = media::webm(320, 240, Some(1000), 64 * 1024);
+    let created = api
+        .sign(&user, json!({ "method": "POST", "key": "late.webm" }))
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let (_, id) = assetbox_shared::uploads::parse_object_key(&key).unwrap();
+    let id = id.to_owned();
+    let upload_id = xml_value(
+        &send_signed(&created.body, "POST", vec![]).await.1,
+        "UploadId",
+    );
+    let part = api
+        .sign(
+            &user,
+            json!({ "method": "PUT", "key": key, "uploadId": upload_id, "partNumber": 1 }),
+        )
+        .await;
+    let etag = put_to(part.body["url"].as_str().unwrap(), video.clone(), &[]).await;
+    // Meanwhile other uploads filled the quota (the stack's is 100 GiB) but
+    // for a byte less than this file.
+    let used = (100u64 << 30) - video.len() as u64 + 1;
+    stack()
+        .dynamodb()
+        .await
+        .put_item()
+        .table_name(&stack().table)
+        .item("pk", AttributeValue::S(format!("USER#{}", user.id)))
+        .item("sk", AttributeValue::S("QUOTA".into()))
+        .item("used_bytes", AttributeValue::N(used.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let complete = api
+        .sign(
+            &user,
+            json!({ "method": "POST", "key": key, "uploadId": upload_id }),
+        )
+        .await;
+    let parts = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
+    );
+    let (status, reply) = send_signed(&complete.body, "POST", parts.into_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    wait_for_file(&api, &user, &id, "failed").await;
+    // The reason is recorded on the file (its JSON carries none).
+    let items = stack().items_of(&user.id).await;
+    let reason = items
+        .iter()
+        .find(|i| i.get("sk").and_then(|v| v.as_s().ok()) == Some(&format!("FILE#{id}")))
+        .and_then(|i| i.get("error_message"))
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default();
+    assert!(reason.contains("quota"), "{reason:?}");
+    assert!(!stack().object_exists(&key).await, "the object is deleted");
+    assert_eq!(stack().quota_used(&user.id).await, used.to_string());
+}
+
+/// The file once its `upload_status` is `status` (within a minute).
+async fn wait_for_file(api: &Client, user: &User, id: &str, status: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let file = api
+            .get(&format!("/v1/files/{id}"), Some(&user.access_token))
+            .await;
+        if file.body["upload_status"] == status {
+            return file.body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "file {id} never became {status}: {:?}",
+            file.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
