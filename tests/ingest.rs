@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use assetbox_e2e::{
-    Client, User, form, media, put_to, send_signed, stack, stack_delivering_s3_events, xml_value,
+    Client, User, form, media, put_to, send_signed, stack, stack_delivering_s3_events,
 };
 use assetbox_shared::upload_env::UploadEnv;
-use aws_sdk_dynamodb::types::AttributeValue;
 use ingest_object::{Ingestor, Outcome};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -667,17 +666,9 @@ async fn a_browser_completed_upload_beyond_the_quota_is_refused_by_ingestion() {
     let api = Client::new();
     let user = api.new_user().await;
     let video = media::webm(320, 240, Some(1000), 64 * 1024);
-    let created = api
-        .sign(&user, json!({ "method": "POST", "key": "late.webm" }))
-        .await;
-    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
-    let key = created.body["key"].as_str().unwrap().to_owned();
+    let (key, upload_id) = api.start_signed_multipart(&user, "late.webm").await;
     let (_, id) = assetbox_shared::uploads::parse_object_key(&key).unwrap();
     let id = id.to_owned();
-    let upload_id = xml_value(
-        &send_signed(&created.body, "POST", vec![]).await.1,
-        "UploadId",
-    );
     let part = api
         .sign(
             &user,
@@ -688,17 +679,7 @@ async fn a_browser_completed_upload_beyond_the_quota_is_refused_by_ingestion() {
     // Meanwhile other uploads filled the quota (the stack's is 100 GiB) but
     // for a byte less than this file.
     let used = (100u64 << 30) - video.len() as u64 + 1;
-    stack()
-        .dynamodb()
-        .await
-        .put_item()
-        .table_name(&stack().table)
-        .item("pk", AttributeValue::S(format!("USER#{}", user.id)))
-        .item("sk", AttributeValue::S("QUOTA".into()))
-        .item("used_bytes", AttributeValue::N(used.to_string()))
-        .send()
-        .await
-        .unwrap();
+    stack().set_quota_used(&user.id, used).await;
     let complete = api
         .sign(
             &user,

@@ -1697,16 +1697,9 @@ async fn uppy6_abort_closes_the_upload_and_the_browser_aborts_in_s3() {
     let t = Some(user.access_token.as_str());
 
     // A multipart upload with one part, aborted.
-    let created = api
-        .sign(&user, json!({ "method": "POST", "key": "a.mp4" }))
-        .await;
-    let key = created.body["key"].as_str().unwrap().to_owned();
+    let (key, upload_id) = api.start_signed_multipart(&user, "a.mp4").await;
     let (_, id) = assetbox_shared::uploads::parse_object_key(&key).unwrap();
     let id = id.to_owned();
-    let upload_id = xml_value(
-        &send_signed(&created.body, "POST", vec![]).await.1,
-        "UploadId",
-    );
     let part = api
         .sign(
             &user,
@@ -1766,17 +1759,7 @@ async fn uppy6_signing_stops_once_the_quota_is_used_up() {
     let api = Client::new();
     let user = api.new_user().await;
     // The stack's quota (UserQuotaBytes) is 100 GiB: all of it used.
-    stack()
-        .dynamodb()
-        .await
-        .put_item()
-        .table_name(&stack().table)
-        .item("pk", AttributeValue::S(format!("USER#{}", user.id)))
-        .item("sk", AttributeValue::S("QUOTA".into()))
-        .item("used_bytes", AttributeValue::N((100u64 << 30).to_string()))
-        .send()
-        .await
-        .unwrap();
+    stack().set_quota_used(&user.id, 100u64 << 30).await;
     let before = stack().items_of(&user.id).await;
     for request in [
         json!({ "method": "PUT", "key": "a.png", "contentType": "image/png" }),

@@ -334,6 +334,23 @@ impl Client {
             .await
     }
 
+    /// Uppy 6's CreateMultipartUpload as the browser makes it: signed here,
+    /// sent to S3. Our key and S3's upload id.
+    pub async fn start_signed_multipart(
+        &self,
+        user: &User,
+        proposed_key: &str,
+    ) -> (String, String) {
+        let created = self
+            .sign(user, json!({ "method": "POST", "key": proposed_key }))
+            .await;
+        assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+        let (status, xml) = send_signed(&created.body, "POST", vec![]).await;
+        assert_eq!(status, StatusCode::OK, "{xml}");
+        let key = created.body["key"].as_str().expect("our key").to_owned();
+        (key, xml_value(&xml, "UploadId"))
+    }
+
     /// Registers a fresh user (unique e-mail) and logs in.
     pub async fn new_user(&self) -> User {
         let email = format!(
@@ -371,6 +388,21 @@ impl Client {
 }
 
 impl Stack {
+    /// Sets a user's quota counter, as if other uploads held `bytes`.
+    pub async fn set_quota_used(&self, user_id: &str, bytes: u64) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        self.dynamodb()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("USER#{user_id}")))
+            .item("sk", AttributeValue::S("QUOTA".into()))
+            .item("used_bytes", AttributeValue::N(bytes.to_string()))
+            .send()
+            .await
+            .expect("write the quota counter");
+    }
+
     pub fn bucket(&self) -> &str {
         &self.physical_ids["MediaBucket"]
     }
