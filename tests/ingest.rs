@@ -724,3 +724,29 @@ async fn wait_for_file(api: &Client, user: &User, id: &str, status: &str) -> Val
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A decompression bomb: a PNG of a few hundred bytes that declares
+/// 19000×19000 (about 1 GB of pixels). Ingestion refuses to decode it before
+/// allocating anything and completes the asset with its size and no
+/// thumbnail, instead of running out of memory (then DLQ, asset stuck
+/// `PROCESSING`).
+#[tokio::test]
+async fn an_image_declaring_a_gigabyte_of_pixels_completes_without_a_thumbnail() {
+    stack_delivering_s3_events();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let b = shot(&api, &user).await;
+    let bomb = media::png_declaring(19_000, 19_000);
+    assert!(bomb.len() < 4096, "{} bytes", bomb.len());
+    small_upload(&api, &user, &b, "bomb.png", &bomb).await;
+    let asset = finished(&api, &user, &b).await;
+    assert_eq!(asset["status"], "COMPLETED", "{asset}");
+    assert_eq!(
+        (asset["width"].clone(), asset["height"].clone()),
+        (json!(19_000), json!(19_000)),
+        "{asset}"
+    );
+    assert!(asset["thumbnail_url"].is_null(), "{asset}");
+    let objects = stack().objects_of(&user.id).await;
+    assert_eq!(objects.len(), 1, "the original only: {objects:?}");
+}

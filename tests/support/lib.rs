@@ -693,6 +693,32 @@ pub mod media {
         })
     }
 
+    /// A PNG whose header declares `width`×`height` 8-bit RGB and whose
+    /// data is a few rows of zeros: a small file asking for gigabytes (a
+    /// decompression bomb as far as any decoder can tell before decoding).
+    pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+        fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(data);
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.sum().to_be_bytes());
+        }
+        let mut ihdr = width.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let rows = vec![0u8; 4 * (1 + 3 * width as usize)];
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut zlib, &rows).expect("compress");
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, b"IDAT", &zlib.finish().expect("compress"));
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
     pub fn png(width: u32, height: u32, seed: u8) -> Vec<u8> {
         let mut out = Cursor::new(Vec::new());
         picture(width, height, seed)

@@ -40,10 +40,33 @@ pub struct ImageFacts {
     pub thumbnail_height: u32,
 }
 
+/// Why an image got no thumbnail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotDescribed {
+    /// Its header asks for more memory than a decode may take: refused
+    /// before anything was allocated. The displayed size is known.
+    TooLarge { width: u32, height: u32 },
+    /// Damaged, or a format not decoded here; the reason in words.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for NotDescribed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge { width, height } => write!(
+                f,
+                "image too large to decode here ({width}×{height}); no thumbnail"
+            ),
+            Self::Unreadable(reason) => f.write_str(reason),
+        }
+    }
+}
+
 /// Decodes an image (PNG, JPEG, WebP, GIF), applies its EXIF orientation and
 /// makes a JPEG thumbnail of at most [`THUMBNAIL_MAX_PX`] on its longer side.
-/// The reason, in words, when it cannot.
-pub fn describe_image(bytes: &[u8]) -> Result<ImageFacts, String> {
+/// Every decode is bounded by what the header declares, checked before any
+/// pixel buffer is allocated (a 1 MB PNG can declare 19000×19000).
+pub fn describe_image(bytes: &[u8]) -> Result<ImageFacts, NotDescribed> {
     // Most photos are 8-bit JPEGs: those decode at the smallest DCT scale
     // that still covers the thumbnail (shrink-on-load, as vips does), which
     // costs a fraction of a full decode in time and memory.
@@ -65,7 +88,7 @@ pub fn describe_image(bytes: &[u8]) -> Result<ImageFacts, String> {
     let mut thumbnail_jpeg = Vec::new();
     JpegEncoder::new_with_quality(&mut thumbnail_jpeg, THUMBNAIL_QUALITY)
         .encode_image(&rgb)
-        .map_err(|e| format!("thumbnail not encoded: {e}"))?;
+        .map_err(|e| NotDescribed::Unreadable(format!("thumbnail not encoded: {e}")))?;
     Ok(ImageFacts {
         width,
         height,
@@ -77,19 +100,26 @@ pub fn describe_image(bytes: &[u8]) -> Result<ImageFacts, String> {
 
 /// Any supported image, decoded at full size and turned upright; with its
 /// displayed width and height.
-fn decode_whole(bytes: &[u8]) -> Result<(DynamicImage, u32, u32), String> {
+fn decode_whole(bytes: &[u8]) -> Result<(DynamicImage, u32, u32), NotDescribed> {
+    let damaged = |e: image::ImageError| {
+        NotDescribed::Unreadable(format!("unsupported or damaged image: {e}"))
+    };
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| format!("unreadable image: {e}"))?;
+        .map_err(|e| NotDescribed::Unreadable(format!("unreadable image: {e}")))?;
     let mut limits = Limits::default();
     limits.max_alloc = Some(DECODE_MAX_ALLOC);
     reader.limits(limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| format!("unsupported or damaged image: {e}"))?;
+    let mut decoder = reader.into_decoder().map_err(damaged)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut picture = DynamicImage::from_decoder(decoder)
-        .map_err(|e| format!("unsupported or damaged image: {e}"))?;
+    // image 0.25 checks `max_alloc` in `ImageReader::decode` only, not on
+    // this path (needed for the orientation): check the output buffer here.
+    if decoder.total_bytes() > DECODE_MAX_ALLOC {
+        let (width, height) = decoder.dimensions();
+        let (width, height) = upright(width, height, orientation);
+        return Err(NotDescribed::TooLarge { width, height });
+    }
+    let mut picture = DynamicImage::from_decoder(decoder).map_err(damaged)?;
     picture.apply_orientation(orientation);
     let (width, height) = (picture.width(), picture.height());
     Ok((picture, width, height))
@@ -118,6 +148,14 @@ fn decode_jpeg_scaled(bytes: &[u8], frame: JpegFrame) -> Result<(DynamicImage, u
     }
     let wanted = THUMBNAIL_MAX_PX as u16;
     let (width, height) = decoder.scale(wanted, wanted).map_err(damaged)?;
+    // Baseline frames decode row by row into the scaled output, but that
+    // output can still be large (a 65535² frame at 1/8 is 8192²).
+    let output = u64::from(width) * u64::from(height) * u64::from(frame.components);
+    if output > DECODE_MAX_ALLOC {
+        return Err(format!(
+            "image too large to decode: {full_width}×{full_height}"
+        ));
+    }
     let pixels = decoder.decode().map_err(damaged)?;
     let (width, height) = (u32::from(width), u32::from(height));
     let picture = match pixels.len() as u64 / (u64::from(width) * u64::from(height)).max(1) {
@@ -131,17 +169,19 @@ fn decode_jpeg_scaled(bytes: &[u8], frame: JpegFrame) -> Result<(DynamicImage, u
         .and_then(Orientation::from_exif_chunk)
         .unwrap_or(Orientation::NoTransforms);
     picture.apply_orientation(orientation);
-    let (mut width, mut height) = (u32::from(full_width), u32::from(full_height));
-    if matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    ) {
-        std::mem::swap(&mut width, &mut height);
-    }
+    let (width, height) = upright(u32::from(full_width), u32::from(full_height), orientation);
     Ok((picture, width, height))
+}
+
+/// The displayed size of a stored `width`×`height` under `orientation`.
+fn upright(width: u32, height: u32, orientation: Orientation) -> (u32, u32) {
+    match orientation {
+        Orientation::Rotate90
+        | Orientation::Rotate270
+        | Orientation::Rotate90FlipH
+        | Orientation::Rotate270FlipH => (height, width),
+        _ => (width, height),
+    }
 }
 
 /// What a JPEG's frame header says, for the choice of decoder.
@@ -367,6 +407,67 @@ mod tests {
         let refused = decode_jpeg_scaled(&bytes, frame).unwrap_err();
         assert!(refused.contains("too large"), "{refused}");
         assert!(describe_image(&bytes).is_err());
+    }
+
+    /// A PNG header that declares `width`×`height` 8-bit RGB, with a scrap
+    /// of image data: a few bytes asking for gigabytes.
+    fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+        fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let start = out.len();
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            let crc = crc32(&out[start..]);
+            out.extend_from_slice(&crc.to_be_bytes());
+        }
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut crc = !0u32;
+            for &b in bytes {
+                crc ^= u32::from(b);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0xEDB8_8320
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        }
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut out, b"IHDR", &ihdr);
+        // A zlib stream of one stored block of zeros (a row's start).
+        chunk(
+            &mut out,
+            b"IDAT",
+            &[0x78, 0x01, 0x01, 0x04, 0x00, 0xFB, 0xFF, 0, 0, 0, 0],
+        );
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    #[test]
+    fn a_small_png_declaring_huge_dimensions_is_refused_before_any_allocation() {
+        let bomb = png_declaring(19_000, 19_000);
+        assert!(bomb.len() < 100);
+        // 19000² RGB is ~1 GB of pixels, above the cap: the size is known
+        // from the header, nothing is decoded.
+        assert_eq!(
+            describe_image(&bomb).unwrap_err(),
+            NotDescribed::TooLarge {
+                width: 19_000,
+                height: 19_000
+            }
+        );
+        // Within the cap the same scrap of data is merely damaged.
+        assert!(matches!(
+            describe_image(&png_declaring(2_000, 1_000)).unwrap_err(),
+            NotDescribed::Unreadable(_)
+        ));
     }
 
     #[test]

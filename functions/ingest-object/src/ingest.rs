@@ -30,7 +30,9 @@ use assetbox_shared::objects::Bucket;
 use assetbox_shared::upload_env::UploadEnv;
 use assetbox_shared::uploads::{self, UploadStatus};
 
-use crate::describe::{box_header, decode_event_key, describe_image, describe_moov, sniff};
+use crate::describe::{
+    NotDescribed, box_header, decode_event_key, describe_image, describe_moov, sniff,
+};
 use crate::webm;
 
 /// Bytes read to tell the type (every signature `infer` knows fits).
@@ -58,6 +60,9 @@ const ORPHAN_AFTER_SECS: i64 = 60;
 const UPLOADS_PREFIX: &str = "uploads/";
 /// Where objects no key of ours can name are moved.
 pub const QUARANTINE_PREFIX: &str = "quarantine/";
+
+/// Image decodes in flight at once (see `describe_picture`).
+static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// What became of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,14 +249,19 @@ impl Ingestor {
         Ok(mime)
     }
 
-    /// Size and a thumbnail of an image (a picture that cannot be decoded
-    /// still completes, undescribed).
+    /// Size and a thumbnail of an image. One that cannot be decoded still
+    /// completes: with its size and no thumbnail when its header asks for
+    /// more memory than a decode may take, undescribed when it is damaged.
     async fn describe_picture(
         &self,
         key: &str,
         bytes: Vec<u8>,
         description: &mut Description,
     ) -> Result<(), String> {
+        // Records run several at a time; one decode at a time keeps the
+        // function within its memory at each decode's cap (decoding is CPU
+        // bound, so little is lost).
+        let _turn = DECODES.acquire().await.map_err(|e| e.to_string())?;
         let facts = tokio::task::spawn_blocking(move || describe_image(&bytes))
             .await
             .map_err(|e| e.to_string())?;
@@ -267,7 +277,19 @@ impl Ingestor {
                 description.height = Some(facts.height);
                 description.thumbnail_key = Some(thumbnail_key);
             }
-            Err(reason) => tracing::warn!(key, reason, "image not described"),
+            Err(NotDescribed::TooLarge { width, height }) => {
+                tracing::warn!(
+                    key,
+                    width,
+                    height,
+                    "image too large to decode: no thumbnail"
+                );
+                description.width = Some(width);
+                description.height = Some(height);
+            }
+            Err(NotDescribed::Unreadable(reason)) => {
+                tracing::warn!(key, reason, "image not described");
+            }
         }
         Ok(())
     }

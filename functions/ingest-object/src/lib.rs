@@ -9,7 +9,9 @@
 pub mod describe;
 pub mod ingest;
 pub mod webm;
-pub use describe::{ImageFacts, THUMBNAIL_MAX_PX, decode_event_key, describe_image, sniff};
+pub use describe::{
+    ImageFacts, NotDescribed, THUMBNAIL_MAX_PX, decode_event_key, describe_image, sniff,
+};
 pub use ingest::{Ingestor, Outcome};
 
 use std::sync::Arc;
