@@ -352,15 +352,19 @@ async fn pages_walk_every_project_once_and_cursors_are_sealed() {
     assert_eq!(seen, newest_first, "newest first");
 
     let cursor = first_cursor.unwrap();
-    let (body, tag) = cursor.split_once('.').unwrap();
-    let mut forged_tag = tag.to_owned();
-    let last = forged_tag.pop().unwrap();
-    forged_tag.push(if last == 'A' { 'B' } else { 'A' });
+    // Cursors are one encrypted, authenticated blob: any change is refused.
+    let flip = |at: usize| {
+        let mut chars: Vec<char> = cursor.chars().collect();
+        chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+        chars.into_iter().collect::<String>()
+    };
+    let (head, tail) = cursor.split_at(cursor.len() / 2);
     for bad in [
-        format!("{body}.{forged_tag}"),
-        format!("{body}x.{tag}"),
+        flip(cursor.len() - 2),
+        flip(cursor.len() / 2),
+        format!("{cursor}xx"),
         "garbage".to_owned(),
-        format!("{tag}.{body}"),
+        format!("{tail}{head}"),
     ] {
         let reply = api
             .get(&format!("/api/projects/?cursor={bad}"), token)

@@ -1776,3 +1776,76 @@ async fn uppy6_signing_stops_once_the_quota_is_used_up() {
     }
     assert_eq!(stack().items_of(&user.id).await, before);
 }
+
+/// Listing another owner's box must not leak anything: not its files, and
+/// not a cursor (which carries the owner's keys) that says there are some.
+#[tokio::test]
+async fn another_owners_box_lists_as_not_found_and_cursors_show_no_keys() {
+    let api = Client::new();
+    let alice = api.new_user().await;
+    let bob = api.new_user().await;
+    let (box_id, _) = seed_box(&alice).await;
+    for seed in 0..2 {
+        let bytes = test_bytes(1024, 90 + seed);
+        api.upload_file(&alice, Some(&box_id), "video/mp4", bytes, 1024)
+            .await;
+    }
+    let listing = format!("/v1/files?parent_object_id={box_id}&limit=1");
+    let mine = api.get(&listing, Some(&alice.access_token)).await;
+    assert_eq!(mine.status, StatusCode::OK, "{:?}", mine.body);
+    assert_eq!(mine.body["results"].as_array().unwrap().len(), 1);
+    let cursor = mine.body["next_cursor"].as_str().expect("a second page");
+    // Opaque: nothing of the key it carries shows, base64-decoded or not
+    // (each `.`-separated part, should a cursor have parts).
+    let decoded: String = cursor
+        .split('.')
+        .filter_map(|part| {
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).ok()
+        })
+        .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+        .collect();
+    for secret in [alice.id.as_str(), "USER#", "FILE#", box_id.as_str()] {
+        assert!(
+            !cursor.contains(secret) && !decoded.contains(secret),
+            "{secret} in {cursor}"
+        );
+    }
+    let next = api
+        .get(
+            &format!("{listing}&cursor={cursor}"),
+            Some(&alice.access_token),
+        )
+        .await;
+    assert_eq!(
+        next.body["results"].as_array().unwrap().len(),
+        1,
+        "{:?}",
+        next.body
+    );
+
+    for path in [
+        listing.clone(),
+        format!("/v1/files?parent_content_type=box&parent_object_id={box_id}"),
+    ] {
+        let theirs = api.get(&path, Some(&bob.access_token)).await;
+        assert_eq!(
+            theirs.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {:?}",
+            theirs.body
+        );
+        assert!(
+            theirs.body.get("next_cursor").is_none(),
+            "{:?}",
+            theirs.body
+        );
+    }
+    // Alice's cursor is nobody else's either.
+    let stolen = api
+        .get(
+            &format!("{listing}&cursor={cursor}"),
+            Some(&bob.access_token),
+        )
+        .await;
+    assert_eq!(stolen.status, StatusCode::NOT_FOUND, "{:?}", stolen.body);
+}

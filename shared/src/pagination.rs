@@ -1,15 +1,19 @@
 //! Lists are pages of at most `limit` items with an opaque `cursor`.
 //!
-//! A cursor carries DynamoDB's position (the last key read) and is sealed with
-//! an HMAC over that position, the caller and the query it belongs to. A cursor
-//! that was altered, forged, or taken from another user or another query is
-//! refused with 400 before any read happens.
+//! A cursor carries DynamoDB's position (the last key read), which names
+//! owners and items, so it is encrypted and authenticated
+//! (XChaCha20-Poly1305) with the caller and the query it belongs to as
+//! associated data: a client reads nothing in it, and a cursor that was
+//! altered, forged, or taken from another user or another query is refused
+//! with 400 before any read happens.
 
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -90,15 +94,18 @@ struct CursorBody {
     k: StringKey,
 }
 
-/// The secret that seals cursors. Cloning is cheap enough (32–64 bytes).
+/// The key that seals cursors, derived from the configured secret.
 #[derive(Clone)]
-pub struct CursorKey(Vec<u8>);
+pub struct CursorKey(XChaCha20Poly1305);
 
 impl std::fmt::Debug for CursorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CursorKey(..)")
     }
 }
+
+/// XChaCha20's nonce: random per cursor (24 bytes make collisions moot).
+const NONCE_LEN: usize = 24;
 
 impl CursorKey {
     pub const MIN_LEN: usize = 32;
@@ -111,17 +118,23 @@ impl CursorKey {
                 Self::MIN_LEN
             ));
         }
-        Ok(Self(secret))
+        // A key of exactly 32 bytes whatever the secret's length, bound to
+        // this use (the secret may sign other things one day).
+        let mut derive =
+            <Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("HMAC takes any key length");
+        derive.update(b"assetbox cursor encryption v1");
+        let key = derive.finalize().into_bytes();
+        Ok(Self(XChaCha20Poly1305::new(&key)))
     }
 
-    fn mac(&self, owner: &str, scope: &str, body: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        // Length-prefix each part so ("ab","c") and ("a","bc") sign differently.
-        for part in [owner.as_bytes(), scope.as_bytes(), body] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
+    /// Owner and scope, length-prefixed so ("ab","c") and ("a","bc") differ.
+    fn associated(owner: &str, scope: &str) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(16 + owner.len() + scope.len());
+        for part in [owner.as_bytes(), scope.as_bytes()] {
+            aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            aad.extend_from_slice(part);
         }
-        mac
+        aad
     }
 
     /// Seals `position` for `owner` and the query described by `scope`.
@@ -130,22 +143,42 @@ impl CursorKey {
             k: position.clone(),
         })
         .expect("a string map always serialises");
-        let tag = self.mac(owner, scope, &body).finalize().into_bytes();
-        format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(&body),
-            URL_SAFE_NO_PAD.encode(tag)
-        )
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let aad = Self::associated(owner, scope);
+        let sealed = self
+            .0
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &body,
+                    aad: &aad,
+                },
+            )
+            .expect("encrypting a small buffer cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(out)
     }
 
     /// Opens a cursor sealed by [`seal`](Self::seal) for the same owner and scope.
     pub fn open(&self, owner: &str, scope: &str, cursor: &str) -> Result<StringKey, ApiError> {
         let invalid = || ApiError::field("cursor", "is not a cursor issued for this list");
-        let (body_b64, tag_b64) = cursor.split_once('.').ok_or_else(invalid)?;
-        let body = URL_SAFE_NO_PAD.decode(body_b64).map_err(|_| invalid())?;
-        let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| invalid())?;
-        self.mac(owner, scope, &body)
-            .verify_slice(&tag)
+        let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+        if raw.len() <= NONCE_LEN {
+            return Err(invalid());
+        }
+        let (nonce, sealed) = raw.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| invalid())?;
+        let aad = Self::associated(owner, scope);
+        let body = self
+            .0
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| invalid())?;
         let body: CursorBody = serde_json::from_slice(&body).map_err(|_| invalid())?;
         Ok(body.k)
@@ -188,17 +221,34 @@ mod tests {
     #[test]
     fn refuses_any_altered_byte() {
         let cursor = key().seal("alice", "projects", &position());
-        let (body, tag) = cursor.split_once('.').unwrap();
-        let mut forged = URL_SAFE_NO_PAD.decode(body).unwrap();
-        let at = forged.iter().position(|b| *b == b'0').unwrap();
-        forged[at] = b'1';
-        let forged = format!("{}.{}", URL_SAFE_NO_PAD.encode(forged), tag);
-        let err = key().open("alice", "projects", &forged).unwrap_err();
-        assert_eq!(err.status, http::StatusCode::BAD_REQUEST);
-        assert!(err.fields.contains_key("cursor"));
+        let raw = URL_SAFE_NO_PAD.decode(&cursor).unwrap();
+        for at in 0..raw.len() {
+            let mut forged = raw.clone();
+            forged[at] ^= 1;
+            let err = key()
+                .open("alice", "projects", &URL_SAFE_NO_PAD.encode(forged))
+                .unwrap_err();
+            assert_eq!(err.status, http::StatusCode::BAD_REQUEST);
+            assert!(err.fields.contains_key("cursor"));
+        }
         for junk in ["", ".", "abc", "a.b", "!!!.???"] {
             assert!(key().open("alice", "projects", junk).is_err(), "{junk:?}");
         }
+    }
+
+    #[test]
+    fn a_cursor_shows_nothing_of_the_key_it_carries() {
+        let cursor = key().seal("alice", "projects", &position());
+        let raw = URL_SAFE_NO_PAD.decode(&cursor).unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        for secret in ["USER#", "alice", "PROJECT#", "01J", "\"pk\""] {
+            assert!(
+                !text.contains(secret) && !cursor.contains(secret),
+                "{secret}"
+            );
+        }
+        // Two cursors of the same position differ (random nonce).
+        assert_ne!(cursor, key().seal("alice", "projects", &position()));
     }
 
     #[test]

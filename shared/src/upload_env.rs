@@ -33,7 +33,7 @@ pub struct UploadEnv {
 }
 
 /// What signing a part needs to know about an upload. Read from the record,
-/// or from a grant: initiate seals this (HMAC, bound to the owner) into the
+/// or from a grant: initiate seals this (encrypted, bound to the owner) into the
 /// `next_parts_url`, so signing further parts needs no AWS call at all. A
 /// grant cannot outlive the upload's expiry; for an upload aborted or
 /// completed meanwhile, S3 refuses the part (NoSuchUpload), so a grant never

@@ -84,6 +84,7 @@ async fn views(env: &UploadEnv, files: Vec<FileRecord>) -> Result<Vec<FileView>,
     responses(
         (status = 200, description = "A page of files.", body = inline(Page<FileView>)),
         (status = 400, description = "A filter, `limit` or `cursor` is invalid (`fields` names it).", body = ErrorBody),
+        (status = 404, description = "`parent_object_id` is not one of your boxes (admins may list any).", body = ErrorBody),
     )
 )]
 pub async fn list_files(
@@ -118,6 +119,21 @@ pub async fn list_files(
             ));
         }
     };
+    // Only an admin lists another owner's box; for anyone else a box that
+    // is not theirs is a 404, like one that does not exist.
+    if let (Some((kind, id)), false) = (&parent, caller.is_admin()) {
+        let owned = kind == PARENT_BOX
+            && validation::is_ulid(id)
+            && state
+                .env
+                .table
+                .get_box(&caller.user_id, id)
+                .await?
+                .is_some();
+        if !owned {
+            return Err(ApiError::not_found("box"));
+        }
+    }
     // The cursor is bound to the list it came from (filters included).
     let scope = format!(
         "files:{}:{}:{}",

@@ -3,7 +3,7 @@
 //! (resume after a reload), for both contracts.
 //!
 //! AWS calls: none to sign with the grant of initiate's `next_parts_url`
-//! (an HMAC-sealed copy of what signing needs); without one, signing reads
+//! (an encrypted, authenticated copy of what signing needs); without one, signing reads
 //! the upload record (one consistent GetItem). Listing is GetItem plus
 //! ListParts per 1000 parts.
 
