@@ -16,6 +16,7 @@ import threading
 os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
 
 import moto
+from moto.cognitoidp.models import CognitoIdpUserPool
 from moto.dynamodb.responses import DynamoHandler
 from moto.s3.exceptions import NoSuchUpload
 from moto.s3.models import S3Backend
@@ -84,11 +85,36 @@ def cors_on_every_object_response() -> None:
     S3Response.key_response = key_response
 
 
+def honour_token_validity() -> None:
+    """Issues access and id tokens for as long as their app client says.
+
+    moto 5.1.22 gives every token an hour whatever the client's
+    AccessTokenValidity / IdTokenValidity; Cognito uses them (stricter when
+    shorter, which the template is: a token outlives logout by at most that).
+    """
+    original = CognitoIdpUserPool.create_jwt
+    seconds = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+    names = {"access": ("AccessTokenValidity", "AccessToken"), "id": ("IdTokenValidity", "IdToken")}
+
+    def create_jwt(self, client_id, username, token_use, expires_in=60 * 60, extra_data=None):
+        client = self.clients.get(client_id)
+        if client is not None and token_use in names:
+            validity, unit = names[token_use]
+            value = client.extended_config.get(validity)
+            if value:
+                units = client.extended_config.get("TokenValidityUnits") or {}
+                expires_in = int(value) * seconds[units.get(unit, "hours")]
+        return original(self, client_id, username, token_use, expires_in, extra_data)
+
+    CognitoIdpUserPool.create_jwt = create_jwt
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     serialise_dynamodb()
     serialise_multipart_completion()
     cors_on_every_object_response()
+    honour_token_validity()
     # One line per emulator request drowns the stack's own logs.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)

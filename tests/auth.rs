@@ -1,6 +1,6 @@
 //! auth-api end to end against Cognito in the emulator.
 
-use assetbox_e2e::Client;
+use assetbox_e2e::{Client, jwt_claims};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -8,6 +8,12 @@ use serde_json::json;
 async fn register_login_refresh_logout() {
     let api = Client::new();
     let user = api.new_user().await;
+
+    // Tokens live 15 minutes (the template's AccessTokenValidity): a token
+    // works after logout until it expires, so that window is kept short.
+    let claims = jwt_claims(&user.access_token);
+    let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    assert_eq!(lifetime, 15 * 60, "{claims}");
 
     // The access token works on a protected route and names the user.
     let list = api.get("/api/projects/", Some(&user.access_token)).await;
@@ -56,6 +62,16 @@ async fn registration_rules() {
     let api = Client::new();
     let user = api.new_user().await;
 
+    // An e-mail that has an account answers like a new one: registration
+    // does not tell who has an account. No second account is made and the
+    // first keeps its password.
+    let fresh = api
+        .post(
+            "/api/auth/register",
+            None,
+            &json!({ "email": format!("new-{}@example.com", ulid::Ulid::new()), "password": "another password" }),
+        )
+        .await;
     let again = api
         .post(
             "/api/auth/register",
@@ -63,7 +79,28 @@ async fn registration_rules() {
             &json!({ "email": user.email.to_uppercase(), "password": "another password" }),
         )
         .await;
-    assert_eq!(again.status, StatusCode::CONFLICT, "{:?}", again.body);
+    assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.body);
+    assert_eq!(again.status, fresh.status);
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&again.body), keys(&fresh.body));
+    assert_eq!(again.body["email"], user.email.to_lowercase());
+    assert_eq!(again.body["confirmed"], fresh.body["confirmed"]);
+    let with_new = api
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": user.email, "password": "another password" }),
+        )
+        .await;
+    assert_eq!(with_new.status, StatusCode::UNAUTHORIZED);
+    let with_old = api
+        .post(
+            "/api/auth/login",
+            None,
+            &json!({ "email": user.email, "password": user.password }),
+        )
+        .await;
+    assert_eq!(with_old.status, StatusCode::OK, "{:?}", with_old.body);
 
     let bad = api
         .post(

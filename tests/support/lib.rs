@@ -221,6 +221,16 @@ impl Stack {
     }
 }
 
+/// The claims of a JWT, read without checking its signature (the gateway
+/// checks it; tests only look).
+pub fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -368,17 +378,19 @@ impl Client {
         );
         let login = self.post("/api/auth/login", None, &creds).await;
         assert_eq!(login.status, StatusCode::OK, "{:?}", login.body);
+        let access_token = login.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned();
         User {
             email,
             password,
-            id: registered.body["user_id"]
+            // The user's id is the `sub` of their tokens.
+            id: jwt_claims(&access_token)["sub"]
                 .as_str()
-                .expect("user_id")
+                .expect("sub")
                 .to_owned(),
-            access_token: login.body["access_token"]
-                .as_str()
-                .expect("access_token")
-                .to_owned(),
+            access_token,
             refresh_token: login.body["refresh_token"]
                 .as_str()
                 .expect("refresh_token")

@@ -85,9 +85,9 @@ pub struct Credentials {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Registered {
-    /// The user's id (the `sub` of their tokens).
-    pub user_id: String,
-    /// The e-mail as stored: trimmed, lower-case.
+    /// The e-mail as stored: trimmed, lower-case. (The user's id is the
+    /// `sub` of the tokens login gives: a registration answers the same for
+    /// an e-mail that has an account, so it cannot carry one.)
     #[schema(format = Email)]
     pub email: String,
     /// Whether the account can log in already.
@@ -182,9 +182,6 @@ where
         Some("NotAuthorizedException" | "UserNotFoundException") => {
             ApiError::unauthorized("invalid credentials or token")
         }
-        Some("UsernameExistsException") => {
-            ApiError::conflict("an account with this e-mail already exists")
-        }
         Some("InvalidPasswordException") => {
             ApiError::field("password", "does not meet the password policy")
         }
@@ -205,14 +202,16 @@ where
 
 /// Create an account
 ///
-/// Public. Log in afterwards with the same e-mail and password.
+/// Public. Log in afterwards with the same e-mail and password. An e-mail
+/// that already has an account gets the same answer and no second account
+/// (the existing one is not changed): registration does not tell who has an
+/// account, as login does not.
 #[utoipa::path(
     post, path = "/api/auth/register", tag = "auth",
     request_body = Credentials,
     responses(
         (status = 201, description = "The new account.", body = Registered),
         (status = 400, description = "The e-mail or password breaks a rule (`fields` names which), or the body is not valid JSON of this shape.", body = ErrorBody),
-        (status = 409, description = "An account with this e-mail exists already.", body = ErrorBody),
         (status = 429, description = "Too many attempts; retry later.", body = ErrorBody),
     )
 )]
@@ -235,25 +234,26 @@ async fn register(
                 .map_err(ApiError::internal)?,
         )
         .send()
-        .await
-        .map_err(cognito_error)?;
-    let mut confirmed = signed_up.user_confirmed;
-    if state.config.auto_confirm && !confirmed {
-        state
-            .cognito
-            .admin_confirm_sign_up()
-            .user_pool_id(&state.config.user_pool_id)
-            .username(&email)
-            .send()
-            .await
-            .map_err(cognito_error)?;
-        confirmed = true;
-    }
-    Ok(created(Registered {
-        user_id: signed_up.user_sub,
-        email,
-        confirmed,
-    }))
+        .await;
+    let confirmed = match signed_up {
+        Ok(signed_up) => {
+            if state.config.auto_confirm && !signed_up.user_confirmed {
+                state
+                    .cognito
+                    .admin_confirm_sign_up()
+                    .user_pool_id(&state.config.user_pool_id)
+                    .username(&email)
+                    .send()
+                    .await
+                    .map_err(cognito_error)?;
+            }
+            state.config.auto_confirm || signed_up.user_confirmed
+        }
+        // The same answer as a new account's, and nothing changes.
+        Err(err) if err.code() == Some("UsernameExistsException") => state.config.auto_confirm,
+        Err(err) => return Err(cognito_error(err)),
+    };
+    Ok(created(Registered { email, confirmed }))
 }
 
 /// Log in
