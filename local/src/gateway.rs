@@ -176,7 +176,8 @@ impl Gateway {
         let started = Instant::now();
         let request_id = ulid::Ulid::new().to_string();
         let method = request.method().as_str().to_owned();
-        let path = request.uri().path().to_owned();
+        // Share tokens in paths are credentials: never logged.
+        let path = assetbox_shared::http::loggable_path(request.uri().path()).into_owned();
         let origin = request.headers().get(axum::http::header::ORIGIN).cloned();
         // A preflight never reaches routing or the authorizer.
         let preflight = self

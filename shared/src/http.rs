@@ -207,6 +207,20 @@ pub async fn companion_error_message(
     axum::response::Response::from_parts(parts, axum::body::Body::from(body))
 }
 
+/// A request path as logs may show it: the share token of
+/// `/api/shared/<token>/…` is a live credential (the table keeps only its
+/// hash), so it is replaced.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    const SHARED: &str = "/api/shared/";
+    match path.strip_prefix(SHARED) {
+        Some(rest) if !rest.is_empty() => {
+            let after = rest.find('/').map(|i| &rest[i..]).unwrap_or_default();
+            format!("{SHARED}<token>{after}").into()
+        }
+        _ => path.into(),
+    }
+}
+
 /// A 201 with a JSON body.
 pub fn created<T: serde::Serialize>(body: T) -> impl IntoResponse {
     (StatusCode::CREATED, axum::Json(body))
@@ -252,6 +266,30 @@ mod tests {
         assert_eq!(err.message, "the body must be a JSON object");
         let err = parse_json::<Body>(br#"{"name":"a"} trailing"#).unwrap_err();
         assert!(err.message.starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn share_tokens_never_reach_a_log_line() {
+        let token = "q2b1Wc6m1v4rS0yXk8dZ3fEoPpLhJtNaUuGi9Ce7TBs";
+        for (path, shown) in [
+            (
+                format!("/api/shared/{token}/"),
+                "/api/shared/<token>/".to_owned(),
+            ),
+            (
+                format!("/api/shared/{token}"),
+                "/api/shared/<token>".to_owned(),
+            ),
+            (
+                format!("/api/shared/{token}/boxes/01J/comments/"),
+                "/api/shared/<token>/boxes/01J/comments/".to_owned(),
+            ),
+        ] {
+            assert_eq!(loggable_path(&path), shown);
+            assert!(!loggable_path(&path).contains(token));
+        }
+        assert_eq!(loggable_path("/api/projects/01J/"), "/api/projects/01J/");
+        assert_eq!(loggable_path("/api/shared/"), "/api/shared/");
     }
 
     #[test]
