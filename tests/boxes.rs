@@ -596,3 +596,72 @@ async fn asset_filters_combine_and_page() {
     );
     assert_eq!(api.get("/api/assets/", s).await.body["results"], json!([]));
 }
+
+/// Setting a headliner while its asset is being deleted: whichever lands
+/// first, the box never ends up naming an asset that is gone. And deleting
+/// another asset never wipes a headliner.
+#[tokio::test]
+async fn a_headliner_never_names_a_deleted_asset() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let p = project(&api, &user).await;
+    let b = new_box(&api, &user, &p, "Shot").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keeper = asset_in(&api, &user, &b).await;
+    for round in 0..12 {
+        let doomed = asset_in(&api, &user, &b).await;
+        let (box_path, asset_path) = (format!("/api/boxes/{b}/"), format!("/api/assets/{doomed}/"));
+        let body = json!({ "headliner_asset": doomed });
+        let set = api.patch(&box_path, token, &body);
+        let delete = api.delete(&asset_path, token);
+        let (set, deleted) = tokio::join!(set, delete);
+        assert_eq!(
+            deleted.status,
+            StatusCode::NO_CONTENT,
+            "round {round}: {:?}",
+            deleted.body
+        );
+        assert!(
+            set.status == StatusCode::OK || set.status == StatusCode::BAD_REQUEST,
+            "round {round}: {:?}",
+            set.body
+        );
+        let the_box = api.get(&format!("/api/boxes/{b}/"), token).await;
+        let headliner = &the_box.body["headliner_asset"];
+        assert_ne!(
+            headliner,
+            doomed.as_str(),
+            "round {round}: names a deleted asset"
+        );
+        if let Some(id) = headliner.as_str() {
+            let asset = api.get(&format!("/api/assets/{id}/"), token).await;
+            assert_eq!(asset.status, StatusCode::OK, "round {round}");
+        }
+        // The keeper as headliner survives the next round's delete.
+        let kept = api
+            .patch(
+                &format!("/api/boxes/{b}/"),
+                token,
+                &json!({ "headliner_asset": keeper }),
+            )
+            .await;
+        assert_eq!(kept.status, StatusCode::OK, "{:?}", kept.body);
+        let other = asset_in(&api, &user, &b).await;
+        assert_eq!(
+            api.delete(&format!("/api/assets/{other}/"), token)
+                .await
+                .status,
+            StatusCode::NO_CONTENT
+        );
+        let after = api.get(&format!("/api/boxes/{b}/"), token).await;
+        assert_eq!(
+            after.body["headliner_asset"],
+            keeper.as_str(),
+            "round {round}"
+        );
+        assert_eq!(after.body["assets_count"], 1, "round {round}");
+    }
+}

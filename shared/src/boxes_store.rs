@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWriteItem, Update};
 
 use crate::assets::AssetRecord;
 use crate::boxes::BoxRecord;
-use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, built, s, s_or_null};
+use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, built, condition_held, s, s_or_null};
 use crate::files_store::Refusal;
 use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
@@ -160,6 +160,79 @@ impl Table {
             .await
     }
 
+    /// Makes `asset_id` the box's headliner (and sets `name` when given) in
+    /// one transaction with a check that the asset is still one of this box:
+    /// a delete of the asset racing this makes one of the two fail, never a
+    /// headliner that points at nothing. `ParentGone` when the box is gone,
+    /// `StateChanged` when the asset is (or is in another box).
+    pub async fn set_headliner(
+        &self,
+        owner: &str,
+        box_id: &str,
+        asset_id: &str,
+        name: Option<&str>,
+        now: &str,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let mut update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(owner)))
+            .key(keys::SK, s(keys::box_sk(box_id)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":headliner", s(asset_id))
+            .expression_attribute_values(":now", s(now));
+        let mut expression = String::from("SET headliner_asset = :headliner, updated_at = :now");
+        if let Some(name) = name {
+            expression.push_str(", #name = :name");
+            update = update
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_values(":name", s(name));
+        }
+        let check = ConditionCheck::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(owner)))
+            .key(keys::SK, s(keys::asset_sk(asset_id)))
+            // The asset's `box` attribute (a reserved word in expressions).
+            .condition_expression("#box = :box")
+            .expression_attribute_names("#box", "box")
+            .expression_attribute_values(":box", s(box_id));
+        let items = vec![
+            TransactWriteItem::builder()
+                .update(built(update.update_expression(expression).build())?)
+                .build(),
+            TransactWriteItem::builder()
+                .condition_check(built(check.build())?)
+                .build(),
+        ];
+        self.transact(items, vec![Refusal::ParentGone, Refusal::StateChanged])
+            .await
+    }
+
+    /// Clears a box's headliner if it is still `asset_id` (the asset is being
+    /// deleted); a headliner set to another asset meanwhile stays.
+    pub async fn clear_headliner_if(
+        &self,
+        owner: &str,
+        box_id: &str,
+        asset_id: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(owner)))
+            .key(keys::SK, s(keys::box_sk(box_id)))
+            .update_expression("SET headliner_asset = :null, updated_at = :now")
+            .condition_expression("headliner_asset = :asset")
+            .expression_attribute_values(":asset", s(asset_id))
+            .expression_attribute_values(":null", AttributeValue::Null(true))
+            .expression_attribute_values(":now", s(now))
+            .send()
+            .await;
+        condition_held(result)
+    }
+
     pub async fn get_asset(
         &self,
         owner: &str,
@@ -301,7 +374,30 @@ impl Table {
             items.push(self.quota_change(&asset.owner, -(asset.quota_bytes as i128), 0)?);
         }
         if count_in_box {
-            items.push(self.box_count_change(&asset.owner, &asset.box_id, -1)?);
+            // Not while the box names it as its headliner (a PATCH may just
+            // have): the caller clears it and tries again.
+            items.push(
+                TransactWriteItem::builder()
+                    .update(built(
+                        Update::builder()
+                            .table_name(self.name())
+                            .key(keys::PK, s(keys::user_pk(&asset.owner)))
+                            .key(keys::SK, s(keys::box_sk(&asset.box_id)))
+                            .update_expression("ADD assets_count :minus_one")
+                            .condition_expression(
+                                "attribute_exists(#pk) AND (attribute_not_exists(headliner_asset) \
+                             OR headliner_asset <> :asset)",
+                            )
+                            .expression_attribute_names("#pk", keys::PK)
+                            .expression_attribute_values(
+                                ":minus_one",
+                                AttributeValue::N("-1".into()),
+                            )
+                            .expression_attribute_values(":asset", s(&asset.id))
+                            .build(),
+                    )?)
+                    .build(),
+            );
         }
         self.transact(items, vec![]).await
     }

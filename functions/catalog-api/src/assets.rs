@@ -365,23 +365,19 @@ pub async fn delete_asset(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let asset = owned_asset(&state, &caller, &id).await?;
-    let table = &state.env.table;
-    let parent = table.get_box(&caller.user_id, &asset.box_id).await?;
-    if let Some(b) = &parent
-        && b.headliner_asset.as_deref() == Some(asset.id.as_str())
-    {
-        let now = clock::rfc3339(clock::now());
-        table
-            .update_box(&caller.user_id, &b.id, None, Some(None), &now)
-            .await?;
-    }
+    let parent = state
+        .env
+        .table
+        .get_box(&caller.user_id, &asset.box_id)
+        .await?;
     delete_asset_fully(&state, asset, parent.is_some()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Deletes an asset's objects, then its records; when the asset changed
 /// between the read and the delete (an import finished, bringing an object
-/// and bytes), reads it again and repeats, so nothing is left behind.
+/// and bytes) or its box made it the headliner meanwhile, reads it again and
+/// repeats, so nothing is left behind and no headliner names it.
 pub(crate) async fn delete_asset_fully(
     state: &FilesState,
     mut asset: AssetRecord,
@@ -389,6 +385,15 @@ pub(crate) async fn delete_asset_fully(
 ) -> Result<(), ApiError> {
     let table = &state.env.table;
     for _ in 0..4 {
+        if count_in_box {
+            // The box's headliner goes with it, if still this asset (one
+            // set meanwhile to another stays); the record delete below is
+            // conditional on it being gone, so a PATCH racing this is seen.
+            let now = clock::rfc3339(clock::now());
+            table
+                .clear_headliner_if(&asset.owner, &asset.box_id, &asset.id, &now)
+                .await?;
+        }
         state.env.delete_asset_objects(&asset).await?;
         if table
             .delete_asset_records(&asset, count_in_box)

@@ -388,7 +388,31 @@ pub async fn update_box(
         })
         .await?;
     }
-    let updated = if name.is_some() || headliner.is_some() {
+    let updated = if let Some(Some(asset_id)) = &headliner {
+        // Set together with a check that the asset is still this box's: a
+        // delete racing it cannot leave the box pointing at nothing.
+        let now = clock::rfc3339(clock::now());
+        match state
+            .env
+            .table
+            .set_headliner(&caller.user_id, &found.id, asset_id, name.as_deref(), &now)
+            .await?
+        {
+            Ok(()) => BoxRecord {
+                name: name.unwrap_or(found.name),
+                headliner_asset: Some(asset_id.clone()),
+                updated_at: now,
+                ..found
+            },
+            Err(Refusal::ParentGone) => return Err(ApiError::not_found("box")),
+            Err(_) => {
+                return Err(ApiError::field(
+                    "headliner_asset",
+                    "must be an asset of this box",
+                ));
+            }
+        }
+    } else if name.is_some() || headliner.is_some() {
         let now = clock::rfc3339(clock::now());
         state
             .env
