@@ -658,14 +658,16 @@ async fn attaching_a_file_right_after_its_upload_completes_is_never_a_conflict()
 }
 
 /// Uppy 6 completes a multipart upload with S3 itself and declares no size:
-/// ingestion measures the object against the quota. Over it, the object is
-/// deleted and the file `failed` with the reason; the quota is untouched.
+/// it reserved a fixed amount at the start, and ingestion measures the
+/// object against the quota. Beyond it, the object is deleted, the file is
+/// `failed` with the reason and its reservation is given back.
 #[tokio::test]
 async fn a_browser_completed_upload_beyond_the_quota_is_refused_by_ingestion() {
     stack_delivering_s3_events();
     let api = Client::new();
     let user = api.new_user().await;
-    let video = media::webm(320, 240, Some(1000), 64 * 1024);
+    // Larger than the 1 MiB an unsized upload reserves in the tests' stack.
+    let video = media::webm(320, 240, Some(1000), 3 << 20);
     let (key, upload_id) = api.start_signed_multipart(&user, "late.webm").await;
     let (_, id) = assetbox_shared::uploads::parse_object_key(&key).unwrap();
     let id = id.to_owned();
@@ -676,9 +678,9 @@ async fn a_browser_completed_upload_beyond_the_quota_is_refused_by_ingestion() {
         )
         .await;
     let etag = put_to(part.body["url"].as_str().unwrap(), video.clone(), &[]).await;
-    // Meanwhile other uploads filled the quota (the stack's is 100 GiB) but
-    // for a byte less than this file.
-    let used = (100u64 << 30) - video.len() as u64 + 1;
+    // Meanwhile other uploads filled the quota (the stack's is 100 GiB): of
+    // what this file needs beyond its 1 MiB reservation, a byte is missing.
+    let used = (100u64 << 30) - (video.len() as u64 - (1 << 20)) + 1;
     stack().set_quota_used(&user.id, used).await;
     let complete = api
         .sign(
@@ -703,7 +705,11 @@ async fn a_browser_completed_upload_beyond_the_quota_is_refused_by_ingestion() {
         .unwrap_or_default();
     assert!(reason.contains("quota"), "{reason:?}");
     assert!(!stack().object_exists(&key).await, "the object is deleted");
-    assert_eq!(stack().quota_used(&user.id).await, used.to_string());
+    // Its reservation is given back; nothing else moved.
+    assert_eq!(
+        stack().quota_used(&user.id).await,
+        (used - (1 << 20)).to_string()
+    );
 }
 
 /// The file once its `upload_status` is `status` (within a minute).

@@ -1751,7 +1751,9 @@ async fn uppy6_abort_closes_the_upload_and_the_browser_aborts_in_s3() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
-    assert_eq!(quota_used(&user).await, 0);
+    // The aborted uploads gave their reservations back; the open c.mp4,
+    // of unknown size, holds the stack's 1 MiB unsized reserve.
+    assert_eq!(quota_used(&user).await, MIB);
 }
 
 #[tokio::test]
@@ -1848,4 +1850,94 @@ async fn another_owners_box_lists_as_not_found_and_cursors_show_no_keys() {
         )
         .await;
     assert_eq!(stolen.status, StatusCode::NOT_FOUND, "{:?}", stolen.body);
+}
+
+/// Uploads that declare no size (Companion multipart without
+/// `metadata.size`, `/s3/params` without a size, Uppy 6's `/s3/sign`)
+/// reserve what they may bring in — 1 MiB in the tests' stack, or what is
+/// left — and are refused once nothing is: counted bytes never exceed the
+/// quota, whatever a client declares. Measured at completion beyond the
+/// quota, the upload fails and gives its reservation back.
+#[tokio::test]
+async fn uploads_without_a_size_reserve_quota_and_stop_when_it_is_full() {
+    const QUOTA: u64 = 100 << 30;
+    let api = Client::new();
+    let user = api.new_user().await;
+    let t = Some(user.access_token.as_str());
+    stack().set_quota_used(&user.id, QUOTA - 3 * MIB / 2).await;
+
+    let first = api
+        .post(
+            "/s3/multipart",
+            t,
+            &json!({ "filename": "a.mp4", "type": "video/mp4" }),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    assert_eq!(quota_used(&user).await, QUOTA - MIB / 2, "1 MiB reserved");
+    let second = api.get("/s3/params?filename=b.png&type=image/png", t).await;
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
+    assert_eq!(quota_used(&user).await, QUOTA, "what was left is reserved");
+
+    let before = stack().items_of(&user.id).await;
+    let refused = [
+        api.post(
+            "/s3/multipart",
+            t,
+            &json!({ "filename": "c.mp4", "type": "video/mp4" }),
+        )
+        .await,
+        api.get("/s3/params?filename=c.png&type=image/png", t).await,
+        api.sign(&user, json!({ "method": "POST", "key": "c.mp4" }))
+            .await,
+        api.sign(
+            &user,
+            json!({ "method": "PUT", "key": "c.png", "contentType": "image/png" }),
+        )
+        .await,
+    ];
+    for reply in refused {
+        assert_eq!(
+            reply.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{:?}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"]["code"], "quota_exceeded");
+    }
+    assert_eq!(stack().items_of(&user.id).await, before, "nothing written");
+
+    // The first upload brings 6 MiB, 5 more than it reserved: nothing is
+    // left for them, so completing it fails it and gives the 1 MiB back.
+    let key = first.body["key"].as_str().unwrap().to_owned();
+    let (k, u) = (enc(&key), enc(first.body["uploadId"].as_str().unwrap()));
+    let data = test_bytes(6 * MIB as usize, 12);
+    let mut parts = Vec::new();
+    for n in 1..=2u32 {
+        let signed = api.get(&format!("/s3/multipart/{u}/{n}?key={k}"), t).await;
+        let etag = put_part(signed.body["url"].as_str().unwrap(), &data, 5 * MIB, n).await;
+        parts.push(json!({ "PartNumber": n, "ETag": etag }));
+    }
+    let done = api
+        .post(
+            &format!("/s3/multipart/{u}/complete?key={k}"),
+            t,
+            &json!({ "parts": parts }),
+        )
+        .await;
+    assert_eq!(
+        done.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{:?}",
+        done.body
+    );
+    assert_eq!(
+        quota_used(&user).await,
+        QUOTA - MIB,
+        "its reservation is back"
+    );
+    assert!(object_bytes(&key).await.is_none(), "the object is deleted");
+    let id = key.split('/').nth(2).unwrap();
+    let file = api.get(&format!("/v1/files/{id}"), t).await;
+    assert_eq!(file.body["upload_status"], "failed");
 }

@@ -77,6 +77,9 @@ pub mod vars {
     /// Upload limits (bytes) and the content-type allowlist (comma-separated).
     pub const MAX_UPLOAD_BYTES: &str = "MAX_UPLOAD_BYTES";
     pub const USER_QUOTA_BYTES: &str = "USER_QUOTA_BYTES";
+    /// Bytes an upload that declares no size reserves of the quota until it
+    /// is measured (or what is left, if less).
+    pub const UNSIZED_UPLOAD_RESERVE_BYTES: &str = "UNSIZED_UPLOAD_RESERVE_BYTES";
     pub const ALLOWED_CONTENT_TYPES: &str = "ALLOWED_CONTENT_TYPES";
     /// Lifetime of presigned URLs, seconds (default 3600).
     pub const UPLOAD_URL_EXPIRY_SECONDS: &str = "UPLOAD_URL_EXPIRY_SECONDS";

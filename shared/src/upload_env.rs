@@ -205,28 +205,53 @@ impl UploadEnv {
         }
     }
 
-    /// Writes a new upload's record and reserves its bytes (an upload of
-    /// undeclared size reserves none, and is refused once the quota is used
-    /// up); aborts its S3 multipart upload when refused, so none is left.
-    pub async fn record_upload(&self, record: &FileRecord) -> Result<(), ApiError> {
-        let refusal = match self
-            .table
-            .create_upload(record, self.policy.quota_bytes)
-            .await
-        {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(refusal)) => Ok(refusal),
-            Err(err) => Err(err),
-        };
+    /// Writes a new upload's record and reserves its bytes; aborts its S3
+    /// multipart upload when refused, so none is left. An upload of
+    /// undeclared size reserves `UNSIZED_UPLOAD_RESERVE_BYTES` (or what is
+    /// left of the quota, if less) until it is measured, and is refused once
+    /// nothing is left: the bytes a user's open uploads may still bring in
+    /// are always counted, and so is the number of such uploads bounded.
+    pub async fn record_upload(&self, record: &mut FileRecord) -> Result<(), ApiError> {
+        let size_unknown = record.file_size == 0;
+        let mut outcome = Ok(Refusal::StateChanged);
+        for _ in 0..3 {
+            if size_unknown {
+                match self.unsized_reservation(&record.owner).await {
+                    Ok(bytes) => record.reserved_bytes = bytes,
+                    Err(err) => {
+                        outcome = Err(err);
+                        break;
+                    }
+                }
+            }
+            outcome = match self
+                .table
+                .create_upload(record, self.policy.quota_bytes)
+                .await
+            {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(refusal)) => Ok(refusal),
+                Err(err) => Err(err.into()),
+            };
+            // An unsized reservation refused because the quota moved since
+            // it was read: read it again.
+            if !(size_unknown && matches!(outcome, Ok(Refusal::QuotaExceeded))) {
+                break;
+            }
+        }
         if let Some(upload_id) = &record.upload_id
             && let Err(err) = self.bucket.abort(&record.s3_key, upload_id).await
         {
             // The bucket's lifecycle rule removes it later; say so in the logs.
             tracing::warn!(error = %err, key = %record.s3_key, "could not abort a refused upload");
         }
-        match refusal? {
+        match outcome? {
             Refusal::QuotaExceeded => Err(uploads::quota_exceeded(
-                record.reserved_bytes,
+                if size_unknown {
+                    0
+                } else {
+                    record.reserved_bytes
+                },
                 self.policy.quota_bytes,
             )),
             Refusal::ParentGone => {
@@ -236,6 +261,17 @@ impl UploadEnv {
             }
             Refusal::StateChanged => Err(ApiError::conflict("upload id collision, retry")),
         }
+    }
+
+    /// What an upload of undeclared size reserves now: the configured
+    /// amount, or what is left of the quota if less; 413 when nothing is.
+    async fn unsized_reservation(&self, owner: &str) -> Result<u64, ApiError> {
+        let quota = self.policy.quota_bytes;
+        let left = quota.saturating_sub(self.table.quota_used(owner).await?);
+        if left == 0 {
+            return Err(uploads::quota_exceeded(0, quota));
+        }
+        Ok(left.min(self.policy.unsized_reserve_bytes))
     }
 
     /// Aborts an open upload in S3 (or deletes a single PUT's object, which

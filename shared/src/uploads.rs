@@ -36,6 +36,8 @@ pub struct UploadPolicy {
     pub bucket: String,
     pub max_file_bytes: u64,
     pub quota_bytes: u64,
+    /// What an upload of undeclared size reserves until measured.
+    pub unsized_reserve_bytes: u64,
     pub allowed_content_types: Vec<String>,
     pub url_expiry: Duration,
     pub first_url_batch: u32,
@@ -62,6 +64,11 @@ impl UploadPolicy {
             bucket: config::required(settings, vars::MEDIA_BUCKET)?,
             max_file_bytes: config::parsed_or(settings, vars::MAX_UPLOAD_BYTES, 5 * GIB)?,
             quota_bytes: config::parsed_or(settings, vars::USER_QUOTA_BYTES, 50 * GIB)?,
+            unsized_reserve_bytes: config::parsed_or(
+                settings,
+                vars::UNSIZED_UPLOAD_RESERVE_BYTES,
+                GIB,
+            )?,
             allowed_content_types: types
                 .split(',')
                 .map(|t| t.trim().to_ascii_lowercase())

@@ -86,6 +86,9 @@ pub fn stack() -> &'static Stack {
                     ("UserQuotaBytes".into(), (100u64 << 30).to_string()),
                     // Imports fetch from the tests' own loopback server.
                     ("ImportAllowPrivateNetworks".into(), "true".into()),
+                    // Uploads of undeclared size reserve 1 MiB until measured,
+                    // so tests can go beyond a reservation with small files.
+                    ("UnsizedUploadReserveBytes".into(), (1u64 << 20).to_string()),
                 ];
                 parameters.extend(EXTRA_PARAMETERS.get_or_init(Vec::new).iter().cloned());
                 let options = Options {

@@ -24,7 +24,7 @@ use assetbox_shared::objects::{CompleteChecks, Completion};
 use assetbox_shared::upload_env::{CompanionQuery, UploadEnv, is_past};
 use assetbox_shared::uploads::{
     ChecksumType, ClientPart, FileRecord, FileView, PARENT_BOX, UploadStatus, bare_etag,
-    check_part_list, quota_exceeded,
+    check_part_list, quota_exceeded, too_large,
 };
 use assetbox_shared::validation;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -159,14 +159,21 @@ async fn finish(
         }
     }
     let upload_id = file.upload_id.clone().unwrap_or_default();
+    // Without declared sizes (Companion) the parts were signed without a
+    // length: measure them before anything is completed, so an object above
+    // the size limit is never assembled (and S3 checks the sum we measured).
+    let measured = match file.part_size {
+        0 => Some(measure_parts(env, &file, &parts).await?),
+        _ => None,
+    };
     let checks = CompleteChecks {
         checksums: file
             .checksum_algorithm
             .zip(checksum_type)
             .map(|(a, t)| (a, t, checksums.as_slice())),
         object_checksum: object_checksum.as_deref(),
-        // Declared sizes let S3 check the assembled object's size too.
-        object_size: (file.part_size > 0).then_some(file.file_size),
+        // Declared or measured, S3 checks the assembled object's size too.
+        object_size: measured.or((file.part_size > 0).then_some(file.file_size)),
     };
     let completion = env
         .bucket
@@ -197,16 +204,42 @@ async fn finish(
         }
     };
     // Sizes signed into the part URLs make S3 hold exactly the declared size;
-    // without declared sizes (Companion), measure.
-    let size = if file.part_size > 0 && file.file_size > 0 {
-        file.file_size
-    } else {
-        match env.bucket.head(&file.s3_key).await? {
+    // without them the parts were measured (or, if a concurrent call
+    // completed it, the object is).
+    let size = match measured {
+        Some(size) => size,
+        None if file.part_size > 0 && file.file_size > 0 => file.file_size,
+        None => match env.bucket.head(&file.s3_key).await? {
             Some((size, _)) => size,
             None => return Err(ApiError::unavailable("completed object not visible yet")),
-        }
+        },
     };
     record_completion(env, file, etag, size).await
+}
+
+/// The bytes of the listed parts as S3 holds them (one ListParts per 1000
+/// parts); 413 above the size limit. A part S3 does not hold counts nothing
+/// here: completing names it.
+async fn measure_parts(
+    env: &UploadEnv,
+    file: &FileRecord,
+    parts: &[ClientPart],
+) -> Result<u64, ApiError> {
+    let upload_id = file.upload_id.as_deref().unwrap_or_default();
+    let Some(stored) = env.bucket.list_parts(&file.s3_key, upload_id).await? else {
+        // Completed by a concurrent call, or aborted/expired: complete says which.
+        return Ok(0);
+    };
+    let size: u64 = stored
+        .iter()
+        .filter(|s| parts.iter().any(|p| p.part_number == s.part_number))
+        .map(|s| s.size)
+        .sum();
+    let max = env.policy.max_file_bytes;
+    if size > max {
+        return Err(too_large(size, max));
+    }
+    Ok(size)
 }
 
 /// The state of a file after another call changed it: completed is the

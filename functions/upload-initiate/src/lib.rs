@@ -384,14 +384,14 @@ async fn companion_params(
         ("type", &content_type),
         size,
     )?;
-    let record = env.new_record(
+    let mut record = env.new_record(
         &caller,
         &plan,
         None,
         contract::COMPANION,
         UploadStatus::Pending,
     );
-    env.record_upload(&record).await?;
+    env.record_upload(&mut record).await?;
     let signer = env.presigner().await?;
     let (url, headers) = env.single_put(&signer, &record, size, env.url_expiry());
     Ok(Json(CompanionParams {

@@ -329,8 +329,8 @@ async fn start(
         true => UploadStatus::Uploading,
         false => UploadStatus::Pending,
     };
-    let record = env.new_record(caller, &plan, None, contract::SIGNED, status);
-    env.record_upload(&record).await?;
+    let mut record = env.new_record(caller, &plan, None, contract::SIGNED, status);
+    env.record_upload(&mut record).await?;
     let signer = env.presigner().await?;
     let (url, headers) = if multipart {
         let headers = vec![
