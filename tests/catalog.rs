@@ -217,7 +217,66 @@ async fn storyboard_from_upload_to_share_and_export() {
         .await;
     assert_eq!(toggled.status, StatusCode::OK, "{:?}", toggled.body);
     assert_eq!(toggled.body["is_favorite"], true);
+    // An explicit value is set, not toggled: repeating it changes nothing.
+    let favorite_path = format!("/api/assets/{}/favorite/", seeded[flipped].id);
+    for _ in 0..2 {
+        let set = api
+            .post(&favorite_path, token, &json!({ "is_favorite": true }))
+            .await;
+        assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+        assert_eq!(set.body["is_favorite"], true);
+    }
+    // A body that is not that is refused, never ignored.
+    for bad in [json!({ "favorite": false }), json!({ "is_favorite": "no" })] {
+        let refused = api.post(&favorite_path, token, &bad).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {:?}",
+            refused.body
+        );
+    }
+    let text = api
+        .send(
+            reqwest::Method::POST,
+            &favorite_path,
+            token,
+            Some(("text/plain", b"true".to_vec())),
+        )
+        .await;
+    assert_eq!(text.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let now = api
+        .get(&format!("/api/assets/{}/", seeded[flipped].id), token)
+        .await;
+    assert_eq!(
+        now.body["is_favorite"], true,
+        "refused bodies changed nothing"
+    );
     seeded[flipped].favorite = true;
+
+    // Unknown query parameters are refused like unknown JSON fields (a
+    // misspelt filter would otherwise list everything).
+    for query in [
+        "favorite=1",
+        "is_favorite=true&sort=name",
+        "project={p}&boxes=1",
+    ] {
+        let query = query.replace("{p}", &p);
+        let reply = api.get(&format!("/api/assets/?{query}"), token).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {:?}",
+            reply.body
+        );
+        assert!(
+            reply.body["error"]["fields"]
+                .as_object()
+                .is_some_and(|f| f.values().any(|v| v == "is not an accepted field")),
+            "{query}: {:?}",
+            reply.body
+        );
+    }
 
     // Every filter, alone and combined, paged four at a time.
     type Check = (String, Box<dyn Fn(&Seeded) -> bool>);

@@ -226,6 +226,14 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
             Some(("owner", "is not an accepted field")),
         ),
         (json!(["name"]), None),
+        (
+            json!({ "name": "a\u{202E}gnp.exe" }),
+            Some((
+                "name",
+                "must not contain invisible, direction-changing or replacement characters (U+202E)",
+            )),
+        ),
+        (json!({ "name": "shot\u{200B}1" }), None),
     ];
     for (body, expected) in cases {
         let reply = api.post("/api/projects/", token, &body).await;
@@ -268,6 +276,37 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
         )
         .await;
     assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // JSON that is not UTF-8 is refused, not repaired into "caf\u{FFFD}".
+    let latin1 = api
+        .send(
+            Method::POST,
+            "/api/projects/",
+            token,
+            Some(("application/json", b"{\"name\":\"caf\xe9\"}".to_vec())),
+        )
+        .await;
+    assert_eq!(latin1.status, StatusCode::BAD_REQUEST, "{:?}", latin1.body);
+    assert_eq!(latin1.body["error"]["code"], "bad_request");
+    // A body past the route's limit has its own code.
+    let huge = json!({ "name": "x", "pad": "y".repeat(70 * 1024) });
+    let huge = api.post("/api/projects/", token, &huge).await;
+    assert_eq!(
+        huge.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{:?}",
+        huge.body
+    );
+    assert_eq!(huge.body["error"]["code"], "body_too_large");
+    // A path id that is not UTF-8 names nothing: our JSON 404.
+    for path in ["/api/projects/%FF/", "/api/projects/%C3%28/boxes/"] {
+        let odd = api.get(path, token).await;
+        assert_eq!(odd.status, StatusCode::NOT_FOUND, "{path}: {:?}", odd.body);
+        assert!(
+            odd.body["error"]["code"].is_string(),
+            "{path}: {:?}",
+            odd.body
+        );
+    }
     // 200 characters is the limit, not past it.
     let at_limit = api
         .post("/api/projects/", token, &json!({ "name": "é".repeat(200) }))

@@ -1333,6 +1333,25 @@ async fn admins_list_every_owners_files() {
     }
     assert!(seen.contains(&"ana.mp4".to_owned()) && seen.contains(&"bo.mp4".to_owned()));
 
+    // Cognito group names may hold commas and brackets, never spaces: a
+    // group *named* like a list that holds admin is not the admin group.
+    for groups in [
+        json!(["x,admin"]),
+        json!(["[admin]"]),
+        json!(["[admin", "x]"]),
+    ] {
+        let mut claims = stack().access_claims(&format!("user-{}", ulid::Ulid::new()));
+        claims["cognito:groups"] = groups.clone();
+        let token = stack().mint_token(&claims);
+        let page = api.get("/v1/files?limit=200", Some(&token)).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        assert!(
+            names(&page).is_empty(),
+            "{groups} listed {:?}",
+            names(&page)
+        );
+    }
+
     // Deleting an open upload: aborted in S3, quota back, record gone.
     let open = start(&api, &ana, plan("open.mp4", 12 * MIB, 3, 5 * MIB)).await;
     assert_eq!(quota_used(&ana).await, 10 + 12 * MIB);
@@ -1940,4 +1959,41 @@ async fn uploads_without_a_size_reserve_quota_and_stop_when_it_is_full() {
     let id = key.split('/').nth(2).unwrap();
     let file = api.get(&format!("/v1/files/{id}"), t).await;
     assert_eq!(file.body["upload_status"], "failed");
+}
+
+/// Query parameters are checked like JSON fields: Uppy's `metadata[…]`
+/// pass, anything else is a 400 naming it (and nothing is written).
+#[tokio::test]
+async fn unknown_query_parameters_are_refused_and_write_nothing() {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let t = Some(user.access_token.as_str());
+    let uppy = api
+        .get(
+            "/s3/params?filename=a.png&type=image/png&metadata[name]=a.png&metadata[relativePath]=null",
+            t,
+        )
+        .await;
+    assert_eq!(uppy.status, StatusCode::OK, "{:?}", uppy.body);
+    let before = stack().items_of(&user.id).await;
+    for path in [
+        "/s3/params?filename=b.png&type=image/png&sizee=10",
+        "/v1/files?state=failed",
+        "/api/projects/?page=2",
+    ] {
+        let reply = api.get(path, t).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {:?}",
+            reply.body
+        );
+        let fields = reply.body["error"]["fields"].as_object().cloned();
+        assert!(
+            fields.is_some_and(|f| f.values().any(|v| v == "is not an accepted field")),
+            "{path}: {:?}",
+            reply.body
+        );
+    }
+    assert_eq!(stack().items_of(&user.id).await, before);
 }

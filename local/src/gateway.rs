@@ -98,15 +98,27 @@ fn gateway_error(status: StatusCode, message: &str) -> Response<Body> {
     response
 }
 
-fn is_text(content_type: Option<&str>) -> bool {
-    let Some(ct) = content_type.map(|c| c.to_ascii_lowercase()) else {
-        return true;
+/// Whether API Gateway hands the function this body as a string rather than
+/// base64: only these media types (as measured against AWS by other
+/// emulators; a missing type and form bodies are base64), and only when the
+/// bytes are UTF-8 — the function then sees exactly what was sent, never a
+/// lossily repaired copy, and refuses what is not UTF-8 itself.
+fn is_text(content_type: Option<&str>, body: &[u8]) -> bool {
+    let Some(ct) = content_type else {
+        return false;
     };
-    ct.starts_with("text/")
-        || ct.contains("json")
-        || ct.contains("xml")
-        || ct.contains("javascript")
-        || ct.starts_with("application/x-www-form-urlencoded")
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let textual = mime.starts_with("text/")
+        || matches!(
+            mime.as_str(),
+            "application/json" | "application/xml" | "application/javascript"
+        );
+    textual && std::str::from_utf8(body).is_ok()
 }
 
 impl Gateway {
@@ -301,7 +313,7 @@ impl Gateway {
                 })
                 .or_insert_with(|| v.into_owned());
         }
-        let text = is_text(headers.get("content-type").map(String::as_str));
+        let text = is_text(headers.get("content-type").map(String::as_str), body);
         let route_key = format!("{} {}", route.method, route.path);
         let now = time::OffsetDateTime::now_utc();
         let mut event = json!({
@@ -344,8 +356,8 @@ impl Gateway {
                 json!({ "jwt": { "claims": claims, "scopes": null } });
         }
         if !body.is_empty() {
-            event["body"] = if text {
-                Value::String(String::from_utf8_lossy(body).into_owned())
+            event["body"] = if let (true, Ok(text)) = (text, std::str::from_utf8(body)) {
+                Value::String(text.to_owned())
             } else {
                 Value::String(BASE64.encode(body))
             };

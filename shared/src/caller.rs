@@ -54,21 +54,21 @@ fn is_plausible_subject(sub: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// API Gateway flattens array claims to strings. HTTP APIs render
-/// `cognito:groups` as `[admin editors]`; other producers send JSON arrays
-/// or comma lists. Accept all three.
+/// API Gateway flattens array claims to strings: HTTP APIs render
+/// `cognito:groups` as `[admin editors]`; other producers send a JSON array.
+/// Cognito group names may contain commas and brackets but no whitespace, so
+/// only whitespace separates names, and only one outer pair of brackets is
+/// the list's (a group named `x,admin` or `[admin]` is not `admin`).
 pub fn parse_group_claim(raw: &str) -> Vec<String> {
     let raw = raw.trim();
     if let Ok(list) = serde_json::from_str::<Vec<String>>(raw) {
         return list;
     }
-    raw.trim_start_matches('[')
-        .trim_end_matches(']')
-        .split([' ', ','])
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let inner = raw
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(raw);
+    inner.split_whitespace().map(str::to_owned).collect()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn reads_subject_and_groups_in_every_encoding() {
-        for raw in ["[admin editors]", r#"["admin","editors"]"#, "admin,editors"] {
+        for raw in ["[admin editors]", r#"["admin","editors"]"#, "admin editors"] {
             let caller =
                 Caller::from_claims(&claims(&[("sub", "5f1c-42aa"), ("cognito:groups", raw)]))
                     .unwrap();
@@ -123,6 +123,21 @@ mod tests {
         ]))
         .unwrap();
         assert!(!caller.is_admin());
+    }
+
+    #[test]
+    fn a_group_named_like_a_list_is_one_group() {
+        for (raw, want) in [
+            ("[x,admin]", vec!["x,admin"]),
+            ("[[admin]]", vec!["[admin]"]),
+            ("[[admin x]]", vec!["[admin", "x]"]),
+            (r#"["x,admin"]"#, vec!["x,admin"]),
+        ] {
+            let caller =
+                Caller::from_claims(&claims(&[("sub", "u1"), ("cognito:groups", raw)])).unwrap();
+            assert_eq!(caller.groups, want, "{raw}");
+            assert!(!caller.is_admin(), "{raw}");
+        }
     }
 
     #[test]

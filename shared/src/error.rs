@@ -27,8 +27,9 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `validation_failed`, `bad_request`,
-    /// `not_found`, `conflict`, `too_large`, `quota_exceeded`,
-    /// `unsupported_media_type`, `throttled`. New codes may appear.
+    /// `not_found`, `conflict`, `too_large`, `body_too_large`,
+    /// `quota_exceeded`, `unsupported_media_type`, `throttled`. New codes may
+    /// appear.
     pub code: String,
     /// What went wrong, in words for a person.
     pub message: String,

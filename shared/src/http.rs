@@ -31,9 +31,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
         let body = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => body_too_large(),
+                status => ApiError::new(status, "bad_request", e.body_text()),
+            })?;
         parse_json(&body).map(ApiJson)
     }
+}
+
+/// An optional JSON body: none (empty) is `None`; anything else must be JSON
+/// of `T` like an [`ApiJson`] body, so a body is never silently ignored.
+pub fn optional_json<T: DeserializeOwned>(
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !has_json_content_type(headers) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ));
+    }
+    parse_json(body).map(Some)
 }
 
 fn has_json_content_type(headers: &http::HeaderMap) -> bool {
@@ -49,8 +71,29 @@ fn has_json_content_type(headers: &http::HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
+/// The largest JSON body a route takes unless it says otherwise: ten times
+/// the largest body of any JSON route but Companion's complete (a reorder of
+/// a full project, a 4000-character prompt), which sets its own.
+pub const JSON_BODY_MAX_BYTES: usize = 64 * 1024;
+
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "the body is larger than this route accepts",
+    )
+}
+
 /// Parses a JSON document into `T`, naming the offending field on failure.
+/// JSON is UTF-8 (RFC 8259): any other byte sequence is refused whole, never
+/// repaired, so nothing is stored altered.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if let Err(err) = std::str::from_utf8(body) {
+        return Err(ApiError::bad_request(format!(
+            "the body is not valid UTF-8 (at byte {})",
+            err.valid_up_to()
+        )));
+    }
     // Every body of this API is an object; serde would also accept a struct
     // written as an array (`["x"]`), which no client means.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -147,8 +190,49 @@ pub type HttpService = NormalizePath<Router>;
 pub fn service(router: Router) -> HttpService {
     let router = router
         .fallback(route_not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        // Outermost, so a route's own limit (set inside) wins.
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_MAX_BYTES))
+        .layer(axum::middleware::from_fn(json_errors_only));
     NormalizePathLayer::trim_trailing_slash().layer(router)
+}
+
+/// Every error is our JSON error. A path that does not decode to UTF-8 names
+/// nothing (ids are ULIDs, tokens base64url): 404 before any extractor, which
+/// would answer axum's plain-text 400. Any other plain-text rejection of
+/// axum's that a handler did not map is wrapped, its status kept.
+async fn json_errors_only(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    if percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .is_err()
+    {
+        return route_not_found().await.into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let bytes = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let message = String::from_utf8_lossy(&bytes).trim().to_owned();
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => body_too_large(),
+        StatusCode::INTERNAL_SERVER_ERROR => ApiError::internal(message),
+        _ if message.is_empty() => ApiError::new(status, "bad_request", "the request is invalid"),
+        _ => ApiError::new(status, "bad_request", message),
+    }
+    .into_response()
 }
 
 /// Entry point of an HTTP Lambda: JSON logs (with the invocation's request id

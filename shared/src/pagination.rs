@@ -39,6 +39,7 @@ pub struct Page<T> {
 /// what a client may send.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Items per page.
     #[param(value_type = u32, required = false, minimum = 1, maximum = 200, default = 50)]

@@ -592,6 +592,7 @@ pub fn is_past(rfc3339: &str) -> bool {
 /// `key` alone.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct CompanionQuery {
     /// The `key` that `POST /s3/multipart` answered. Without it the reply
     /// is 400; a key that is not the caller's is 404.

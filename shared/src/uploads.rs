@@ -417,6 +417,8 @@ pub fn file_name(raw: &str) -> Result<String, String> {
     if name == "." || name == ".." {
         return Err("must be a file name".into());
     }
+    // Names become download names: none may show another extension.
+    validation::unspoofable(name)?;
     Ok(name.to_owned())
 }
 
@@ -969,6 +971,8 @@ mod tests {
             "東京 – shot 1.png"
         );
         assert!(file_name("..").is_err());
+        assert!(file_name("a\u{202E}gnp.exe").is_err());
+        assert!(file_name("a\u{200B}.png").is_err());
         assert!(file_name("a\\b").is_err());
         assert!(file_name("a\nb").is_err());
         assert!(file_name(&"x".repeat(256)).is_err());

@@ -15,7 +15,44 @@ pub fn display_name(raw: &str, max: usize) -> Result<String, String> {
     if name.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
     }
+    unspoofable(name)?;
     Ok(name.to_owned())
+}
+
+/// Refuses what makes text show other than it is: direction overrides,
+/// embeddings, isolates and marks (`a\u{202E}gnp.exe` shows as `aexe.png`),
+/// invisible characters (zero-width space, word joiner, BOM, soft hyphen,
+/// invisible operators), and U+FFFD, which only a broken encoding leaves
+/// (a gateway that repairs bad UTF-8 instead of refusing it). Zero-width
+/// joiners and non-joiners stay: emoji sequences and Indic and Persian
+/// scripts need them; so do emoji tag characters (subdivision flags).
+pub fn unspoofable(text: &str) -> Result<(), String> {
+    let spoofing = |c: char| {
+        matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{00AD}'
+                | '\u{180E}'
+                | '\u{200B}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{206A}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{FFFD}'
+                | '\u{E0001}'
+        )
+    };
+    match text.chars().find(|c| spoofing(*c)) {
+        Some(c) => Err(format!(
+            "must not contain invisible, direction-changing or replacement characters (U+{:04X})",
+            c as u32
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Free text (prompts, comments): trimmed, at most `max` characters, line
@@ -33,6 +70,7 @@ pub fn multiline_text(raw: &str, max: usize) -> Result<Option<String>, String> {
     {
         return Err("must not contain control characters other than line breaks and tabs".into());
     }
+    unspoofable(text)?;
     Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
@@ -67,6 +105,26 @@ mod tests {
         assert!(display_name(&"x".repeat(11), 10).is_err());
         assert_eq!(display_name(&"é".repeat(10), 10).unwrap(), "é".repeat(10));
         assert!(display_name("a\u{0007}b", 10).is_err());
+    }
+
+    #[test]
+    fn names_that_show_other_than_they_are_are_refused() {
+        for spoof in [
+            "a\u{202E}gnp.exe",
+            "a\u{2067}b",
+            "a\u{200F}b",
+            "shot\u{200B}1",
+            "\u{FEFF}shot",
+            "caf\u{FFFD}",
+            "soft\u{00AD}hyphen",
+        ] {
+            assert!(display_name(spoof, 50).is_err(), "{spoof:?}");
+            assert!(multiline_text(spoof, 50).is_err(), "{spoof:?}");
+        }
+        // Joiners that real text needs stay.
+        for fine in ["👩\u{200D}💻 shot", "می\u{200C}خواهم", "שלום 1", "東京"] {
+            assert_eq!(display_name(fine, 50).unwrap(), fine);
+        }
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub fn router(state: FilesState) -> Router {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AssetsQuery {
     /// Only the assets of this box (one of yours, else 404).
     pub r#box: Option<String>,
@@ -310,17 +311,30 @@ pub async fn update_asset(
     Ok(Json(view(&state, asset).await?))
 }
 
-/// Toggle an asset's favourite flag
+/// `POST /api/assets/{id}/favorite/`: an explicit value, or none to toggle.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FavoriteBody {
+    /// The flag to set; setting the value it has changes nothing. Absent
+    /// (or no body at all), the flag is toggled.
+    pub is_favorite: Option<bool>,
+}
+
+/// Toggle (or set) an asset's favourite flag
 ///
-/// Each call flips `is_favorite` once, also when calls race.
+/// Without a body (or with `{}`), each call flips `is_favorite` once, also
+/// when calls race. With `{"is_favorite": true|false}` it sets that value
+/// (repeating it changes nothing). Any other body is refused.
 // The write is conditional on the value read; a lost race is retried on a
 // fresh read.
 #[utoipa::path(
     post, path = "/api/assets/{id}/favorite/", tag = "assets",
     params(("id" = String, Path, description = "The asset's id.")),
+    request_body(content = Option<FavoriteBody>, description = "Optional: the value to set instead of toggling."),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The asset with its new flag.", body = AssetView),
+        (status = 400, description = "A body that is not `{\"is_favorite\": true|false}`.", body = ErrorBody),
         (status = 404, description = "No asset of yours has this id.", body = ErrorBody),
         (status = 409, description = "The asset kept changing meanwhile; retry.", body = ErrorBody),
     )
@@ -329,16 +343,19 @@ pub async fn toggle_favorite(
     State(state): State<FilesState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Json<AssetView>, ApiError> {
+    let wanted = assetbox_shared::http::optional_json::<FavoriteBody>(&headers, &body)?
+        .and_then(|b| b.is_favorite);
     for _ in 0..4 {
         let asset = owned_asset(&state, &caller, &id).await?;
+        let to = wanted.unwrap_or(!asset.is_favorite);
+        if to == asset.is_favorite {
+            return Ok(Json(view(&state, asset).await?));
+        }
         let now = clock::rfc3339(clock::now());
-        if let Some(updated) = state
-            .env
-            .table
-            .set_favorite(&asset, !asset.is_favorite, &now)
-            .await?
-        {
+        if let Some(updated) = state.env.table.set_favorite(&asset, to, &now).await? {
             return Ok(Json(view(&state, updated).await?));
         }
     }

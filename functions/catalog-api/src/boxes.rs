@@ -92,6 +92,7 @@ pub async fn box_page<S: ProjectStore>(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct BoxesQuery {
     /// The id of the project whose boxes to list.
     #[param(required = true, min_length = 1)]

@@ -45,6 +45,7 @@ pub fn router(state: FilesState) -> Router {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct FilesQuery {
     /// Only files in this state; `completed` when not given.
     #[param(value_type = UploadStatus, required = false)]

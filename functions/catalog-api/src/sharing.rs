@@ -487,6 +487,7 @@ pub async fn post_comment(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct CommentsQuery {
     /// Only read (`true`) or only unread (`false`) comments.
     #[param(value_type = bool, required = false)]

@@ -59,6 +59,7 @@ pub struct ProjectExportDoc;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// The document's format; `docx` is the only one (and the default).
     #[param(value_type = ExportFormat, required = false)]

@@ -345,6 +345,20 @@ pub struct ParamsQuery {
     #[serde(rename = "metadata[size]")]
     #[param(value_type = u64, required = false, minimum = 1)]
     pub metadata_size: Option<String>,
+    /// Uppy passes every file meta field as `metadata[<name>]`; those are
+    /// accepted (and ignored), any other parameter is refused.
+    #[serde(flatten)]
+    #[param(ignore)]
+    pub other: std::collections::BTreeMap<String, String>,
+}
+
+impl ParamsQuery {
+    fn refuse_unknown(&self) -> Result<(), ApiError> {
+        match self.other.keys().find(|k| !k.starts_with("metadata[")) {
+            Some(key) => Err(ApiError::field(key, "is not an accepted field")),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Presign a single upload (Uppy Companion)
@@ -367,6 +381,7 @@ async fn companion_params(
     caller: Caller,
     ApiQuery(query): ApiQuery<ParamsQuery>,
 ) -> Result<Json<CompanionParams>, ApiError> {
+    query.refuse_unknown()?;
     let size_raw = query.size.or(query.metadata_size);
     let size = declared_size(size_raw.map(serde_json::Value::String).as_ref())?;
     let filename = query

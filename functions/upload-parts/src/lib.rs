@@ -72,6 +72,7 @@ pub struct UploadPartsDoc;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SignQuery {
     /// The parts to sign: numbers and inclusive ranges, comma-separated
     /// (`1,2,5-9`), each within the upload's parts, at most 500 parts.
