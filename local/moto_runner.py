@@ -8,6 +8,7 @@ process that started it (Ctrl-C, a panic, or a test binary ending).
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 
@@ -117,6 +118,15 @@ def main() -> None:
     honour_token_validity()
     # One line per emulator request drowns the stack's own logs.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # ThreadedMotoServer.start() waits for ever when its server cannot bind.
+    probe = socket.socket()
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, port))
+    except OSError as err:
+        sys.exit(f"moto cannot listen on {host}:{port}: {err}")
+    finally:
+        probe.close()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     keys = os.path.join(os.path.dirname(moto.__file__), "cognitoidp", "resources")

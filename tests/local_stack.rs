@@ -282,3 +282,31 @@ async fn sqs_pump_deletes_what_the_consumer_handled_and_keeps_its_failures() {
         1
     );
 }
+
+/// A port already in use fails the start at once, naming the port and the
+/// reason (moto's own server would wait for ever for a bind that failed).
+#[tokio::test]
+async fn a_port_in_use_fails_the_start_with_the_reason() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for options in [
+        assetbox_local::Options {
+            emulator_port: port,
+            ..Default::default()
+        },
+        assetbox_local::Options {
+            api_port: port,
+            ..Default::default()
+        },
+    ] {
+        let err = assetbox_local::LocalStack::start(options)
+            .await
+            .err()
+            .expect("a taken port is refused");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(&format!("127.0.0.1:{port}")) && text.contains("in use"),
+            "{text}"
+        );
+    }
+}

@@ -102,6 +102,9 @@ struct Ready {
 
 /// Starts moto on `127.0.0.1:port` and waits until it answers.
 pub async fn start(local_dir: &Path, port: u16) -> anyhow::Result<Emulator> {
+    // moto's threaded server waits for ever for a server that could not
+    // bind: say so at once, before anything is installed or started.
+    ensure_free(port, "--emulator-port")?;
     let python = ensure_venv(local_dir).await?;
     let mut child = Command::new(python)
         .arg(local_dir.join("moto_runner.py"))
@@ -133,6 +136,17 @@ pub async fn start(local_dir: &Path, port: u16) -> anyhow::Result<Emulator> {
         endpoint: format!("http://127.0.0.1:{port}"),
         cognito_keys_dir: ready.cognito_keys,
     })
+}
+
+/// Fails with the reason when `127.0.0.1:port` cannot be bound (the same
+/// reuse rules as the servers that will bind it).
+pub fn ensure_free(port: u16, option: &str) -> anyhow::Result<()> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            bail!("127.0.0.1:{port} is not available ({e}); free it or pass another {option}")
+        }
+    }
 }
 
 /// A loopback port that was free a moment ago.

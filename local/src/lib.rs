@@ -54,6 +54,15 @@ pub struct Options {
     pub deliver_s3_events: bool,
 }
 
+/// Template parameters that `cargo run -p assetbox-local` (and the tests'
+/// stack) start with, before any `--parameter`: what a developer on one
+/// machine needs and a deployment must not have.
+pub fn development_parameters() -> Vec<(String, String)> {
+    // Imports may fetch from this machine (`http://127.0.0.1:8000/a.png`
+    // from `python3 -m http.server`); deployed, the default `false` stands.
+    vec![("ImportAllowPrivateNetworks".into(), "true".into())]
+}
+
 impl Default for Options {
     fn default() -> Self {
         Self {
@@ -120,6 +129,15 @@ impl LocalStack {
             };
             param["Default"] = serde_json::Value::String(value.clone());
         }
+        // Both ports first: a taken one fails at once, with the reason.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.api_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the HTTP API to 127.0.0.1:{} (free it or pass another --port)",
+                    options.api_port
+                )
+            })?;
         let emulator_port = match options.emulator_port {
             0 => emulator::free_port()?,
             port => port,
@@ -160,9 +178,6 @@ impl LocalStack {
             .transpose()?;
         let gateway = Arc::new(Gateway::new(routes, &bound, authorizers, cors)?);
 
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.api_port))
-            .await
-            .with_context(|| format!("binding the HTTP API to 127.0.0.1:{}", options.api_port))?;
         let api_url = format!("http://{}", listener.local_addr()?);
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, gateway::router(gateway)).await {

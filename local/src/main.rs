@@ -34,11 +34,14 @@ fn parse_parameter(raw: &str) -> Result<(String, String), String> {
 async fn main() -> anyhow::Result<()> {
     assetbox_shared::http::init_logging();
     let args = Args::parse();
+    // Later values win, so a --parameter overrides a development default.
+    let mut parameters = assetbox_local::development_parameters();
+    parameters.extend(args.parameters);
     let stack = LocalStack::start(Options {
         api_port: args.port,
         emulator_port: args.emulator_port,
         schedule_every: args.schedule_every.map(Duration::from_secs),
-        parameters: args.parameters,
+        parameters,
         ..Options::default()
     })
     .await?;

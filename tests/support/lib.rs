@@ -81,15 +81,16 @@ pub fn stack() -> &'static Stack {
                 // Room for a 10,000-part upload (every part but the last
                 // >= 5 MiB makes it ~49 GiB) and a quota that parallel
                 // uploads of 10 GiB can hit; the 5 GiB default is unit-tested.
-                let mut parameters = vec![
+                // The development defaults of command 1 (imports fetch
+                // from the tests' own loopback server, as they may locally).
+                let mut parameters = assetbox_local::development_parameters();
+                parameters.extend([
                     ("MaxUploadBytes".into(), (64u64 << 30).to_string()),
                     ("UserQuotaBytes".into(), (100u64 << 30).to_string()),
-                    // Imports fetch from the tests' own loopback server.
-                    ("ImportAllowPrivateNetworks".into(), "true".into()),
                     // Uploads of undeclared size reserve 1 MiB until measured,
                     // so tests can go beyond a reservation with small files.
                     ("UnsizedUploadReserveBytes".into(), (1u64 << 20).to_string()),
-                ];
+                ]);
                 parameters.extend(EXTRA_PARAMETERS.get_or_init(Vec::new).iter().cloned());
                 let options = Options {
                     schedule_every: Some(std::time::Duration::from_secs(1)),
