@@ -665,3 +665,42 @@ async fn a_headliner_never_names_a_deleted_asset() {
         assert_eq!(after.body["assets_count"], 1, "round {round}");
     }
 }
+
+/// A project holds at most 1000 boxes (its order lives on the project
+/// item, which DynamoDB caps at 400 KB): one more is a clear 409 that
+/// writes nothing.
+#[tokio::test]
+async fn a_project_holds_at_most_a_thousand_boxes() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let api = Client::new();
+    let user = api.new_user().await;
+    let p = project(&api, &user).await;
+    // Filling it through the API would take 1000 calls: write the order.
+    let order: Vec<AttributeValue> = (0..1000)
+        .map(|_| AttributeValue::S(ulid::Ulid::new().to_string()))
+        .collect();
+    stack()
+        .dynamodb()
+        .await
+        .update_item()
+        .table_name(&stack().table)
+        .key(
+            "pk",
+            AttributeValue::S(assetbox_shared::keys::user_pk(&user.id)),
+        )
+        .key(
+            "sk",
+            AttributeValue::S(assetbox_shared::keys::project_sk(&p)),
+        )
+        .update_expression("SET box_order = :order, boxes_count = :n")
+        .expression_attribute_values(":order", AttributeValue::L(order))
+        .expression_attribute_values(":n", AttributeValue::N("1000".into()))
+        .send()
+        .await
+        .unwrap();
+    let before = stack().items_of(&user.id).await;
+    let refused = new_box(&api, &user, &p, "One too many").await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "too_many_boxes");
+    assert_eq!(stack().items_of(&user.id).await, before, "nothing written");
+}

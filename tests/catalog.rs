@@ -456,6 +456,40 @@ async fn storyboard_from_upload_to_share_and_export() {
         shown.extend(favourites.iter().map(|s| s.to_string()));
         shown.extend(expected_headliner[id].map(str::to_owned));
     }
+    assert_eq!(public.body["boxes_count"], 3);
+    assert_eq!(public.body["next_cursor"], Value::Null, "one page of 3");
+    // Paged: the same boxes, in order, two at a time; a cursor is this
+    // view's only, and a page is at most 50 boxes.
+    let first = api
+        .get(&format!("/api/shared/{share_token}/?limit=2"), None)
+        .await;
+    let cursor = first.body["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let second = api
+        .get(
+            &format!("/api/shared/{share_token}/?limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    let paged: Vec<Value> = [&first, &second]
+        .iter()
+        .flat_map(|p| p.body["boxes"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(&paged, shared_boxes, "pages add up to the whole view");
+    for bad in ["limit=51", "limit=0", "cursor=bm90LWEtY3Vyc29y", "page=2"] {
+        let refused = api
+            .get(&format!("/api/shared/{share_token}/?{bad}"), None)
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {:?}",
+            refused.body
+        );
+    }
     let text = public.body.to_string();
     for s in &seeded {
         assert_eq!(
@@ -1292,4 +1326,100 @@ async fn imports_fetch_server_side_and_fail_with_a_reason() {
         );
     }
     assert_eq!(stack().items_of(&user.id).await, before, "nothing recorded");
+}
+
+/// An import fetches no more than the quota has room for: a declared
+/// length beyond it fails before the body is read, and a body without one
+/// is cut off once past it (both servers here would otherwise send for
+/// ever). A fetch that will be retried says why while it waits.
+#[tokio::test]
+async fn imports_stop_at_the_quota_and_say_why_they_are_retried() {
+    use futures::StreamExt;
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let p = project(&api, &user, "Imports").await;
+    let b = new_box(&api, &user, &p, "Shot").await;
+    let png = media::png(16, 16, 3);
+    let endless = move |declared: Option<u64>| {
+        let head = bytes::Bytes::from(png.clone());
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(
+            futures::stream::repeat_with(|| Ok(bytes::Bytes::from(vec![0u8; 64 * 1024]))).then(
+                |chunk| async move {
+                    // Paced, so an unbounded fetch would run for minutes.
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    chunk
+                },
+            ),
+        );
+        let mut response = axum::response::Response::new(axum::body::Body::from_stream(body));
+        if let Some(n) = declared {
+            response
+                .headers_mut()
+                .insert("content-length", n.to_string().parse().unwrap());
+        }
+        response
+    };
+    let app = axum::Router::new()
+        .route(
+            "/declared.png",
+            axum::routing::get({
+                let endless = endless.clone();
+                move || async move { endless(Some(3 << 30)) }
+            }),
+        )
+        .route(
+            "/endless.png",
+            axum::routing::get(move || async move { endless(None) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+
+    // 1 MiB left of the tests' 100 GiB quota.
+    let used = (100u64 << 30) - (1 << 20);
+    stack().set_quota_used(&user.id, used).await;
+    for path in ["/declared.png", "/endless.png"] {
+        let reply = api
+            .post(
+                &format!("/api/boxes/{b}/import/"),
+                token,
+                &json!({ "url": format!("{base}{path}") }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+        let failed = settled(&api, &user, reply.body["id"].as_str().unwrap()).await;
+        assert_eq!(failed["status"], "FAILED", "{path}: {failed}");
+        let message = failed["error_message"].as_str().unwrap();
+        assert!(message.contains("storage quota"), "{path}: {message}");
+    }
+    assert!(stack().objects_of(&user.id).await.is_empty());
+    assert_eq!(stack().quota_used(&user.id).await, used.to_string());
+
+    // Nothing listens here: the fetch is retried later, and says so now.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let reply = api
+        .post(
+            &format!("/api/boxes/{b}/import/"),
+            token,
+            &json!({ "url": format!("http://127.0.0.1:{port}/a.png") }),
+        )
+        .await;
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    let mut noted = Value::Null;
+    for _ in 0..200 {
+        noted = api.get(&format!("/api/assets/{id}/"), token).await.body;
+        if !noted["error_message"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(noted["status"], "PENDING", "{noted}");
+    let message = noted["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("attempt 1 of 3") && message.contains("retried"),
+        "{noted}"
+    );
 }

@@ -178,6 +178,12 @@ async fn a_direct_upload_that_is_not_what_it_declared_fails_and_frees_its_quota(
         .get(&format!("/v1/files/{file_id}?status=failed"), token)
         .await;
     assert_eq!(file.body["upload_status"], "failed", "{:?}", file.body);
+    let shown = file.body["error_message"].as_str().unwrap_or_default();
+    assert!(
+        shown.contains("not a recognised image or video"),
+        "{:?}",
+        file.body
+    );
     assert_eq!(stack().quota_used(&user.id).await, "0");
 }
 
@@ -463,19 +469,16 @@ async fn a_key_with_spaces_and_non_ascii_is_quarantined_not_ingested() {
     let key = format!("uploads/{}/Szène 1 + copie (2).jpg", user.id);
     stack().put_object(&key, media::jpeg(64, 48, 1)).await;
     let moved = format!("quarantine/{key}");
+    // A move is a copy, then a delete: wait for both.
     let mut found = false;
     for _ in 0..POLLS {
-        if stack().object_exists(&moved).await {
+        if stack().object_exists(&moved).await && stack().objects_of(&user.id).await.is_empty() {
             found = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(found, "{moved} exists");
-    assert!(
-        stack().objects_of(&user.id).await.is_empty(),
-        "gone from uploads/"
-    );
+    assert!(found, "{moved} exists and the key is gone from uploads/");
     assert!(
         stack().items_of(&user.id).await.is_empty(),
         "no record made"

@@ -1016,6 +1016,15 @@ async fn completing_into_a_box_records_a_processing_asset() {
     assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
     assert_eq!(done.body["parent_content_type"], "box");
     assert_eq!(done.body["parent_object_id"], box_id.as_str());
+    let asset_id = done.body["asset_id"].as_str().expect("names its asset");
+    let made = api
+        .get(
+            &format!("/api/assets/{asset_id}/"),
+            Some(&user.access_token),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::OK, "{:?}", made.body);
+    assert_eq!(made.body["box"], box_id.as_str());
 
     let items = stack().items_of(&user.id).await;
     let assets: Vec<_> = items
@@ -1959,6 +1968,8 @@ async fn uploads_without_a_size_reserve_quota_and_stop_when_it_is_full() {
     let id = key.split('/').nth(2).unwrap();
     let file = api.get(&format!("/v1/files/{id}"), t).await;
     assert_eq!(file.body["upload_status"], "failed");
+    let reason = file.body["error_message"].as_str().unwrap_or_default();
+    assert!(reason.contains("quota"), "{:?}", file.body);
 }
 
 /// Query parameters are checked like JSON fields: Uppy's `metadata[…]`

@@ -9,7 +9,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWr
 
 use crate::assets::AssetRecord;
 use crate::boxes::BoxRecord;
-use crate::dynamo::{GSI1_KEYS, Listing, StoreError, Table, built, condition_held, s, s_or_null};
+use crate::dynamo::{
+    GSI1_KEYS, Listing, StoreError, Table, built, condition_held, n, s, s_or_null,
+};
 use crate::files_store::Refusal;
 use crate::keys::{self, prefix};
 use crate::pagination::StringKey;
@@ -116,7 +118,10 @@ impl Table {
             .await
     }
 
-    /// Deletes the box item and takes it out of the order, together.
+    /// Deletes the box item and takes it out of the order, together;
+    /// conditional on the box still holding the `assets_count` read (every
+    /// asset added or removed moves it in the same transaction), so the
+    /// caller knows exactly how many assets the box took with it.
     pub async fn delete_box(
         &self,
         project: &ProjectRecord,
@@ -128,8 +133,9 @@ impl Table {
             .table_name(self.name())
             .key(keys::PK, s(keys::user_pk(&record.owner)))
             .key(keys::SK, s(keys::box_sk(&record.id)))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", keys::PK);
+            .condition_expression("attribute_exists(#pk) AND assets_count = :count")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":count", n(record.assets_count));
         let items = vec![
             TransactWriteItem::builder()
                 .delete(built(delete.build())?)

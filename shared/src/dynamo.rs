@@ -324,21 +324,10 @@ impl ProjectStore for Table {
         owner: &str,
         id: &str,
     ) -> Result<Option<ProjectRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .set_key(Some(Self::primary_key(
-                keys::user_pk(owner),
-                keys::project_sk(id),
-            )))
-            .send()
+        // Consistent like every record read: a project just created is
+        // found, and a reorder never starts from a stale box order.
+        self.get_record(keys::user_pk(owner), keys::project_sk(id), "project")
             .await
-            .map_err(store_error)?;
-        out.item
-            .map(serde_dynamo::from_item)
-            .transpose()
-            .map_err(|e| StoreError::Failed(format!("reading project: {e}")))
     }
 
     async fn list_projects(
@@ -356,6 +345,8 @@ impl ProjectStore for Table {
             .expression_attribute_names("#sk", keys::SK)
             .expression_attribute_values(":pk", AttributeValue::S(keys::user_pk(owner)))
             .expression_attribute_values(":prefix", AttributeValue::S(prefix::PROJECT.to_owned()))
+            // A project just created is listed.
+            .consistent_read(true)
             .scan_index_forward(false);
         self.query_page(query, limit, after, BASE_KEYS).await
     }
@@ -445,5 +436,45 @@ impl ProjectStore for Table {
             }
         }
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+}
+
+#[cfg(test)]
+mod consistency_tests {
+    //! The emulator is always consistent, so these check what we send
+    //! DynamoDB: the request as it leaves the SDK.
+    use super::*;
+    use aws_credential_types::Credentials;
+    use aws_smithy_http_client::test_util::capture_request;
+
+    fn capturing_table() -> (
+        Table,
+        aws_smithy_http_client::test_util::CaptureRequestReceiver,
+    ) {
+        let (http, captured) = capture_request(None);
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("AKID", "secret", None, None, "test"))
+            .http_client(http)
+            .build();
+        (Table::new(Client::from_conf(config), "t"), captured)
+    }
+
+    fn body(
+        captured: aws_smithy_http_client::test_util::CaptureRequestReceiver,
+    ) -> serde_json::Value {
+        let request = captured.expect_request();
+        serde_json::from_slice(request.body().bytes().expect("a buffered body")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn projects_are_read_and_listed_consistently() {
+        let (table, captured) = capturing_table();
+        let _ = table.get_project("u1", "01J").await;
+        assert_eq!(body(captured)["ConsistentRead"], true);
+        let (table, captured) = capturing_table();
+        let _ = table.list_projects("u1", 10, None).await;
+        assert_eq!(body(captured)["ConsistentRead"], true);
     }
 }

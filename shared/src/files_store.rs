@@ -399,15 +399,21 @@ impl Table {
         &self,
         file: &FileRecord,
         status: UploadStatus,
+        reason: Option<&str>,
         now: &str,
     ) -> Result<Result<(), Refusal>, StoreError> {
+        let set_reason = if reason.is_some() {
+            ", error_message = :reason"
+        } else {
+            ""
+        };
         let update = Update::builder()
             .table_name(self.name())
             .key(keys::PK, s(keys::user_pk(&file.owner)))
             .key(keys::SK, s(keys::file_sk(&file.id)))
-            .update_expression(
-                "SET upload_status = :to, reserved_bytes = :zero, updated = :now, #g2 = :g2 REMOVE #duepk, #duesk",
-            )
+            .update_expression(format!(
+                "SET upload_status = :to, reserved_bytes = :zero, updated = :now, #g2 = :g2{set_reason} REMOVE #duepk, #duesk",
+            ))
             .condition_expression("upload_status IN (:pending, :uploading)")
             .expression_attribute_names("#g2", keys::GSI2_PK)
             .expression_attribute_names("#duepk", keys::DUE_PK)
@@ -417,9 +423,13 @@ impl Table {
             .expression_attribute_values(":now", s(now))
             .expression_attribute_values(":g2", s(keys::files_by_status_pk(status.as_str())))
             .expression_attribute_values(":pending", s(UploadStatus::Pending.as_str()))
-            .expression_attribute_values(":uploading", s(UploadStatus::Uploading.as_str()))
-            .build()
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
+            .expression_attribute_values(":uploading", s(UploadStatus::Uploading.as_str()));
+        let update = match reason {
+            Some(reason) => update.expression_attribute_values(":reason", s(reason)),
+            None => update,
+        }
+        .build()
+        .map_err(|e| StoreError::Failed(e.to_string()))?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         if file.reserved_bytes > 0 {
             items.push(self.quota_change(&file.owner, -(file.reserved_bytes as i128), 0)?);

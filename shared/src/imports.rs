@@ -170,19 +170,41 @@ impl Table {
         reason: &str,
         now: &str,
     ) -> Result<bool, StoreError> {
+        self.update_pending_asset(owner, id, AssetStatus::Failed, reason, now)
+            .await
+    }
+
+    /// Says on a `PENDING` asset why its fetch is being retried (it stays
+    /// `PENDING`); `false` when it is no longer pending.
+    pub async fn note_pending_asset(
+        &self,
+        owner: &str,
+        id: &str,
+        message: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        self.update_pending_asset(owner, id, AssetStatus::Pending, message, now)
+            .await
+    }
+
+    async fn update_pending_asset(
+        &self,
+        owner: &str,
+        id: &str,
+        to: AssetStatus,
+        reason: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client()
             .update_item()
             .table_name(self.name())
             .key(keys::PK, AttributeValue::S(keys::user_pk(owner)))
             .key(keys::SK, AttributeValue::S(keys::asset_sk(id)))
-            .update_expression("SET #status = :failed, error_message = :reason, updated_at = :now")
+            .update_expression("SET #status = :to, error_message = :reason, updated_at = :now")
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(
-                ":failed",
-                AttributeValue::S(AssetStatus::Failed.as_str().into()),
-            )
+            .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))
             .expression_attribute_values(
                 ":pending",
                 AttributeValue::S(AssetStatus::Pending.as_str().into()),

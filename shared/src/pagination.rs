@@ -108,8 +108,47 @@ impl std::fmt::Debug for CursorKey {
 /// XChaCha20's nonce: random per cursor (24 bytes make collisions moot).
 const NONCE_LEN: usize = 24;
 
+/// A page of a list kept whole in one item (a project's box order).
+pub struct OffsetPage<'a> {
+    pub ids: &'a [String],
+    pub next_cursor: Option<String>,
+}
+
 impl CursorKey {
     pub const MIN_LEN: usize = 32;
+
+    /// The page of `all` that `cursor` (an offset sealed for `reader` and
+    /// `scope`) starts, at most `limit` long, and the next page's cursor.
+    pub fn offset_page<'a>(
+        &self,
+        reader: &str,
+        scope: &str,
+        cursor: Option<&str>,
+        all: &'a [String],
+        limit: usize,
+    ) -> Result<OffsetPage<'a>, ApiError> {
+        let offset = match cursor {
+            None => 0,
+            Some(c) => self
+                .open(reader, scope, c)?
+                .get("offset")
+                .and_then(|o| o.parse::<usize>().ok())
+                .ok_or_else(|| ApiError::field("cursor", "is not a cursor issued for this list"))?,
+        };
+        let start = offset.min(all.len());
+        let end = start.saturating_add(limit).min(all.len());
+        let next_cursor = (end < all.len()).then(|| {
+            self.seal(
+                reader,
+                scope,
+                &StringKey::from([("offset".to_owned(), end.to_string())]),
+            )
+        });
+        Ok(OffsetPage {
+            ids: &all[start..end],
+            next_cursor,
+        })
+    }
 
     pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, String> {
         let secret = secret.into();

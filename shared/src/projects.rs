@@ -11,6 +11,11 @@ use crate::validation;
 
 pub const NAME_MAX_CHARS: usize = 200;
 
+/// Boxes one project may hold. The order lives on the project item (27
+/// bytes a box), which DynamoDB caps at 400 KB (~13k boxes); 1000 shots is
+/// a feature film's storyboard and keeps every project read small.
+pub const MAX_BOXES: usize = 1000;
+
 /// A project as stored (one item, see [`crate::keys`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectRecord {

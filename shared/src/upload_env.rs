@@ -197,6 +197,7 @@ impl UploadEnv {
             reserved_bytes: plan.file_size,
             etag: None,
             asset_id: None,
+            error_message: None,
             media: None,
             contract: contract.to_owned(),
             updated: created.clone(),
@@ -300,7 +301,7 @@ impl UploadEnv {
         let now = clock::rfc3339(clock::now());
         match self
             .table
-            .close_upload(&file, UploadStatus::Aborted, &now)
+            .close_upload(&file, UploadStatus::Aborted, None, &now)
             .await?
         {
             Ok(()) => {

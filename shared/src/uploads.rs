@@ -305,6 +305,9 @@ pub struct FileRecord {
     pub etag: Option<String>,
     /// Set when completing made the file an asset.
     pub asset_id: Option<String>,
+    /// Why the upload `failed`, in words for its owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
     /// What ingestion found in the object (set once it was verified).
     #[serde(default)]
     pub media: Option<crate::ingestion::Description>,
@@ -828,6 +831,13 @@ pub struct FileView {
     pub parent_content_type: Option<String>,
     #[schema(required = true)]
     pub parent_object_id: Option<String>,
+    /// The asset this file became in its box, else `null`.
+    #[schema(required = true)]
+    pub asset_id: Option<String>,
+    /// Why the upload `failed` (e.g. beyond the quota, not an allowed type),
+    /// else `null`. Failed files list with `?status=failed`.
+    #[schema(required = true)]
+    pub error_message: Option<String>,
 }
 
 impl FileView {
@@ -845,6 +855,8 @@ impl FileView {
             created: r.created,
             parent_content_type: r.parent_content_type,
             parent_object_id: r.parent_object_id,
+            asset_id: r.asset_id,
+            error_message: r.error_message,
         }
     }
 }

@@ -387,6 +387,7 @@ pub async fn delete_asset(
         .table
         .get_box(&caller.user_id, &asset.box_id)
         .await?;
+    // Gone either way: deleted now or by a racing call.
     delete_asset_fully(&state, asset, parent.is_some()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -394,12 +395,13 @@ pub async fn delete_asset(
 /// Deletes an asset's objects, then its records; when the asset changed
 /// between the read and the delete (an import finished, bringing an object
 /// and bytes) or its box made it the headliner meanwhile, reads it again and
-/// repeats, so nothing is left behind and no headliner names it.
+/// repeats, so nothing is left behind and no headliner names it. `false`
+/// when another call deleted it first.
 pub(crate) async fn delete_asset_fully(
     state: &FilesState,
     mut asset: AssetRecord,
     count_in_box: bool,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let table = &state.env.table;
     for _ in 0..4 {
         if count_in_box {
@@ -417,11 +419,11 @@ pub(crate) async fn delete_asset_fully(
             .await?
             .is_ok()
         {
-            return Ok(());
+            return Ok(true);
         }
         match table.get_asset(&asset.owner, &asset.id).await? {
             Some(fresh) => asset = fresh,
-            None => return Ok(()),
+            None => return Ok(false),
         }
     }
     Err(ApiError::conflict("the asset keeps changing; retry"))

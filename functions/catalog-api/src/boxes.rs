@@ -18,7 +18,7 @@ use assetbox_shared::clock;
 use assetbox_shared::error::{ApiError, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiJson, ApiQuery, created};
-use assetbox_shared::pagination::{Page, PageQuery, StringKey};
+use assetbox_shared::pagination::{Page, PageQuery};
 use assetbox_shared::projects::{NAME_MAX_CHARS, ProjectRecord, ProjectStore};
 use assetbox_shared::validation;
 use axum::extract::{Path, State};
@@ -57,36 +57,20 @@ pub async fn box_page<S: ProjectStore>(
     page: &PageQuery,
 ) -> Result<Page<BoxView>, ApiError> {
     let scope = format!("boxes?project={}", project.id);
-    let limit = page.limit()? as usize;
-    let offset = match page.cursor.as_deref() {
-        None => 0,
-        Some(c) => cursors
-            .open(&caller.user_id, &scope, c)?
-            .get("offset")
-            .and_then(|o| o.parse::<usize>().ok())
-            .ok_or_else(|| ApiError::field("cursor", "is not a cursor issued for this list"))?,
-    };
-    let ids: Vec<String> = project
-        .box_order
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .cloned()
-        .collect();
-    let boxes = store.get_boxes(&caller.user_id, &ids).await?;
-    let next = offset + limit;
+    let paged = cursors.offset_page(
+        &caller.user_id,
+        &scope,
+        page.cursor.as_deref(),
+        &project.box_order,
+        page.limit()? as usize,
+    )?;
+    let boxes = store.get_boxes(&caller.user_id, paged.ids).await?;
     Ok(Page {
         results: boxes
             .into_iter()
             .map(|b| BoxView::new(b, project))
             .collect(),
-        next_cursor: (next < project.box_order.len()).then(|| {
-            cursors.seal(
-                &caller.user_id,
-                &scope,
-                &StringKey::from([("offset".to_owned(), next.to_string())]),
-            )
-        }),
+        next_cursor: paged.next_cursor,
     })
 }
 
@@ -185,7 +169,7 @@ where
         (status = 201, description = "The new box.", body = BoxView),
         (status = 400, description = "The name or `order_index` breaks a rule, or the body is not valid JSON of this shape.", body = ErrorBody),
         (status = 404, description = "No project of yours has the id `project`.", body = ErrorBody),
-        (status = 409, description = "The project's boxes kept changing meanwhile; reload and retry.", body = ErrorBody),
+        (status = 409, description = "The project already holds 1000 boxes (`too_many_boxes`), or its boxes kept changing meanwhile; reload and retry.", body = ErrorBody),
     )
 )]
 pub async fn create_box(
@@ -211,6 +195,15 @@ pub async fn create_box(
         let table = state.env.table.clone();
         async move {
             let len = project.box_order.len();
+            if len >= assetbox_shared::projects::MAX_BOXES {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "too_many_boxes",
+                    format!(
+                        "the project has {len} boxes, the most a project may hold; delete some first"
+                    ),
+                ));
+            }
             let at = body.order_index.map(|i| i as usize).unwrap_or(len);
             if at > len {
                 return Err(ApiError::field(
@@ -433,6 +426,10 @@ pub async fn update_box(
     Ok(Json(BoxView::new(updated, &project)))
 }
 
+/// Times a box delete looks again for assets the box index has not shown
+/// yet (waiting 0.1, 0.2, … s: 2.1 s in all).
+const INDEX_WAITS: u32 = 6;
+
 /// Delete a box
 ///
 /// With its assets, their stored files and its comments.
@@ -452,37 +449,53 @@ pub async fn delete_box(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let (found, _) = owned_box(&state, &caller, &id).await?;
+    // The box as deleted: each attempt reads it again, as its delete is
+    // conditional on the asset count read.
+    let gone = std::sync::Mutex::new(found.clone());
     change_order(&state, &caller, &found.project, |project| {
         let table = state.env.table.clone();
-        let found = found.clone();
+        let (state, caller, gone, id) = (&state, &caller, &gone, &id);
         async move {
+            let (current, _) = owned_box(state, caller, id).await?;
             let order: Vec<String> = project
                 .box_order
                 .iter()
-                .filter(|b| **b != found.id)
+                .filter(|b| **b != current.id)
                 .cloned()
                 .collect();
             let now = clock::rfc3339(clock::now());
-            Ok(table
-                .delete_box(&project, &found, &order, &now)
-                .await?
-                .map(|()| project))
+            let deleted = table.delete_box(&project, &current, &order, &now).await?;
+            *gone.lock().unwrap_or_else(|p| p.into_inner()) = current;
+            Ok(deleted.map(|()| project))
         }
     })
     .await?;
-    // The box is gone; now its assets: objects first, then records.
+    let gone = gone.into_inner().unwrap_or_else(|p| p.into_inner());
+    // The box is gone, and with it the chance to add assets; now the ones it
+    // held: objects first, then records. They are found through the box
+    // index, which lags the table, so an asset added just before may not be
+    // listed yet: the count the box held says how many to wait for (a few
+    // seconds at most; what is still missing then is logged for cleanup).
+    let mut left = gone.assets_count;
+    let mut waits = 0;
     loop {
-        let page = state
-            .env
-            .table
-            .list_box_assets(&found.id, 100, None)
-            .await?;
+        let page = state.env.table.list_box_assets(&gone.id, 100, None).await?;
         if page.items.is_empty() {
-            break;
+            if left == 0 || waits == INDEX_WAITS {
+                break;
+            }
+            waits += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(100 * waits as u64)).await;
+            continue;
         }
         for asset in page.items {
-            crate::assets::delete_asset_fully(&state, asset, false).await?;
+            if crate::assets::delete_asset_fully(&state, asset, false).await? {
+                left = left.saturating_sub(1);
+            }
         }
+    }
+    if left > 0 {
+        tracing::warn!(box_id = %gone.id, left, "assets of a deleted box not indexed yet");
     }
     state
         .env

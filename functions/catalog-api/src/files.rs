@@ -304,7 +304,7 @@ pub async fn delete_file(
         let now = clock::rfc3339(clock::now());
         if env
             .table
-            .close_upload(&file, UploadStatus::Aborted, &now)
+            .close_upload(&file, UploadStatus::Aborted, None, &now)
             .await?
             .is_err()
         {

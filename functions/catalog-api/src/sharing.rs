@@ -40,8 +40,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::files::FilesState;
 use crate::owned_project;
 
-/// Pages of favourites the public view reads at most (200 assets each).
-const FAVOURITE_PAGES_MAX: usize = 25;
+/// Pages of 200 assets the public view reads per box for its favourites.
+const FAVOURITE_PAGES_PER_BOX: usize = 3;
 
 pub fn router(state: FilesState) -> Router {
     Router::new()
@@ -295,66 +295,80 @@ pub struct SharedProject {
     /// When the link stops working.
     #[schema(format = DateTime)]
     pub expires_at: String,
-    /// Its boxes in storyboard order.
+    /// How many boxes the project has (the pages together).
+    pub boxes_count: u32,
+    /// A page of its boxes, in storyboard order.
     pub boxes: Vec<SharedBox>,
+    /// Pass as `?cursor=` for the next page of boxes; `null` on the last.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 /// View a shared project
 ///
-/// Public (the token is the key): the project's boxes in storyboard order
-/// with their headliners and favourites only.
+/// Public (the token is the key): the project's boxes in storyboard order,
+/// a page at a time (20 unless `limit` says otherwise, at most 50), with
+/// their headliners and favourites only.
+// Work per call is bounded by the page, not the project: one BatchGet of
+// the page's boxes and, per box, at most FAVOURITE_PAGES_PER_BOX queries
+// of its assets (favourites among its 600 newest), 8 boxes at a time.
 #[utoipa::path(
     get, path = "/api/shared/{token}/", tag = "sharing",
-    params(("token" = String, Path, description = "The token of a share link.")),
+    params(("token" = String, Path, description = "The token of a share link."), SharedPageQuery),
     responses(
-        (status = 200, description = "The shared project.", body = SharedProject),
+        (status = 200, description = "A page of the shared project.", body = SharedProject),
+        (status = 400, description = "`limit` is out of range or `cursor` is not one of this view's.", body = ErrorBody),
         (status = 404, description = "The token is unknown, expired or revoked (they look the same).", body = ErrorBody),
     )
 )]
 pub async fn shared_view(
     State(state): State<FilesState>,
     Path(token): Path<String>,
+    ApiQuery(page): ApiQuery<SharedPageQuery>,
 ) -> Result<Json<SharedProject>, ApiError> {
-    let (_, link, project) = live_link(&state, &token).await?;
+    use futures_util::{StreamExt, TryStreamExt};
+    use std::collections::HashMap;
+    let limit = page.limit()?;
+    let (hash, link, project) = live_link(&state, &token).await?;
     let table = &state.env.table;
     let owner = &link.owner;
-    let boxes = table.get_boxes(owner, &project.box_order).await?;
+    // Cursors are bound to the link (its hash), not to a caller.
+    let (reader, scope) = (format!("share:{hash}"), "shared");
+    let paged = state.cursors.offset_page(
+        &reader,
+        scope,
+        page.cursor.as_deref(),
+        &project.box_order,
+        limit,
+    )?;
+    let boxes = table.get_boxes(owner, paged.ids).await?;
 
-    let favourites_only = AssetFilters {
-        is_favorite: Some(true),
-        ..AssetFilters::default()
-    };
-    let mut favourites: Vec<AssetRecord> = Vec::new();
-    let mut after = None;
-    for _ in 0..FAVOURITE_PAGES_MAX {
-        let page = table
-            .list_assets(
-                owner,
-                AssetScope::Project(&project.id),
-                &favourites_only,
-                200,
-                after,
-            )
-            .await?;
-        favourites.extend(page.items);
-        after = page.next;
-        if after.is_none() {
-            break;
-        }
-    }
-    let mut headliners = std::collections::HashMap::new();
-    for b in &boxes {
-        if let Some(id) = &b.headliner_asset {
-            let known = favourites.iter().find(|a| &a.id == id).cloned();
-            let asset = match known {
-                Some(a) => Some(a),
-                None => table.get_asset(owner, id).await?,
-            };
-            if let Some(asset) = asset {
-                headliners.insert(b.id.clone(), asset);
-            }
-        }
-    }
+    // Collected first: a lazy map over `boxes` inside a handler's future
+    // trips the Send check (rust-lang/rust#102211).
+    let reads: Vec<_> = boxes
+        .iter()
+        .map(|b| box_favourites(table, owner, b.id.clone()))
+        .collect();
+    let favourites: HashMap<String, Vec<AssetRecord>> = futures_util::stream::iter(reads)
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
+    let reads: Vec<_> = boxes
+        .iter()
+        .map(|b| {
+            let known = b.headliner_asset.as_ref().and_then(|id| {
+                favourites
+                    .get(&b.id)
+                    .and_then(|f| f.iter().find(|a| &a.id == id))
+                    .cloned()
+            });
+            box_headliner(table, owner, b.id.clone(), b.headliner_asset.clone(), known)
+        })
+        .collect();
+    let headliners: HashMap<String, Option<AssetRecord>> = futures_util::stream::iter(reads)
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
 
     let signer = state.env.presigner().await?;
     let shared = |a: &AssetRecord| {
@@ -372,7 +386,7 @@ pub async fn shared_view(
             is_favorite: view.is_favorite,
         }
     };
-    let boxes = boxes
+    let shown = boxes
         .iter()
         .map(|b| SharedBox {
             id: b.id.clone(),
@@ -382,19 +396,95 @@ pub async fn shared_view(
                 .iter()
                 .position(|id| *id == b.id)
                 .unwrap_or_default() as u32,
-            headliner: headliners.get(&b.id).map(&shared),
+            headliner: headliners.get(&b.id).and_then(Option::as_ref).map(&shared),
             favorites: favourites
-                .iter()
-                .filter(|a| a.box_id == b.id)
-                .map(&shared)
-                .collect(),
+                .get(&b.id)
+                .map(|f| f.iter().map(&shared).collect())
+                .unwrap_or_default(),
         })
         .collect();
     Ok(Json(SharedProject {
         name: project.name,
         expires_at: link.expires_at,
-        boxes,
+        boxes_count: project.box_order.len() as u32,
+        boxes: shown,
+        next_cursor: paged.next_cursor,
     }))
+}
+
+/// A box's favourites, newest first, among its newest assets.
+async fn box_favourites(
+    table: &assetbox_shared::dynamo::Table,
+    owner: &str,
+    box_id: String,
+) -> Result<(String, Vec<AssetRecord>), ApiError> {
+    let favourites_only = AssetFilters {
+        is_favorite: Some(true),
+        ..AssetFilters::default()
+    };
+    let mut found: Vec<AssetRecord> = Vec::new();
+    let mut after = None;
+    for _ in 0..FAVOURITE_PAGES_PER_BOX {
+        let page = table
+            .list_assets(
+                owner,
+                AssetScope::Box(&box_id),
+                &favourites_only,
+                200,
+                after,
+            )
+            .await?;
+        found.extend(page.items);
+        after = page.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    Ok((box_id, found))
+}
+
+/// A box's headliner: the favourite already read, else one read.
+async fn box_headliner(
+    table: &assetbox_shared::dynamo::Table,
+    owner: &str,
+    box_id: String,
+    headliner: Option<String>,
+    known: Option<AssetRecord>,
+) -> Result<(String, Option<AssetRecord>), ApiError> {
+    let asset = match (known, headliner) {
+        (Some(asset), _) => Some(asset),
+        (None, Some(id)) => table.get_asset(owner, &id).await?,
+        (None, None) => None,
+    };
+    Ok((box_id, asset))
+}
+
+/// `?limit=&cursor=` of the public view: pages of at most 50 boxes, as each
+/// box costs a few queries.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SharedPageQuery {
+    /// Boxes per page.
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 50, default = 20)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page, as it was.
+    pub cursor: Option<String>,
+}
+
+impl SharedPageQuery {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit.as_deref() {
+            None | Some("") => Ok(20),
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (1..=50).contains(&n) => Ok(n),
+                _ => Err(ApiError::field(
+                    "limit",
+                    "must be a whole number from 1 to 50",
+                )),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -148,6 +148,14 @@ impl Importer {
             Ok(stored) => stored,
             Err(FetchError::Transient(reason)) if attempt < MAX_ATTEMPTS => {
                 tracing::info!(asset = %request.asset_id, attempt, reason, "import will be retried");
+                // The asset stays PENDING but says why, until the retry.
+                let note = format!(
+                    "attempt {attempt} of {MAX_ATTEMPTS} failed ({reason}); it will be retried"
+                );
+                table
+                    .note_pending_asset(&request.owner, &request.asset_id, &note, &now())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 return Ok(true);
             }
             Err(FetchError::Transient(reason) | FetchError::Permanent(reason)) => {
@@ -192,13 +200,15 @@ impl Importer {
                 Ok(false)
             }
             Err(_) => {
-                // No longer pending: finished by a duplicate (same key, keep
-                // the object) or deleted meanwhile (nothing references it).
+                // No longer pending: finished by a duplicate (keep the object
+                // if it is the one the asset names: a duplicate whose fetch
+                // got another type stored under another key) or deleted
+                // meanwhile (nothing references it).
                 let still = table
                     .get_asset(&request.owner, &request.asset_id)
                     .await
                     .map_err(|e| e.to_string())?;
-                if still.is_none() {
+                if still.is_none_or(|asset| asset.s3_key != stored.key) {
                     self.env
                         .bucket
                         .delete(&stored.key)
@@ -234,6 +244,24 @@ impl Importer {
                 "the file is larger than the {max} bytes allowed"
             )));
         }
+        // What the quota has room for now: nothing beyond it is fetched
+        // (finishing checks the quota again, atomically, for racing writes).
+        let quota = self.env.policy.quota_bytes;
+        let used = self
+            .env
+            .table
+            .quota_used(&request.owner)
+            .await
+            .map_err(|e| FetchError::Transient(e.to_string()))?;
+        let room = quota.saturating_sub(used);
+        let beyond_quota = |size: String| {
+            FetchError::Permanent(format!(
+                "the file ({size}) would exceed your storage quota of {quota} bytes"
+            ))
+        };
+        if let Some(n) = response.content_length().filter(|n| *n > room) {
+            return Err(beyond_quota(format!("{n} bytes")));
+        }
 
         let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut total: u64 = 0;
@@ -249,6 +277,9 @@ impl Importer {
                         return Err(FetchError::Permanent(format!(
                             "the file is larger than the {max} bytes allowed"
                         )));
+                    }
+                    if total > room {
+                        return Err(beyond_quota(format!("more than {room} bytes")));
                     }
                     buffer.extend_from_slice(&chunk);
                 }

@@ -328,11 +328,12 @@ async fn record_once(
             // Measured at complete (no size declared up front) and over quota:
             // the object goes, the upload is failed and holds nothing.
             env.bucket.delete(&file.s3_key).await?;
+            let refused = quota_exceeded(size, quota);
             env.table
-                .close_upload(file, UploadStatus::Failed, &now)
+                .close_upload(file, UploadStatus::Failed, Some(&refused.message), &now)
                 .await?
                 .ok();
-            Err(quota_exceeded(size, quota))
+            Err(refused)
         }
         Err(Refusal::ParentGone) => Err(ApiError::conflict("the parent box no longer exists")),
     }
