@@ -1423,3 +1423,98 @@ async fn imports_stop_at_the_quota_and_say_why_they_are_retried() {
         "{noted}"
     );
 }
+
+/// A duplicated import message whose fetch gets another type (so another
+/// key) than the one that won leaves no object behind: only the asset's.
+#[tokio::test]
+async fn a_duplicate_import_of_another_type_leaves_no_object() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let p = project(&api, &user, "Imports").await;
+    let b = new_box(&api, &user, &p, "Shot").await;
+    let served = Arc::new(AtomicUsize::new(0));
+    let (png, jpeg) = (media::png(20, 20, 1), media::jpeg(20, 20, 2));
+    let app = axum::Router::new()
+        .route(
+            "/busy.png",
+            axum::routing::get(|| async {
+                tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+                media::png(8, 8, 3)
+            }),
+        )
+        .route(
+            "/flip",
+            axum::routing::get({
+                let served = served.clone();
+                move || async move {
+                    let n = served.fetch_add(1, Ordering::SeqCst);
+                    // Slow, so both deliveries fetch before either finishes.
+                    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                    if n.is_multiple_of(2) {
+                        png.clone()
+                    } else {
+                        jpeg.clone()
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let url = format!("{base}/flip");
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+
+    // The local pump hands over one batch at a time (Lambda runs several):
+    // keep it busy so the request and its duplicate arrive in one batch,
+    // whose messages are fetched at once.
+    let busy = api
+        .post(
+            &format!("/api/boxes/{b}/import/"),
+            token,
+            &json!({ "url": format!("{base}/busy.png") }),
+        )
+        .await;
+    assert_eq!(busy.status, StatusCode::ACCEPTED, "{:?}", busy.body);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let reply = api
+        .post(
+            &format!("/api/boxes/{b}/import/"),
+            token,
+            &json!({ "url": url }),
+        )
+        .await;
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    stack()
+        .sqs()
+        .await
+        .send_message()
+        .queue_url(stack().physical_ids["ImportQueue"].clone())
+        .message_body(json!({ "owner": user.id, "asset_id": id, "url": url }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let done = settled(&api, &user, &id).await;
+    assert_eq!(done["status"], "PROCESSING", "{done}");
+    // Both deliveries fetched; wait for the loser to finish too.
+    let mut objects = Vec::new();
+    for _ in 0..100 {
+        objects = stack().objects_of(&user.id).await;
+        if served.load(Ordering::SeqCst) == 2 && objects.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(served.load(Ordering::SeqCst), 2, "both deliveries fetched");
+    // The busy import's object and the winner's, nothing else.
+    let theirs: Vec<&String> = objects.iter().filter(|k| k.contains(&id)).collect();
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    assert_eq!(theirs.len(), 1, "only the asset's object: {objects:?}");
+    let extension = if done["content_type"] == "image/png" {
+        "png"
+    } else {
+        "jpg"
+    };
+    assert!(theirs[0].ends_with(extension), "{objects:?} for {done}");
+}
