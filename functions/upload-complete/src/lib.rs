@@ -230,16 +230,64 @@ async fn measure_parts(
         // Completed by a concurrent call, or aborted/expired: complete says which.
         return Ok(0);
     };
+    listed_size(&stored, parts, env.policy.max_file_bytes)
+}
+
+/// The bytes of the parts the client listed, as S3 holds them; 413 above
+/// `max`.
+fn listed_size(
+    stored: &[assetbox_shared::objects::StoredPart],
+    parts: &[ClientPart],
+    max: u64,
+) -> Result<u64, ApiError> {
     let size: u64 = stored
         .iter()
         .filter(|s| parts.iter().any(|p| p.part_number == s.part_number))
         .map(|s| s.size)
         .sum();
-    let max = env.policy.max_file_bytes;
     if size > max {
         return Err(too_large(size, max));
     }
     Ok(size)
+}
+
+#[cfg(test)]
+mod measure_tests {
+    use super::*;
+    use assetbox_shared::objects::StoredPart;
+
+    fn stored(sizes: &[u64]) -> Vec<StoredPart> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| StoredPart {
+                part_number: i as u32 + 1,
+                etag: format!("e{i}"),
+                size,
+                last_modified: None,
+            })
+            .collect()
+    }
+
+    fn listed(numbers: &[u32]) -> Vec<ClientPart> {
+        numbers
+            .iter()
+            .map(|&n| ClientPart {
+                part_number: n,
+                etag: format!("e{}", n - 1),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_listed_parts_count_and_more_than_the_limit_is_413() {
+        let held = stored(&[5, 5, 3]);
+        assert_eq!(listed_size(&held, &listed(&[1, 2, 3]), 13).unwrap(), 13);
+        // A part uploaded but not listed is not assembled: it counts nothing.
+        assert_eq!(listed_size(&held, &listed(&[1, 3]), 8).unwrap(), 8);
+        let err = listed_size(&held, &listed(&[1, 2, 3]), 12).unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+    }
 }
 
 /// The state of a file after another call changed it: completed is the
