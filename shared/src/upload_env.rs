@@ -80,8 +80,11 @@ impl UploadTarget {
             ("parts".to_owned(), self.num_parts.to_string()),
             (
                 "alg".to_owned(),
+                // The algorithm's own serde name (`CRC64NVME`): one codec,
+                // derived once, so no variant can be left out of a list.
                 self.checksum_algorithm
-                    .map(|a| a.header().to_owned())
+                    .and_then(|a| serde_json::to_value(a).ok())
+                    .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default(),
             ),
             ("exp".to_owned(), self.expires_at.clone()),
@@ -91,14 +94,8 @@ impl UploadTarget {
     fn from_grant(map: &StringKey) -> Option<Self> {
         let alg = match map.get("alg")?.as_str() {
             "" => None,
-            header => Some(
-                [
-                    ChecksumAlgorithm::Sha256,
-                    ChecksumAlgorithm::Crc32,
-                    ChecksumAlgorithm::Crc32c,
-                ]
-                .into_iter()
-                .find(|a| a.header() == header)?,
+            name => Some(
+                serde_json::from_value::<ChecksumAlgorithm>(serde_json::Value::from(name)).ok()?,
             ),
         };
         Some(Self {
@@ -612,5 +609,38 @@ impl CompanionQuery {
             .as_deref()
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::field("key", "is required"))
+    }
+}
+
+#[cfg(test)]
+mod grant_tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_carries_every_checksum_algorithm_and_none() {
+        let algorithms = [
+            None,
+            Some(ChecksumAlgorithm::Sha256),
+            Some(ChecksumAlgorithm::Crc32),
+            Some(ChecksumAlgorithm::Crc32c),
+            Some(ChecksumAlgorithm::Crc64nvme),
+        ];
+        for checksum_algorithm in algorithms {
+            let target = UploadTarget {
+                file_id: "01J".into(),
+                s3_key: "uploads/u/01J/original.mp4".into(),
+                upload_id: "up".into(),
+                file_size: 12,
+                part_size: 5,
+                num_parts: 3,
+                checksum_algorithm,
+                expires_at: "2030-01-01T00:00:00Z".into(),
+            };
+            assert_eq!(
+                UploadTarget::from_grant(&target.to_grant()),
+                Some(target),
+                "{checksum_algorithm:?}"
+            );
+        }
     }
 }
