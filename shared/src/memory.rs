@@ -95,16 +95,52 @@ impl ProjectStore for MemoryStore {
     }
 
     async fn delete_project(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .projects
-            .lock()
-            .expect("lock")
-            .remove(&(owner.to_owned(), id.to_owned()))
-            .is_some())
+        // As DynamoDB's condition: only a project without boxes goes.
+        let mut projects = self.projects.lock().expect("lock");
+        let key = (owner.to_owned(), id.to_owned());
+        match projects.get(&key) {
+            Some(project) if project.box_order.is_empty() => {
+                projects.remove(&key);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn get_boxes(&self, _owner: &str, _ids: &[String]) -> Result<Vec<BoxRecord>, StoreError> {
         // Box writes go through DynamoDB only; the in-memory store has none.
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(boxes: &[&str]) -> ProjectRecord {
+        ProjectRecord {
+            id: "01J".into(),
+            owner: "u1".into(),
+            name: "Film".into(),
+            boxes_count: boxes.len() as u32,
+            box_order: boxes.iter().map(|b| b.to_string()).collect(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    /// It refuses what the real store refuses: a project that has boxes
+    /// is not deleted (that would orphan them).
+    #[tokio::test]
+    async fn a_project_with_boxes_is_not_deleted() {
+        let store = MemoryStore::default();
+        store.insert_project(&project(&["01B"])).await.unwrap();
+        assert!(!store.delete_project("u1", "01J").await.unwrap());
+        assert!(store.get_project("u1", "01J").await.unwrap().is_some());
+
+        let store = MemoryStore::default();
+        store.insert_project(&project(&[])).await.unwrap();
+        assert!(store.delete_project("u1", "01J").await.unwrap());
+        assert!(store.get_project("u1", "01J").await.unwrap().is_none());
     }
 }
