@@ -56,7 +56,31 @@ pub struct CompanionErrorBody {
     pub error: ErrorDetail,
 }
 
+/// Where a request named a box that a write then found gone (deleted,
+/// or never the caller's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoxNamed {
+    /// `/api/boxes/{id}/…`: the resource itself is missing, 404.
+    InPath,
+    /// A body field (`parent_object_id`): the request is well formed but
+    /// names nothing usable, 422 on that field.
+    InField(&'static str),
+}
+
 impl ApiError {
+    /// The one answer for a box that is gone, by where the request named it
+    /// (every `Refusal::ParentGone` maps here).
+    pub fn box_gone(named: BoxNamed) -> Self {
+        match named {
+            BoxNamed::InPath => Self::not_found("box"),
+            BoxNamed::InField(field) => {
+                let mut err = Self::field(field, "no such box");
+                err.status = StatusCode::UNPROCESSABLE_ENTITY;
+                err
+            }
+        }
+    }
+
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,

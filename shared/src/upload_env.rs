@@ -11,7 +11,7 @@ use crate::caller::Caller;
 use crate::clock;
 use crate::config::{self, ConfigError, Settings, vars};
 use crate::dynamo::Table;
-use crate::error::ApiError;
+use crate::error::{ApiError, BoxNamed};
 use crate::files_store::Refusal;
 use crate::objects::Bucket;
 use crate::pagination::{CursorKey, StringKey};
@@ -252,11 +252,7 @@ impl UploadEnv {
                 },
                 self.policy.quota_bytes,
             )),
-            Refusal::ParentGone => {
-                let mut err = ApiError::field("parent_object_id", "no such box");
-                err.status = http::StatusCode::UNPROCESSABLE_ENTITY;
-                Err(err)
-            }
+            Refusal::ParentGone => Err(ApiError::box_gone(BoxNamed::InField("parent_object_id"))),
             Refusal::StateChanged => Err(ApiError::conflict("upload id collision, retry")),
         }
     }

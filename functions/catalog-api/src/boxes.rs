@@ -15,7 +15,7 @@ use assetbox_shared::assets::AssetView;
 use assetbox_shared::boxes::{BoxRecord, BoxView};
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiJson, ApiQuery, created};
 use assetbox_shared::pagination::{Page, PageQuery};
@@ -398,7 +398,7 @@ pub async fn update_box(
                 updated_at: now,
                 ..found
             },
-            Err(Refusal::ParentGone) => return Err(ApiError::not_found("box")),
+            Err(Refusal::ParentGone) => return Err(ApiError::box_gone(BoxNamed::InPath)),
             Err(_) => {
                 return Err(ApiError::field(
                     "headliner_asset",

@@ -7,7 +7,7 @@ use assetbox_shared::assets::AssetRecord;
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::dynamo::Listing;
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiJson, ApiQuery};
 use assetbox_shared::pagination::{CursorKey, Page, PageQuery};
@@ -377,11 +377,7 @@ pub async fn set_parent(
     }
     let env = &state.env;
     let mut file = env.owned_file(&caller, &id).await?;
-    let no_such_box = || {
-        let mut err = ApiError::field("parent_object_id", "no such box");
-        err.status = StatusCode::UNPROCESSABLE_ENTITY;
-        err
-    };
+    let no_such_box = || ApiError::box_gone(BoxNamed::InField("parent_object_id"));
     if !validation::is_ulid(&body.parent_object_id) {
         return Err(no_such_box());
     }

@@ -12,7 +12,7 @@
 use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetView};
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::ApiJson;
 use assetbox_shared::imports::{ImportRequest, URL_MAX_CHARS, check_url};
@@ -127,7 +127,7 @@ pub async fn import_to_box(
     };
     match table.create_pending_asset(&asset).await? {
         Ok(()) => {}
-        Err(Refusal::ParentGone) => return Err(ApiError::not_found("box")),
+        Err(Refusal::ParentGone) => return Err(ApiError::box_gone(BoxNamed::InPath)),
         Err(_) => return Err(ApiError::conflict("the box changed meanwhile; retry")),
     }
     let message = serde_json::to_string(&ImportRequest {

@@ -18,7 +18,7 @@ use assetbox_shared::assets::{AssetRecord, AssetType};
 use assetbox_shared::boxes_store::{AssetFilters, AssetScope};
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiJson, ApiQuery};
 use assetbox_shared::pagination::{Page, PageQuery};
@@ -570,7 +570,7 @@ pub async fn post_comment(
     };
     match state.env.table.create_comment(&comment).await? {
         Ok(()) => Ok((StatusCode::CREATED, Json(CommentView::from(comment))).into_response()),
-        Err(Refusal::ParentGone) => Err(ApiError::not_found("box")),
+        Err(Refusal::ParentGone) => Err(ApiError::box_gone(BoxNamed::InPath)),
         Err(_) => Err(ApiError::conflict("the box changed meanwhile; retry")),
     }
 }

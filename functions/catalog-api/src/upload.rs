@@ -23,7 +23,7 @@
 use assetbox_shared::assets::{AssetRecord, AssetType, AssetView};
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::presign::attachment_disposition;
 use assetbox_shared::uploads::{self, UploadPolicy};
@@ -315,7 +315,7 @@ pub async fn upload_to_box(
         }
         return Err(match refusal {
             Refusal::QuotaExceeded => uploads::quota_exceeded(asset.size, policy.quota_bytes),
-            Refusal::ParentGone => ApiError::not_found("box"),
+            Refusal::ParentGone => ApiError::box_gone(BoxNamed::InPath),
             Refusal::StateChanged => ApiError::conflict("the box changed meanwhile; retry"),
         });
     }

@@ -17,7 +17,7 @@ use assetbox_shared::assets::AssetRecord;
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings};
-use assetbox_shared::error::{ApiError, CompanionErrorBody, ErrorBody};
+use assetbox_shared::error::{ApiError, BoxNamed, CompanionErrorBody, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiJson, ApiQuery, companion_error_message};
 use assetbox_shared::objects::{CompleteChecks, Completion};
@@ -383,7 +383,8 @@ async fn record_once(
                 .ok();
             Err(refused)
         }
-        Err(Refusal::ParentGone) => Err(ApiError::conflict("the parent box no longer exists")),
+        // Not reached: a gone box was retried above without it.
+        Err(Refusal::ParentGone) => Err(ApiError::box_gone(BoxNamed::InField("parent_object_id"))),
     }
 }
 

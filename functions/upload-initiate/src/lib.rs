@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use assetbox_shared::caller::Caller;
 use assetbox_shared::config::{ConfigError, Settings};
-use assetbox_shared::error::{ApiError, CompanionErrorBody, ErrorBody};
+use assetbox_shared::error::{ApiError, BoxNamed, CompanionErrorBody, ErrorBody};
 use assetbox_shared::http::{ApiJson, ApiQuery, companion_error_message, created};
 use assetbox_shared::presign::attachment_disposition;
 use assetbox_shared::upload_env::{UploadEnv, UploadTarget};
@@ -104,11 +104,7 @@ async fn parent_project(
         return Ok(None);
     };
     debug_assert_eq!(kind, PARENT_BOX);
-    let missing = || {
-        let mut err = ApiError::field("parent_object_id", "no such box");
-        err.status = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
-        err
-    };
+    let missing = || ApiError::box_gone(BoxNamed::InField("parent_object_id"));
     if !validation::is_ulid(id) {
         return Err(missing());
     }
