@@ -126,6 +126,36 @@ impl UploadPolicy {
     pub fn allows_type(&self, content_type: &str) -> bool {
         self.allowed_content_types.iter().any(|t| t == content_type)
     }
+
+    /// The allowed image or video type `head` (a file's first bytes) is, by
+    /// its signature, never by a name or a declared type. The one rule of
+    /// the small upload, imports and ingestion.
+    pub fn media_type_of(&self, head: &[u8]) -> Result<&'static str, NotMedia> {
+        match media_signature(head) {
+            Some(mime)
+                if crate::assets::AssetType::of_content_type(mime).is_some()
+                    && self.allows_type(mime) =>
+            {
+                Ok(mime)
+            }
+            Some(mime) => Err(NotMedia::NotAllowed(mime)),
+            None => Err(NotMedia::Unrecognised),
+        }
+    }
+}
+
+/// The media type a file's first bytes carry the signature of, if any.
+pub fn media_signature(head: &[u8]) -> Option<&'static str> {
+    infer::get(head).map(|t| t.mime_type())
+}
+
+/// Why bytes are not an upload we take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotMedia {
+    #[error("the content is not a recognised image or video")]
+    Unrecognised,
+    #[error("the content is {0}, not an allowed image or video")]
+    NotAllowed(&'static str),
 }
 
 /// Where an upload is: `pending` (a single PUT waiting for its object),
@@ -870,6 +900,25 @@ mod tests {
         let env: HashMap<String, String> =
             HashMap::from([(vars::MEDIA_BUCKET.to_owned(), "media".to_owned())]);
         UploadPolicy::from_settings(&env).unwrap()
+    }
+
+    #[test]
+    fn media_types_come_from_the_bytes_and_the_allowlist() {
+        let policy = policy();
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(policy.media_type_of(png), Ok("image/png"));
+        assert_eq!(
+            policy.media_type_of(b"%PDF-1.7\n"),
+            Err(NotMedia::NotAllowed("application/pdf"))
+        );
+        assert_eq!(
+            policy.media_type_of(b"plain text"),
+            Err(NotMedia::Unrecognised)
+        );
+        assert_eq!(
+            NotMedia::Unrecognised.to_string(),
+            "the content is not a recognised image or video"
+        );
     }
 
     fn request(size: u64, parts: u32, part_size: u64) -> InitiateUpload {

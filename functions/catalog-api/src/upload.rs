@@ -26,7 +26,7 @@ use assetbox_shared::clock;
 use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::presign::attachment_disposition;
-use assetbox_shared::uploads::{self, UploadPolicy};
+use assetbox_shared::uploads::{self, NotMedia, UploadPolicy};
 use assetbox_shared::validation;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -192,19 +192,16 @@ async fn read_form(
 
 /// The allowed media type the bytes are, by their signature.
 pub fn sniff_media_type(bytes: &[u8], policy: &UploadPolicy) -> Result<&'static str, ApiError> {
-    let detected = infer::get(bytes).map(|t| t.mime_type());
-    match detected {
-        Some(mime) if AssetType::of_content_type(mime).is_some() && policy.allows_type(mime) => {
-            Ok(mime)
-        }
-        Some(mime) => Err(unprocessable(format!(
-            "the content is {mime}, not an allowed image or video ({})",
-            policy.allowed_content_types.join(", ")
-        ))),
-        None => Err(unprocessable(
-            "the content is not a recognised image or video (its type is read from the bytes, not the name)".into(),
-        )),
-    }
+    policy.media_type_of(bytes).map_err(|not| {
+        unprocessable(match not {
+            NotMedia::NotAllowed(_) => {
+                format!("{not} ({})", policy.allowed_content_types.join(", "))
+            }
+            NotMedia::Unrecognised => {
+                format!("{not} (its type is read from the bytes, not the name)")
+            }
+        })
+    })
 }
 
 fn unprocessable(reason: String) -> ApiError {

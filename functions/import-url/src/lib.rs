@@ -399,20 +399,10 @@ impl Importer {
                 "the URL answered an empty body".into(),
             ));
         }
-        match infer::get(head).map(|t| t.mime_type()) {
-            Some(mime)
-                if AssetType::of_content_type(mime).is_some()
-                    && self.env.policy.allows_type(mime) =>
-            {
-                Ok(mime)
-            }
-            Some(mime) => Err(FetchError::Permanent(format!(
-                "the content is {mime}, not an allowed image or video"
-            ))),
-            None => Err(FetchError::Permanent(
-                "the content is not a recognised image or video".into(),
-            )),
-        }
+        self.env
+            .policy
+            .media_type_of(head)
+            .map_err(|not| FetchError::Permanent(not.to_string()))
     }
 }
 

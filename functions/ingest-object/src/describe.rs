@@ -24,9 +24,7 @@ pub fn decode_event_key(raw: &str) -> String {
 }
 
 /// The media type of an object's first bytes, if recognised.
-pub fn sniff(head: &[u8]) -> Option<&'static str> {
-    infer::get(head).map(|t| t.mime_type())
-}
+pub use assetbox_shared::uploads::media_signature as sniff;
 
 /// What ingestion records for an image, and its thumbnail.
 #[derive(Debug, Clone)]

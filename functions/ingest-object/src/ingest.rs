@@ -30,9 +30,7 @@ use assetbox_shared::objects::Bucket;
 use assetbox_shared::upload_env::UploadEnv;
 use assetbox_shared::uploads::{self, UploadStatus};
 
-use crate::describe::{
-    NotDescribed, box_header, decode_event_key, describe_image, describe_moov, sniff,
-};
+use crate::describe::{NotDescribed, box_header, decode_event_key, describe_image, describe_moov};
 use crate::webm;
 
 /// Bytes read to tell the type (every signature `infer` knows fits).
@@ -233,14 +231,11 @@ impl Ingestor {
     /// The detected type when it is an allowed one and what was declared;
     /// else the reason, in words.
     fn check_type(&self, head: &[u8], declared: &str) -> Result<&'static str, String> {
-        let Some(mime) = sniff(head) else {
-            return Err("the content is not a recognised image or video".into());
-        };
-        if AssetType::of_content_type(mime).is_none() || !self.env.policy.allows_type(mime) {
-            return Err(format!(
-                "the content is {mime}, not an allowed image or video"
-            ));
-        }
+        let mime = self
+            .env
+            .policy
+            .media_type_of(head)
+            .map_err(|not| not.to_string())?;
         if mime != declared {
             return Err(format!(
                 "the content is {mime}, but the upload declared {declared}"
