@@ -16,36 +16,38 @@ pub enum LocalFunction {
     S3(crate::s3_events::S3Consumer),
 }
 
+/// One table, one row per binary, whatever invokes it.
 pub fn build(spec: &FunctionSpec, sdk: &SdkConfig) -> anyhow::Result<LocalFunction> {
+    use std::sync::Arc;
     let env = &spec.environment;
-    if spec.binary == "import-url" {
-        let importer = std::sync::Arc::new(import_url::Importer::from_settings(env, sdk)?);
-        return Ok(LocalFunction::Sqs(std::sync::Arc::new(move |event| {
-            let importer = importer.clone();
-            Box::pin(async move { Ok(importer.handle(event).await) })
-        })));
-    }
-    if spec.binary == "ingest-object" {
-        let ingestor = std::sync::Arc::new(ingest_object::Ingestor::from_settings(env, sdk)?);
-        return Ok(LocalFunction::S3(std::sync::Arc::new(move |event| {
-            let ingestor = ingestor.clone();
-            Box::pin(async move { ingest_object::handle(&ingestor, event).await })
-        })));
-    }
-    let router = match spec.binary.as_str() {
-        "catalog-api" => catalog_api::app(env, sdk)?,
-        "auth-api" => auth_api::app(env, sdk)?,
-        "api-docs" => api_docs::router(),
-        "upload-initiate" => upload_initiate::app(env, sdk)?,
-        "upload-parts" => upload_parts::app(env, sdk)?,
-        "upload-complete" => upload_complete::app(env, sdk)?,
-        "upload-abort" => upload_abort::app(env, sdk)?,
-        "upload-sign" => upload_sign::app(env, sdk)?,
-        "project-export" => project_export::app(env, sdk)?,
+    let http = |router| LocalFunction::Http(service(router));
+    Ok(match spec.binary.as_str() {
+        "catalog-api" => http(catalog_api::app(env, sdk)?),
+        "auth-api" => http(auth_api::app(env, sdk)?),
+        "api-docs" => http(api_docs::router()),
+        "upload-initiate" => http(upload_initiate::app(env, sdk)?),
+        "upload-parts" => http(upload_parts::app(env, sdk)?),
+        "upload-complete" => http(upload_complete::app(env, sdk)?),
+        "upload-abort" => http(upload_abort::app(env, sdk)?),
+        "upload-sign" => http(upload_sign::app(env, sdk)?),
+        "project-export" => http(project_export::app(env, sdk)?),
+        "import-url" => {
+            let importer = Arc::new(import_url::Importer::from_settings(env, sdk)?);
+            LocalFunction::Sqs(Arc::new(move |event| {
+                let importer = importer.clone();
+                Box::pin(async move { Ok(importer.handle(event).await) })
+            }))
+        }
+        "ingest-object" => {
+            let ingestor = Arc::new(ingest_object::Ingestor::from_settings(env, sdk)?);
+            LocalFunction::S3(Arc::new(move |event| {
+                let ingestor = ingestor.clone();
+                Box::pin(async move { ingest_object::handle(&ingestor, event).await })
+            }))
+        }
         other => bail!(
             "template function {} builds binary {other}, which the local stack cannot run yet",
             spec.logical_id
         ),
-    };
-    Ok(LocalFunction::Http(service(router)))
+    })
 }

@@ -17,6 +17,7 @@ pub mod http;
 pub mod imports;
 pub mod ingestion;
 pub mod keys;
+pub mod lambda;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod objects;

@@ -30,11 +30,12 @@ use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings, vars};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::imports::ImportRequest;
+use assetbox_shared::lambda::{Outcome, run_sqs_batch};
 use assetbox_shared::objects::CompleteChecks;
 use assetbox_shared::presign::attachment_disposition;
 use assetbox_shared::upload_env::UploadEnv;
 use assetbox_shared::uploads::{self, ClientPart};
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 /// Receives of one message before the asset fails instead of retrying.
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -87,35 +88,20 @@ impl Importer {
 
     /// One SQS batch; the messages to retry come back as item failures.
     pub async fn handle(self: &Arc<Self>, event: SqsEvent) -> SqsBatchResponse {
-        use futures_util::StreamExt;
-        let outcomes: Vec<(Option<String>, bool)> = futures_util::stream::iter(event.records)
-            .map(|record| async move {
-                let retry = self.process(&record).await;
-                (record.message_id, retry)
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        let mut response = SqsBatchResponse::default();
-        for (id, retry) in outcomes {
-            if retry && let Some(id) = id {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
-            }
-        }
-        response
+        run_sqs_batch(event, CONCURRENCY, |record| async move {
+            self.process(&record).await
+        })
+        .await
     }
 
-    /// Handles one message; `true` to have SQS deliver it again.
-    async fn process(&self, record: &SqsMessage) -> bool {
+    /// Handles one message.
+    async fn process(&self, record: &SqsMessage) -> Outcome {
         let Some(request) = record
             .body
             .as_deref()
             .and_then(|b| serde_json::from_str::<ImportRequest>(b).ok())
         else {
-            tracing::error!(message_id = ?record.message_id, "not an import request; dropped");
-            return false;
+            return Outcome::Drop("not an import request".into());
         };
         let attempt: u32 = record
             .attributes
@@ -123,11 +109,12 @@ impl Importer {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
         match self.import(&request, attempt).await {
-            Ok(retry) => retry,
-            Err(err) => {
-                tracing::warn!(asset = %request.asset_id, error = %err, "import failed; retrying");
-                true
-            }
+            Ok(false) => Outcome::Done,
+            Ok(true) => Outcome::Retry(format!(
+                "import of asset {} failed (attempt {attempt}); the asset says why",
+                request.asset_id
+            )),
+            Err(err) => Outcome::Retry(format!("import of asset {}: {err}", request.asset_id)),
         }
     }
 
