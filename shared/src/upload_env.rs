@@ -17,7 +17,8 @@ use crate::objects::Bucket;
 use crate::pagination::{CursorKey, StringKey};
 use crate::presign::{BucketEndpoint, ObjectRequest, Presigner, attachment_disposition};
 use crate::uploads::{
-    self, ChecksumAlgorithm, FileRecord, UploadPlan, UploadPolicy, UploadStatus, parse_object_key,
+    self, ChecksumAlgorithm, FileRecord, UploadContract, UploadPlan, UploadPolicy, UploadStatus,
+    parse_object_key,
 };
 use crate::{aws, validation};
 
@@ -167,7 +168,7 @@ impl UploadEnv {
         caller: &Caller,
         plan: &UploadPlan,
         project: Option<String>,
-        contract: &str,
+        contract: UploadContract,
         status: UploadStatus,
     ) -> FileRecord {
         let id = validation::new_id();
@@ -196,7 +197,7 @@ impl UploadEnv {
             asset_id: None,
             error_message: None,
             media: None,
-            contract: contract.to_owned(),
+            contract,
             updated: created.clone(),
             created,
             expires_at: clock::rfc3339(now + self.policy.upload_expiry),

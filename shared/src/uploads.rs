@@ -341,23 +341,26 @@ pub struct FileRecord {
     /// What ingestion found in the object (set once it was verified).
     #[serde(default)]
     pub media: Option<crate::ingestion::Description>,
-    /// Where the upload came from: one of [`contract`].
-    pub contract: String,
+    /// Where the upload came from.
+    pub contract: UploadContract,
     pub created: String,
     pub updated: String,
     /// RFC 3339; open uploads past it are expired by the cleanup job.
     pub expires_at: String,
 }
 
-/// Where an upload came from ([`FileRecord::contract`]).
-pub mod contract {
+/// Where an upload came from ([`FileRecord::contract`]); stored as its
+/// lowercase name (`files`, `companion`, `signed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadContract {
     /// `POST /v1/files/uploads`.
-    pub const FILES: &str = "files";
+    Files,
     /// Uppy Companion's `/s3/params` and `/s3/multipart` routes.
-    pub const COMPANION: &str = "companion";
+    Companion,
     /// Uppy 6's `signRequest` hook (`POST /s3/sign`): the browser talks to
     /// S3 itself, the multipart completion included.
-    pub const SIGNED: &str = "signed";
+    Signed,
 }
 
 impl FileRecord {
@@ -367,7 +370,7 @@ impl FileRecord {
     pub fn completes_on_arrival(&self) -> bool {
         match self.upload_status {
             UploadStatus::Pending => true,
-            UploadStatus::Uploading => self.contract == contract::SIGNED,
+            UploadStatus::Uploading => self.contract == UploadContract::Signed,
             _ => false,
         }
     }
@@ -900,6 +903,19 @@ mod tests {
         let env: HashMap<String, String> =
             HashMap::from([(vars::MEDIA_BUCKET.to_owned(), "media".to_owned())]);
         UploadPolicy::from_settings(&env).unwrap()
+    }
+
+    #[test]
+    fn contracts_are_stored_as_they_always_were() {
+        for (contract, stored) in [
+            (UploadContract::Files, "files"),
+            (UploadContract::Companion, "companion"),
+            (UploadContract::Signed, "signed"),
+        ] {
+            assert_eq!(serde_json::to_value(contract).unwrap(), stored);
+            let read: UploadContract = serde_json::from_value(stored.into()).unwrap();
+            assert_eq!(read, contract);
+        }
     }
 
     #[test]

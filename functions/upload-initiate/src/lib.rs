@@ -17,7 +17,7 @@ use assetbox_shared::http::{ApiJson, ApiQuery, companion_error_message, created}
 use assetbox_shared::presign::attachment_disposition;
 use assetbox_shared::upload_env::{UploadEnv, UploadTarget};
 use assetbox_shared::uploads::{
-    self, FileRecord, InitiateUpload, PARENT_BOX, UploadPlan, UploadStatus, contract,
+    self, FileRecord, InitiateUpload, PARENT_BOX, UploadContract, UploadPlan, UploadStatus,
     quota_exceeded, too_large,
 };
 use assetbox_shared::validation;
@@ -163,7 +163,7 @@ async fn initiate(
         &caller,
         &plan,
         project,
-        contract::FILES,
+        UploadContract::Files,
         UploadStatus::Uploading,
     );
     let upload_id = start_multipart(&env, &mut record).await?;
@@ -293,7 +293,7 @@ async fn companion_create(
         &caller,
         &plan,
         None,
-        contract::COMPANION,
+        UploadContract::Companion,
         UploadStatus::Uploading,
     );
     let upload_id = start_multipart(&env, &mut record).await?;
@@ -399,7 +399,7 @@ async fn companion_params(
         &caller,
         &plan,
         None,
-        contract::COMPANION,
+        UploadContract::Companion,
         UploadStatus::Pending,
     );
     env.record_upload(&mut record).await?;

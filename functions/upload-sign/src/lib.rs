@@ -41,7 +41,7 @@ use assetbox_shared::error::{ApiError, CompanionErrorBody};
 use assetbox_shared::http::{ApiJson, companion_error_message};
 use assetbox_shared::presign::{ObjectRequest, attachment_disposition};
 use assetbox_shared::upload_env::UploadEnv;
-use assetbox_shared::uploads::{FileRecord, MAX_PARTS, UploadPlan, UploadStatus, contract};
+use assetbox_shared::uploads::{FileRecord, MAX_PARTS, UploadContract, UploadPlan, UploadStatus};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router, middleware};
@@ -329,7 +329,7 @@ async fn start(
         true => UploadStatus::Uploading,
         false => UploadStatus::Pending,
     };
-    let mut record = env.new_record(caller, &plan, None, contract::SIGNED, status);
+    let mut record = env.new_record(caller, &plan, None, UploadContract::Signed, status);
     env.record_upload(&mut record).await?;
     let signer = env.presigner().await?;
     let (url, headers) = if multipart {
@@ -367,7 +367,7 @@ async fn start(
 /// The caller's file behind a key of ours, started through this route.
 async fn signed_file(env: &UploadEnv, caller: &Caller, key: &str) -> Result<FileRecord, ApiError> {
     let file = env.file_by_key(caller, key).await?;
-    if file.contract != contract::SIGNED {
+    if file.contract != UploadContract::Signed {
         return Err(ApiError::conflict(
             "this upload was not started with POST /s3/sign; use the routes it was started with",
         ));
