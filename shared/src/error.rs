@@ -170,6 +170,28 @@ impl ApiError {
     }
 }
 
+/// The record `id` names, or a 404 naming `what`. Every read is under the
+/// caller's partition, so another owner's id is the same 404 as an unknown
+/// one; an id that is no ULID names nothing and is not even read. The one
+/// ownership lookup of every handler.
+pub async fn found_by_id<T, E, Fut>(
+    what: &str,
+    id: &str,
+    read: impl FnOnce() -> Fut,
+) -> Result<T, ApiError>
+where
+    Fut: std::future::Future<Output = Result<Option<T>, E>>,
+    E: Into<ApiError>,
+{
+    if !crate::validation::is_ulid(id) {
+        return Err(ApiError::not_found(what));
+    }
+    read()
+        .await
+        .map_err(Into::into)?
+        .ok_or_else(|| ApiError::not_found(what))
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -205,6 +227,23 @@ mod tests {
         let json = serde_json::to_value(err.body()).unwrap();
         assert_eq!(json["error"]["fields"]["name"], "must not be empty");
         assert_eq!(json["error"]["code"], "validation_failed");
+    }
+
+    #[tokio::test]
+    async fn lookups_are_404_for_odd_unknown_and_foreign_ids_alike() {
+        let id = crate::validation::new_id();
+        let read = std::cell::Cell::new(0);
+        let odd = found_by_id("box", "not-an-id", || async {
+            read.set(read.get() + 1);
+            Ok::<_, ApiError>(Some(1))
+        })
+        .await;
+        assert_eq!(odd.unwrap_err().status, StatusCode::NOT_FOUND);
+        assert_eq!(read.get(), 0, "an odd id is not even read");
+        let unknown = found_by_id("box", &id, || async { Ok::<Option<u8>, ApiError>(None) }).await;
+        assert_eq!(unknown.unwrap_err().message, "box not found");
+        let known = found_by_id("box", &id, || async { Ok::<_, ApiError>(Some(7)) }).await;
+        assert_eq!(known.unwrap(), 7);
     }
 
     #[test]

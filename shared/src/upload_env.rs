@@ -407,13 +407,7 @@ impl UploadEnv {
 
     /// The caller's file, or 404 whether unknown or someone else's.
     pub async fn owned_file(&self, caller: &Caller, id: &str) -> Result<FileRecord, ApiError> {
-        if !validation::is_ulid(id) {
-            return Err(ApiError::not_found("file"));
-        }
-        self.table
-            .get_file(&caller.user_id, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("file"))
+        crate::error::found_by_id("file", id, || self.table.get_file(&caller.user_id, id)).await
     }
 
     /// The caller's file behind one of our object keys. The key names its

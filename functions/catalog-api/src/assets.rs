@@ -6,7 +6,7 @@ use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetType, AssetView};
 use assetbox_shared::boxes_store::{AssetFilters, AssetScope};
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, ErrorBody, found_by_id};
 use assetbox_shared::http::{ApiJson, ApiQuery};
 use assetbox_shared::pagination::{Page, PageQuery};
 use assetbox_shared::validation;
@@ -190,15 +190,10 @@ async fn owned_asset(
     caller: &Caller,
     id: &str,
 ) -> Result<AssetRecord, ApiError> {
-    if !validation::is_ulid(id) {
-        return Err(ApiError::not_found("asset"));
-    }
-    state
-        .env
-        .table
-        .get_asset(&caller.user_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("asset"))
+    found_by_id("asset", id, || {
+        state.env.table.get_asset(&caller.user_id, id)
+    })
+    .await
 }
 
 /// The view with its box's name and a short-lived file URL.

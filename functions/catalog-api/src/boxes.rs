@@ -15,7 +15,7 @@ use assetbox_shared::assets::AssetView;
 use assetbox_shared::boxes::{BoxRecord, BoxView};
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
-use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody};
+use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody, found_by_id};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiJson, ApiQuery, created};
 use assetbox_shared::pagination::{Page, PageQuery};
@@ -232,15 +232,7 @@ async fn owned_box(
     caller: &Caller,
     id: &str,
 ) -> Result<(BoxRecord, ProjectRecord), ApiError> {
-    if !validation::is_ulid(id) {
-        return Err(ApiError::not_found("box"));
-    }
-    let found = state
-        .env
-        .table
-        .get_box(&caller.user_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("box"))?;
+    let found = found_by_id("box", id, || state.env.table.get_box(&caller.user_id, id)).await?;
     let project = state
         .env
         .table

@@ -15,7 +15,7 @@ use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::config::{self, ConfigError, Settings, vars};
 use assetbox_shared::dynamo::Table;
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, ErrorBody, found_by_id};
 use assetbox_shared::http::{ApiJson, ApiQuery, created};
 use assetbox_shared::pagination::{CursorKey, Page, PageQuery};
 use assetbox_shared::projects::{
@@ -190,13 +190,7 @@ pub(crate) async fn owned_project<S: ProjectStore>(
     caller: &Caller,
     id: &str,
 ) -> Result<ProjectRecord, ApiError> {
-    if !validation::is_ulid(id) {
-        return Err(ApiError::not_found("project"));
-    }
-    store
-        .get_project(&caller.user_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))
+    found_by_id("project", id, || store.get_project(&caller.user_id, id)).await
 }
 
 /// List your projects

@@ -18,7 +18,7 @@ use assetbox_shared::assets::{AssetRecord, AssetType};
 use assetbox_shared::boxes_store::{AssetFilters, AssetScope};
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
-use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody};
+use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody, found_by_id};
 use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::{ApiJson, ApiQuery};
 use assetbox_shared::pagination::{Page, PageQuery};
@@ -673,15 +673,13 @@ pub async fn mark_comment(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<MarkComment>,
 ) -> Result<Json<CommentView>, ApiError> {
-    if !validation::is_ulid(&id) {
-        return Err(ApiError::not_found("comment"));
-    }
     let now = clock::rfc3339(clock::now());
-    state
-        .env
-        .table
-        .set_comment_read(&caller.user_id, &id, body.is_read, &now)
-        .await?
-        .map(|c| Json(CommentView::from(c)))
-        .ok_or_else(|| ApiError::not_found("comment"))
+    found_by_id("comment", &id, || {
+        state
+            .env
+            .table
+            .set_comment_read(&caller.user_id, &id, body.is_read, &now)
+    })
+    .await
+    .map(|c| Json(CommentView::from(c)))
 }

@@ -18,7 +18,7 @@ use assetbox_shared::assets::{AssetRecord, AssetType};
 use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings};
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, ErrorBody, found_by_id};
 use assetbox_shared::http::ApiQuery;
 use assetbox_shared::presign::attachment_disposition;
 use assetbox_shared::projects::ProjectStore;
@@ -153,14 +153,8 @@ pub async fn export_project(
         None | Some("") | Some("docx") => {}
         Some(_) => return Err(ApiError::field("format", "must be docx")),
     }
-    if !validation::is_ulid(&id) {
-        return Err(ApiError::not_found("project"));
-    }
     let table = &env.table;
-    let project = table
-        .get_project(&caller.user_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("project"))?;
+    let project = found_by_id("project", &id, || table.get_project(&caller.user_id, &id)).await?;
     let boxes = table.get_boxes(&caller.user_id, &project.box_order).await?;
     let mut headliners = Vec::with_capacity(boxes.len());
     for b in &boxes {
