@@ -443,12 +443,18 @@ pub async fn delete_box(
     let (found, _) = owned_box(&state, &caller, &id).await?;
     // The box as deleted: each attempt reads it again, as its delete is
     // conditional on the asset count read.
-    let gone = std::sync::Mutex::new(found.clone());
+    // The box as last read, and whether an attempt found it changed (its
+    // delete is conditional on the asset count read): only then read again.
+    let gone = std::sync::Mutex::new((found.clone(), false));
     change_order(&state, &caller, &found.project, |project| {
         let table = state.env.table.clone();
-        let (state, caller, gone, id) = (&state, &caller, &gone, &id);
+        let (caller, gone, id) = (&caller, &gone, &id);
         async move {
-            let (current, _) = owned_box(state, caller, id).await?;
+            let (last, stale) = gone.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let current = match stale {
+                true => found_by_id("box", id, || table.get_box(&caller.user_id, id)).await?,
+                false => last,
+            };
             let order: Vec<String> = project
                 .box_order
                 .iter()
@@ -457,12 +463,12 @@ pub async fn delete_box(
                 .collect();
             let now = clock::rfc3339(clock::now());
             let deleted = table.delete_box(&project, &current, &order, &now).await?;
-            *gone.lock().unwrap_or_else(|p| p.into_inner()) = current;
+            *gone.lock().unwrap_or_else(|p| p.into_inner()) = (current, deleted.is_err());
             Ok(deleted.map(|()| project))
         }
     })
     .await?;
-    let gone = gone.into_inner().unwrap_or_else(|p| p.into_inner());
+    let (gone, _) = gone.into_inner().unwrap_or_else(|p| p.into_inner());
     // The box is gone, and with it the chance to add assets; now the ones it
     // held: objects first, then records. They are found through the box
     // index, which lags the table, so an asset added just before may not be
