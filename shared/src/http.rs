@@ -23,11 +23,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !has_json_content_type(req.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            ));
+            return Err(not_json());
         }
         let body = Bytes::from_request(req, state)
             .await
@@ -49,13 +45,17 @@ pub fn optional_json<T: DeserializeOwned>(
         return Ok(None);
     }
     if !has_json_content_type(headers) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-        ));
+        return Err(not_json());
     }
     parse_json(body).map(Some)
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json",
+    )
 }
 
 fn has_json_content_type(headers: &http::HeaderMap) -> bool {

@@ -213,9 +213,15 @@ impl UploadEnv {
     pub async fn record_upload(&self, record: &mut FileRecord) -> Result<(), ApiError> {
         let size_unknown = record.file_size == 0;
         let mut outcome = Ok(Refusal::StateChanged);
-        for _ in 0..3 {
+        for attempt in 0..3 {
+            // First the whole reserve, which the write's own quota condition
+            // checks (no read); only when that does not fit, what is left.
             if size_unknown {
-                match self.unsized_reservation(&record.owner).await {
+                let reservation = match attempt {
+                    0 => Ok(self.policy.unsized_reserve_bytes),
+                    _ => self.unsized_reservation(&record.owner).await,
+                };
+                match reservation {
                     Ok(bytes) => record.reserved_bytes = bytes,
                     Err(err) => {
                         outcome = Err(err);
