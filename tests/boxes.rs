@@ -686,11 +686,11 @@ async fn a_project_holds_at_most_a_thousand_boxes() {
         .table_name(&stack().table)
         .key(
             "pk",
-            AttributeValue::S(assetbox_shared::keys::user_pk(&user.id)),
+            AttributeValue::S(assetbox_shared::db::keys::user_pk(&user.id)),
         )
         .key(
             "sk",
-            AttributeValue::S(assetbox_shared::keys::project_sk(&p)),
+            AttributeValue::S(assetbox_shared::db::keys::project_sk(&p)),
         )
         .update_expression("SET box_order = :order, boxes_count = :n")
         .expression_attribute_values(":order", AttributeValue::L(order))

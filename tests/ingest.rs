@@ -8,7 +8,7 @@ use std::time::Duration;
 use assetbox_e2e::{
     Client, User, form, media, put_to, send_signed, stack, stack_delivering_s3_events,
 };
-use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::uploads::flow::UploadEnv;
 use ingest_object::{Ingestor, Outcome};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

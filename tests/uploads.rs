@@ -1397,8 +1397,8 @@ async fn admins_list_every_owners_files() {
 /// fails the asset the move made rather than leaving it `PROCESSING`.
 #[tokio::test]
 async fn ingestion_racing_a_set_parent_fails_the_new_asset_too() {
-    use assetbox_shared::files_store::Refusal;
-    use assetbox_shared::ingestion::Description;
+    use assetbox_shared::db::Refusal;
+    use assetbox_shared::media::Description;
     let api = Client::new();
     let user = api.new_user().await;
     let token = Some(user.access_token.as_str());

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use assetbox_shared::memory::MemoryStore;
+use assetbox_shared::catalog::memory::MemoryStore;
 use assetbox_shared::pagination::CursorKey;
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};

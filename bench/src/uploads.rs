@@ -15,7 +15,7 @@ use anyhow::Context;
 use assetbox_local::functions::LocalFunction;
 use assetbox_local::{LocalStack, Options, emulator_sdk_config};
 use assetbox_shared::http::HttpService;
-use assetbox_shared::presign::{BucketEndpoint, ObjectRequest, Presigner};
+use assetbox_shared::s3::presign::{BucketEndpoint, ObjectRequest, Presigner};
 use aws_credential_types::Credentials;
 use axum::body::Body;
 use axum::extract::{Request, State};

@@ -622,7 +622,7 @@ Resources:
 
 #[cfg(test)]
 mod key_design {
-    use assetbox_shared::keys;
+    use assetbox_shared::db::keys;
 
     use super::*;
 

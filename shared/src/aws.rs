@@ -11,7 +11,7 @@ pub fn dynamodb(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
 }
 
 /// S3 against AWS uses virtual-hosted addressing; an endpoint override means
-/// an emulator, which needs path-style (as [`crate::presign`] assumes too).
+/// an emulator, which needs path-style (as [`crate::s3::presign`] assumes too).
 pub fn s3(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let s3_config = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(config.endpoint_url().is_some())

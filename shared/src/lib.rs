@@ -1,30 +1,32 @@
-//! The common crate of every assetbox function: configuration, the single-table
-//! design, the error contract, the caller extractor, cursor pagination, the
-//! AWS adapters and the HTTP glue. Functions stay thin: wiring in `main.rs`,
-//! routes in `lib.rs`, rules and storage here.
+//! The common crate of every assetbox function. Functions stay thin: wiring in
+//! `main.rs`, routes in `lib.rs`, rules and storage here.
+//!
+//! Modules are declared in dependency order: each names only those above it
+//! (a test, `tests/layers.rs`, keeps it so). Infrastructure (`db`, `s3`,
+//! `http`, `lambda`, `aws`) knows no domain; each domain folder has the same
+//! shape: `mod.rs` types and rules (no AWS SDK, axum or `db`), `store.rs` its
+//! items and conditional writes, `flow.rs` a workflow two functions share.
+//! Generation and cleanup land as `generation/` and `cleanup/` the same way.
 
-pub mod assets;
-pub mod aws;
-pub mod boxes;
-pub mod boxes_store;
-pub mod caller;
+// Plain rules and values.
 pub mod clock;
+pub mod validation;
 pub mod config;
-pub mod dynamo;
 pub mod error;
-pub mod files_store;
+pub mod pagination;
+
+// Infrastructure.
+pub mod db;
+pub mod s3;
+pub mod aws;
 pub mod http;
+pub mod lambda;
+
+// Domains, each after those it builds on.
+pub mod media;
+pub mod catalog;
+pub mod uploads;
+pub mod assets;
+pub mod sharing;
 pub mod imports;
 pub mod ingestion;
-pub mod keys;
-pub mod lambda;
-#[cfg(any(test, feature = "memory"))]
-pub mod memory;
-pub mod objects;
-pub mod pagination;
-pub mod presign;
-pub mod projects;
-pub mod sharing;
-pub mod upload_env;
-pub mod uploads;
-pub mod validation;

@@ -7,9 +7,8 @@
 //! altered, forged, or taken from another user or another query is refused
 //! with 400 before any read happens.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
@@ -67,27 +66,6 @@ impl PageQuery {
 /// A DynamoDB key as our cursors carry it. Every key attribute of the table
 /// and its indexes is a string, which keeps cursors small and typed.
 pub type StringKey = BTreeMap<String, String>;
-
-pub fn key_to_attributes(key: &StringKey) -> HashMap<String, AttributeValue> {
-    key.iter()
-        .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
-        .collect()
-}
-
-/// Extracts `names` from an item (or a LastEvaluatedKey). `None` when one is
-/// missing or not a string, which would mean the index design was broken.
-pub fn attributes_to_key(
-    item: &HashMap<String, AttributeValue>,
-    names: &[&str],
-) -> Option<StringKey> {
-    names
-        .iter()
-        .map(|name| match item.get(*name) {
-            Some(AttributeValue::S(v)) => Some(((*name).to_owned(), v.clone())),
-            _ => None,
-        })
-        .collect()
-}
 
 #[derive(Serialize, Deserialize)]
 struct CursorBody {
@@ -308,15 +286,5 @@ mod tests {
         for bad in ["0", "201", "-1", "ten", "1.5"] {
             assert!(q(bad).limit().is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn attribute_round_trip() {
-        let attrs = key_to_attributes(&position());
-        assert_eq!(
-            attributes_to_key(&attrs, &["pk", "sk"]).unwrap(),
-            position()
-        );
-        assert!(attributes_to_key(&attrs, &["pk", "gsi1pk"]).is_none());
     }
 }

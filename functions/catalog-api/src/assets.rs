@@ -2,12 +2,14 @@
 //! `is_favorite`), favourite toggle, delete. The list with every filter comes
 //! next; a box's assets are listed by `GET /api/boxes/{id}/assets/`.
 
-use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetType, AssetView};
-use assetbox_shared::boxes_store::{AssetFilters, AssetScope};
-use assetbox_shared::caller::Caller;
+use assetbox_shared::assets::prompt_field;
+use assetbox_shared::assets::{AssetFilters, AssetScope};
+use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetView};
 use assetbox_shared::clock;
 use assetbox_shared::error::{ApiError, ErrorBody, found_by_id};
+use assetbox_shared::http::caller::Caller;
 use assetbox_shared::http::{ApiJson, ApiQuery};
+use assetbox_shared::media::AssetType;
 use assetbox_shared::pagination::{Page, PageQuery};
 use assetbox_shared::validation;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -18,18 +20,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::files::FilesState;
+use crate::state::FilesState;
 
-pub const PROMPT_MAX_CHARS: usize = 4000;
 pub const ASSET_NAME_MAX_CHARS: usize = 255;
-
-/// A `prompt_text` as given: checked, trimmed, `None` when absent or empty.
-pub(crate) fn prompt_field(raw: Option<&str>) -> Result<Option<String>, ApiError> {
-    raw.map(|p| validation::multiline_text(p, PROMPT_MAX_CHARS))
-        .transpose()
-        .map(Option::flatten)
-        .map_err(|r| ApiError::field("prompt_text", r))
-}
 
 pub fn router(state: FilesState) -> Router {
     Router::new()
@@ -139,7 +132,7 @@ pub async fn list_assets(
             (AssetScope::Box(box_id), format!("box={box_id}"))
         }
         (None, Some(project_id)) => {
-            crate::owned_project(table, &caller, project_id).await?;
+            crate::state::owned_project(table, &caller, project_id).await?;
             (
                 AssetScope::Project(project_id),
                 format!("project={project_id}"),

@@ -12,14 +12,14 @@
 //! the cleanup job is where such leftovers will be swept.
 
 use assetbox_shared::assets::AssetView;
-use assetbox_shared::boxes::{BoxRecord, BoxView};
-use assetbox_shared::caller::Caller;
+use assetbox_shared::catalog::{BoxRecord, BoxView};
+use assetbox_shared::catalog::{NAME_MAX_CHARS, ProjectRecord, ProjectStore};
 use assetbox_shared::clock;
+use assetbox_shared::db::Refusal;
 use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody, found_by_id};
-use assetbox_shared::files_store::Refusal;
+use assetbox_shared::http::caller::Caller;
 use assetbox_shared::http::{ApiJson, ApiQuery, created};
 use assetbox_shared::pagination::{Page, PageQuery};
-use assetbox_shared::projects::{NAME_MAX_CHARS, ProjectRecord, ProjectStore};
 use assetbox_shared::validation;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -29,8 +29,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::files::FilesState;
-use crate::owned_project;
+use crate::state::FilesState;
+use crate::state::owned_project;
 
 /// Attempts at an order change before answering 409.
 const ORDER_ATTEMPTS: usize = 4;
@@ -195,7 +195,7 @@ pub async fn create_box(
         let table = state.env.table.clone();
         async move {
             let len = project.box_order.len();
-            if len >= assetbox_shared::projects::MAX_BOXES {
+            if len >= assetbox_shared::catalog::MAX_BOXES {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "too_many_boxes",

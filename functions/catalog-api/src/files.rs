@@ -4,14 +4,16 @@
 //! removes.
 
 use assetbox_shared::assets::AssetRecord;
-use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
-use assetbox_shared::dynamo::Listing;
+use assetbox_shared::db::Listing;
+use assetbox_shared::db::Refusal;
 use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody};
-use assetbox_shared::files_store::Refusal;
+use assetbox_shared::http::caller::Caller;
 use assetbox_shared::http::{ApiJson, ApiQuery};
-use assetbox_shared::pagination::{CursorKey, Page, PageQuery};
-use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::pagination::{Page, PageQuery};
+
+use crate::state::FilesState;
+use assetbox_shared::uploads::flow::UploadEnv;
 use assetbox_shared::uploads::{
     DESCRIPTION_MAX_CHARS, FILE_NAME_MAX_CHARS, FileRecord, FileView, PARENT_BOX, ParentType,
     UploadStatus,
@@ -23,14 +25,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
-
-#[derive(Clone)]
-pub struct FilesState {
-    pub env: UploadEnv,
-    pub cursors: CursorKey,
-    pub sharing: assetbox_shared::sharing::SharingPolicy,
-    pub imports: crate::import::ImportQueue,
-}
 
 pub fn router(state: FilesState) -> Router {
     Router::new()

@@ -10,11 +10,11 @@
 //! connects.
 
 use assetbox_shared::assets::{AssetRecord, AssetStatus, AssetView};
-use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
+use assetbox_shared::db::Refusal;
 use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody};
-use assetbox_shared::files_store::Refusal;
 use assetbox_shared::http::ApiJson;
+use assetbox_shared::http::caller::Caller;
 use assetbox_shared::imports::{ImportRequest, URL_MAX_CHARS, check_url};
 use assetbox_shared::validation;
 use axum::extract::{Path, State};
@@ -25,17 +25,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::assets::prompt_field;
-use crate::files::FilesState;
-
-/// Where import requests go.
-#[derive(Clone)]
-pub struct ImportQueue {
-    pub client: aws_sdk_sqs::Client,
-    pub url: String,
-    /// `IMPORT_ALLOW_PRIVATE_NETWORKS`, as import-url has it.
-    pub allow_private: bool,
-}
+use crate::state::FilesState;
+use assetbox_shared::assets::prompt_field;
 
 pub fn router(state: FilesState) -> Router {
     Router::new()

@@ -2,26 +2,30 @@
 //! comments, export and the AI registry. Routes here, rules and storage in
 //! `assetbox_shared`; `main.rs` only wires AWS clients to this router.
 
+// In dependency order: each names only those above it.
+pub mod state;
+pub mod files;
 pub mod assets;
 pub mod boxes;
-pub mod files;
 pub mod import;
 pub mod sharing;
 pub mod upload;
 
+use state::owned_project;
+
 use assetbox_shared::aws;
-use assetbox_shared::boxes::BoxView;
-use assetbox_shared::caller::Caller;
-use assetbox_shared::clock;
-use assetbox_shared::config::{self, ConfigError, Settings, vars};
-use assetbox_shared::dynamo::Table;
-use assetbox_shared::error::{ApiError, ErrorBody, found_by_id};
-use assetbox_shared::http::{ApiJson, ApiQuery, created};
-use assetbox_shared::pagination::{CursorKey, Page, PageQuery};
-use assetbox_shared::projects::{
+use assetbox_shared::catalog::BoxView;
+use assetbox_shared::catalog::{
     CreateProject, Project, ProjectRecord, ProjectStore, UpdateProject,
 };
-use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::clock;
+use assetbox_shared::config::{self, ConfigError, Settings, vars};
+use assetbox_shared::db::Table;
+use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::http::caller::Caller;
+use assetbox_shared::http::{ApiJson, ApiQuery, created};
+use assetbox_shared::pagination::{CursorKey, Page, PageQuery};
+use assetbox_shared::uploads::flow::UploadEnv;
 use assetbox_shared::validation;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -56,11 +60,11 @@ impl CatalogConfig {
 /// the process environment and by the local stack with the template's.
 pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Router, ConfigError> {
     let config = CatalogConfig::from_settings(settings)?;
-    let aws_state = files::FilesState {
+    let aws_state = state::FilesState {
         env: UploadEnv::from_settings(settings, sdk)?,
         cursors: config.cursor_key.clone(),
         sharing: assetbox_shared::sharing::SharingPolicy::from_settings(settings)?,
-        imports: import::ImportQueue {
+        imports: state::ImportQueue {
             client: aws_sdk_sqs::Client::new(sdk),
             url: config::required(settings, vars::IMPORT_QUEUE_URL)?,
             allow_private: settings
@@ -182,15 +186,6 @@ pub struct Health {
 )]
 async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
-}
-
-/// The caller's project, or 404 whether it is unknown or someone else's.
-pub(crate) async fn owned_project<S: ProjectStore>(
-    store: &S,
-    caller: &Caller,
-    id: &str,
-) -> Result<ProjectRecord, ApiError> {
-    found_by_id("project", id, || store.get_project(&caller.user_id, id)).await
 }
 
 /// List your projects
@@ -382,7 +377,7 @@ mod tests {
     //! lambda_http's own adapter (`assetbox_shared::http::invoke`, the path a
     //! Lambda invocation takes), with the in-memory store: no emulator, no network.
 
-    use assetbox_shared::memory::MemoryStore;
+    use assetbox_shared::catalog::memory::MemoryStore;
     use serde_json::Value;
 
     use super::*;

@@ -14,20 +14,21 @@
 //! (`SHARE_COMMENTS_PER_HOUR`, 30) with a conditional counter, so the cap
 //! holds under concurrent posts; beyond it a 429 with `Retry-After`.
 
-use assetbox_shared::assets::{AssetRecord, AssetType};
-use assetbox_shared::boxes_store::{AssetFilters, AssetScope};
-use assetbox_shared::caller::Caller;
+use assetbox_shared::assets::AssetRecord;
+use assetbox_shared::assets::{AssetFilters, AssetScope};
+use assetbox_shared::catalog::{ProjectRecord, ProjectStore};
 use assetbox_shared::clock;
+use assetbox_shared::db::Refusal;
 use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody, found_by_id};
-use assetbox_shared::files_store::Refusal;
+use assetbox_shared::http::caller::Caller;
 use assetbox_shared::http::{ApiJson, ApiQuery};
+use assetbox_shared::media::AssetType;
 use assetbox_shared::pagination::{Page, PageQuery};
-use assetbox_shared::projects::{ProjectRecord, ProjectStore};
 use assetbox_shared::sharing::{
     self, AUTHOR_NAME_MAX_CHARS, COMMENT_MAX_CHARS, CommentRecord, CommentView, DEFAULT_SHARE_DAYS,
     ShareLinkRecord, ShareLinkView,
 };
-use assetbox_shared::upload_env::is_past;
+use assetbox_shared::uploads::flow::is_past;
 use assetbox_shared::validation;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -37,8 +38,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::files::FilesState;
-use crate::owned_project;
+use crate::state::FilesState;
+use crate::state::owned_project;
 
 /// Pages of 200 assets the public view reads per box for its favourites.
 const FAVOURITE_PAGES_PER_BOX: usize = 3;
@@ -414,7 +415,7 @@ pub async fn shared_view(
 
 /// A box's favourites, newest first, among its newest assets.
 async fn box_favourites(
-    table: &assetbox_shared::dynamo::Table,
+    table: &assetbox_shared::db::Table,
     owner: &str,
     box_id: String,
 ) -> Result<(String, Vec<AssetRecord>), ApiError> {
@@ -445,7 +446,7 @@ async fn box_favourites(
 
 /// A box's headliner: the favourite already read, else one read.
 async fn box_headliner(
-    table: &assetbox_shared::dynamo::Table,
+    table: &assetbox_shared::db::Table,
     owner: &str,
     box_id: String,
     headliner: Option<String>,

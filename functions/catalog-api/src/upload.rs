@@ -20,13 +20,14 @@
 //!   direct uploads with the asset id in the file id's place, so ingestion
 //!   describes both alike (`PROCESSING` until it has).
 
-use assetbox_shared::assets::{AssetRecord, AssetType, AssetView};
-use assetbox_shared::caller::Caller;
+use assetbox_shared::assets::{AssetRecord, AssetView};
 use assetbox_shared::clock;
+use assetbox_shared::db::Refusal;
 use assetbox_shared::error::{ApiError, BoxNamed, ErrorBody};
-use assetbox_shared::files_store::Refusal;
-use assetbox_shared::presign::attachment_disposition;
-use assetbox_shared::uploads::{self, NotMedia, UploadPolicy};
+use assetbox_shared::http::caller::Caller;
+use assetbox_shared::media::{AssetType, NotMedia};
+use assetbox_shared::s3::presign::attachment_disposition;
+use assetbox_shared::uploads::{self, UploadPolicy};
 use assetbox_shared::validation;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -36,8 +37,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use utoipa::ToSchema;
 
-use crate::assets::prompt_field;
-use crate::files::FilesState;
+use crate::state::FilesState;
+use assetbox_shared::assets::prompt_field;
 
 /// Room for the form's boundaries, headers and text fields around the file.
 const FORM_OVERHEAD_BYTES: u64 = 64 * 1024;

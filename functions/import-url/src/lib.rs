@@ -25,16 +25,18 @@ mod guard;
 
 use std::sync::Arc;
 
-use assetbox_shared::assets::{AssetStatus, AssetType};
+use assetbox_shared::assets::AssetStatus;
 use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings, vars};
-use assetbox_shared::files_store::Refusal;
+use assetbox_shared::db::Refusal;
 use assetbox_shared::imports::ImportRequest;
 use assetbox_shared::lambda::{Outcome, run_sqs_batch};
-use assetbox_shared::objects::CompleteChecks;
-use assetbox_shared::presign::attachment_disposition;
-use assetbox_shared::upload_env::UploadEnv;
-use assetbox_shared::uploads::{self, ClientPart};
+use assetbox_shared::media::AssetType;
+use assetbox_shared::s3::CompleteChecks;
+use assetbox_shared::s3::checksum::ClientPart;
+use assetbox_shared::s3::presign::attachment_disposition;
+use assetbox_shared::uploads;
+use assetbox_shared::uploads::flow::UploadEnv;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 /// Receives of one message before the asset fails instead of retrying.
@@ -351,7 +353,7 @@ impl Importer {
                                 .await
                                 .map_err(|e| FetchError::Transient(e.to_string()))?;
                             match done {
-                                assetbox_shared::objects::Completion::Completed { .. } => Ok(()),
+                                assetbox_shared::s3::Completion::Completed { .. } => Ok(()),
                                 other => Err(FetchError::Transient(format!(
                                     "S3 did not assemble the file: {other:?}"
                                 ))),

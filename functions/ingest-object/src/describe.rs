@@ -24,7 +24,7 @@ pub fn decode_event_key(raw: &str) -> String {
 }
 
 /// The media type of an object's first bytes, if recognised.
-pub use assetbox_shared::uploads::media_signature as sniff;
+pub use assetbox_shared::media::media_signature as sniff;
 
 /// What ingestion records for an image, and its thumbnail.
 #[derive(Debug, Clone)]

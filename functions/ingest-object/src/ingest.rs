@@ -22,12 +22,14 @@
 //!   still be processing this very key, the object must still carry the
 //!   event's ETag, and the final write is conditional on the state read.
 
-use assetbox_shared::assets::{AssetStatus, AssetType};
+use assetbox_shared::assets::AssetStatus;
 use assetbox_shared::clock;
-use assetbox_shared::files_store::Refusal;
-use assetbox_shared::ingestion::{Claim, Description};
-use assetbox_shared::objects::Bucket;
-use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::db::Refusal;
+use assetbox_shared::ingestion::Claim;
+use assetbox_shared::media::{AssetType, Description};
+use assetbox_shared::s3::Bucket;
+use assetbox_shared::s3::checksum::bare_etag;
+use assetbox_shared::uploads::flow::UploadEnv;
 use assetbox_shared::uploads::{self, UploadStatus};
 
 use crate::describe::{NotDescribed, box_header, decode_event_key, describe_image, describe_moov};
@@ -148,7 +150,7 @@ impl Ingestor {
                 .await;
         };
         if let Some(etag) = etag
-            && uploads::bare_etag(etag) != uploads::bare_etag(&opened.etag)
+            && bare_etag(etag) != bare_etag(&opened.etag)
         {
             return Ok(Outcome::Skipped("the object was replaced since this event"));
         }
@@ -178,7 +180,7 @@ impl Ingestor {
         let mut description = Description {
             content_type: detected.to_owned(),
             size: opened.size,
-            etag: uploads::bare_etag(&opened.etag).to_owned(),
+            etag: bare_etag(&opened.etag).to_owned(),
             checksum: opened.checksum.clone(),
             ..Description::default()
         };
@@ -459,8 +461,7 @@ fn not_processing(claim: &Claim, key: &str, etag: Option<&str>) -> Option<Outcom
             .then_some(Outcome::Skipped("the asset is not processing this object")),
         Claim::File(file) => {
             if let Some(media) = &file.media {
-                let same =
-                    etag.is_none_or(|e| uploads::bare_etag(e) == uploads::bare_etag(&media.etag));
+                let same = etag.is_none_or(|e| bare_etag(e) == bare_etag(&media.etag));
                 if !same {
                     // A single PUT re-sent with a still-valid URL after
                     // ingestion: see README (ingestion, what is missing).

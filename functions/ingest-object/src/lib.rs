@@ -7,8 +7,8 @@
 //! the records already done, which then change nothing.
 
 pub mod describe;
-pub mod ingest;
 pub mod webm;
+pub mod ingest;
 pub use describe::{
     ImageFacts, NotDescribed, THUMBNAIL_MAX_PX, decode_event_key, describe_image, sniff,
 };
@@ -17,7 +17,7 @@ pub use ingest::{Ingestor, Outcome};
 use std::sync::Arc;
 
 use assetbox_shared::config::{ConfigError, Settings};
-use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::uploads::flow::UploadEnv;
 use aws_lambda_events::s3::S3Event;
 use futures_util::StreamExt;
 

@@ -14,15 +14,16 @@
 
 pub mod storyboard;
 
-use assetbox_shared::assets::{AssetRecord, AssetType};
-use assetbox_shared::caller::Caller;
+use assetbox_shared::assets::AssetRecord;
+use assetbox_shared::catalog::ProjectStore;
 use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings};
 use assetbox_shared::error::{ApiError, ErrorBody, found_by_id};
 use assetbox_shared::http::ApiQuery;
-use assetbox_shared::presign::attachment_disposition;
-use assetbox_shared::projects::ProjectStore;
-use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::http::caller::Caller;
+use assetbox_shared::media::AssetType;
+use assetbox_shared::s3::presign::attachment_disposition;
+use assetbox_shared::uploads::flow::UploadEnv;
 use assetbox_shared::validation;
 use axum::extract::{Path, State};
 use axum::routing::get;

@@ -3,12 +3,12 @@
 //! ([`UploadEnv::abort_upload`]). Aborting twice answers the same; aborting a
 //! completed upload is a 409 (the file is deleted with `DELETE /v1/files/{id}`).
 
-use assetbox_shared::caller::Caller;
 use assetbox_shared::config::{ConfigError, Settings};
 use assetbox_shared::error::{ApiError, CompanionErrorBody, ErrorBody};
+use assetbox_shared::http::caller::Caller;
 use assetbox_shared::http::{ApiQuery, companion_error_message};
-use assetbox_shared::upload_env::{CompanionQuery, UploadEnv};
 use assetbox_shared::uploads::FileView;
+use assetbox_shared::uploads::flow::{CompanionQuery, UploadEnv};
 use axum::extract::{Path, State};
 use axum::routing::delete;
 use axum::{Json, Router, middleware};

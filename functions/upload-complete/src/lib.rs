@@ -14,17 +14,17 @@
 //! lets any caller finish the write.
 
 use assetbox_shared::assets::AssetRecord;
-use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings};
+use assetbox_shared::db::Refusal;
 use assetbox_shared::error::{ApiError, BoxNamed, CompanionErrorBody, ErrorBody};
-use assetbox_shared::files_store::Refusal;
+use assetbox_shared::http::caller::Caller;
 use assetbox_shared::http::{ApiJson, ApiQuery, companion_error_message};
-use assetbox_shared::objects::{CompleteChecks, Completion};
-use assetbox_shared::upload_env::{CompanionQuery, UploadEnv, is_past};
+use assetbox_shared::s3::checksum::{ChecksumType, ClientPart, bare_etag};
+use assetbox_shared::s3::{CompleteChecks, Completion};
+use assetbox_shared::uploads::flow::{CompanionQuery, UploadEnv, is_past};
 use assetbox_shared::uploads::{
-    ChecksumType, ClientPart, FileRecord, FileView, PARENT_BOX, UploadStatus, bare_etag,
-    check_part_list, quota_exceeded, too_large,
+    FileRecord, FileView, PARENT_BOX, UploadStatus, check_part_list, quota_exceeded, too_large,
 };
 use assetbox_shared::validation;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -236,7 +236,7 @@ async fn measure_parts(
 /// The bytes of the parts the client listed, as S3 holds them; 413 above
 /// `max`.
 fn listed_size(
-    stored: &[assetbox_shared::objects::StoredPart],
+    stored: &[assetbox_shared::s3::StoredPart],
     parts: &[ClientPart],
     max: u64,
 ) -> Result<u64, ApiError> {
@@ -254,7 +254,7 @@ fn listed_size(
 #[cfg(test)]
 mod measure_tests {
     use super::*;
-    use assetbox_shared::objects::StoredPart;
+    use assetbox_shared::s3::StoredPart;
 
     fn stored(sizes: &[u64]) -> Vec<StoredPart> {
         sizes

@@ -10,12 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use assetbox_shared::caller::Caller;
 use assetbox_shared::config::{ConfigError, Settings};
 use assetbox_shared::error::{ApiError, BoxNamed, CompanionErrorBody, ErrorBody};
+use assetbox_shared::http::caller::Caller;
 use assetbox_shared::http::{ApiJson, ApiQuery, companion_error_message, created};
-use assetbox_shared::presign::attachment_disposition;
-use assetbox_shared::upload_env::{UploadEnv, UploadTarget};
+use assetbox_shared::s3::presign::attachment_disposition;
+use assetbox_shared::uploads::flow::{UploadEnv, UploadTarget};
 use assetbox_shared::uploads::{
     self, FileRecord, InitiateUpload, PARENT_BOX, UploadContract, UploadPlan, UploadStatus,
     quota_exceeded, too_large,

@@ -9,12 +9,12 @@
 
 use std::collections::BTreeMap;
 
-use assetbox_shared::caller::Caller;
 use assetbox_shared::config::{ConfigError, Settings};
 use assetbox_shared::error::{ApiError, CompanionErrorBody, ErrorBody};
+use assetbox_shared::http::caller::Caller;
 use assetbox_shared::http::{ApiQuery, companion_error_message};
-use assetbox_shared::objects::StoredPart;
-use assetbox_shared::upload_env::{CompanionQuery, UploadEnv, UploadTarget};
+use assetbox_shared::s3::StoredPart;
+use assetbox_shared::uploads::flow::{CompanionQuery, UploadEnv, UploadTarget};
 use assetbox_shared::uploads::{FileRecord, MAX_PARTS, UploadStatus, parse_part_numbers};
 use axum::extract::{Path, State};
 use axum::routing::get;

@@ -34,13 +34,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use assetbox_shared::caller::Caller;
 use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings};
 use assetbox_shared::error::{ApiError, CompanionErrorBody};
+use assetbox_shared::http::caller::Caller;
 use assetbox_shared::http::{ApiJson, companion_error_message};
-use assetbox_shared::presign::{ObjectRequest, attachment_disposition};
-use assetbox_shared::upload_env::UploadEnv;
+use assetbox_shared::s3::presign::{ObjectRequest, attachment_disposition};
+use assetbox_shared::uploads::flow::UploadEnv;
 use assetbox_shared::uploads::{FileRecord, MAX_PARTS, UploadContract, UploadPlan, UploadStatus};
 use axum::extract::State;
 use axum::routing::post;

@@ -1,88 +1,14 @@
-//! What ingestion reads and writes (SPEC §3.6). An object is claimed by an
-//! asset (small upload, import) or by a file (direct upload), found in one
-//! read. Verified, it becomes `COMPLETED` with its description (a file keeps
-//! the description too, for the asset it may become later); rejected, it is
-//! `FAILED` with a reason and its bytes go back to the quota. Every write is
-//! conditional on the state read, so a duplicate or late event changes
-//! nothing.
+//! Ingestion's writes: the claim read in one BatchGet, then one conditional
+//! transaction that completes or fails it.
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
-use serde::{Deserialize, Serialize};
 
+use super::Claim;
 use crate::assets::{AssetRecord, AssetStatus};
-use crate::dynamo::{StoreError, Table, built, n, n_or_null, s, s_or_null, store_error};
-use crate::files_store::Refusal;
-use crate::keys;
+use crate::db::keys;
+use crate::db::{Refusal, StoreError, Table, built, n, n_or_null, s, s_or_null, store_error};
+use crate::media::Description;
 use crate::uploads::{FileRecord, PARENT_BOX, UploadStatus};
-
-/// What ingestion learned about an object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Description {
-    /// As read from the bytes.
-    pub content_type: String,
-    pub size: u64,
-    /// The ETag of the object described (a replaced object is another one).
-    #[serde(default)]
-    pub etag: String,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub duration_ms: Option<u64>,
-    pub thumbnail_key: Option<String>,
-    /// S3's stored checksum (`ALGORITHM:value`), when it has one.
-    #[serde(default)]
-    pub checksum: Option<String>,
-}
-
-/// Who an uploaded object belongs to.
-#[derive(Debug, Clone)]
-pub enum Claim {
-    /// Arrived whole with its asset (small upload, import); keyed by the
-    /// asset's id.
-    Asset(AssetRecord),
-    /// A direct upload, keyed by the file's id. `asset_id` names the asset
-    /// it became, if any: that asset's state is checked by the write itself
-    /// (`PROCESSING` this key), so it need not be read.
-    File(FileRecord),
-}
-
-impl Claim {
-    pub fn owner(&self) -> &str {
-        match self {
-            Self::Asset(a) => &a.owner,
-            Self::File(f) => &f.owner,
-        }
-    }
-
-    pub fn s3_key(&self) -> &str {
-        match self {
-            Self::Asset(a) => &a.s3_key,
-            Self::File(f) => &f.s3_key,
-        }
-    }
-
-    /// The content type the upload declared.
-    pub fn declared_type(&self) -> &str {
-        match self {
-            Self::Asset(a) => &a.content_type,
-            Self::File(f) => &f.file_content_type,
-        }
-    }
-}
-
-impl AssetRecord {
-    /// This asset as ingestion found its object: `COMPLETED`, described.
-    pub fn described(mut self, d: &Description) -> Self {
-        self.status = AssetStatus::Completed;
-        self.content_type.clone_from(&d.content_type);
-        self.size = d.size;
-        self.width = d.width;
-        self.height = d.height;
-        self.duration_ms = d.duration_ms;
-        self.thumbnail_key.clone_from(&d.thumbnail_key);
-        self.checksum.clone_from(&d.checksum);
-        self
-    }
-}
 
 fn update_item(update: Update) -> TransactWriteItem {
     TransactWriteItem::builder().update(update).build()

@@ -14,6 +14,8 @@ use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
 use crate::error::ApiError;
 
+pub mod caller;
+
 /// A JSON body. Syntax errors, type errors, unknown and missing fields all
 /// become a 400 that names the field, instead of axum's plain-text rejections.
 pub struct ApiJson<T>(pub T);

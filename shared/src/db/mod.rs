@@ -1,21 +1,23 @@
-//! The DynamoDB adapter: the single table of [`crate::keys`] behind the store
-//! ports. Items are converted with `serde_dynamo`; key attributes are added
-//! here and nowhere else.
+//! The DynamoDB adapter: the single table of [`keys`], its errors and the
+//! building blocks every domain's `store.rs` writes with (items, conditional
+//! writes, transactions and what their refusals mean, pages). Items are
+//! converted with `serde_dynamo`; key attributes are added by the stores.
+//! Knows no domain: it is below all of them.
+
+pub mod keys;
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::boxes::BoxRecord;
 use crate::error::ApiError;
-use crate::keys::{self, prefix};
-use crate::pagination::{StringKey, attributes_to_key, key_to_attributes};
-use crate::projects::{ProjectRecord, ProjectStore};
+use crate::pagination::StringKey;
 
 /// One page read from the table and the position after it.
 #[derive(Debug)]
@@ -302,179 +304,133 @@ impl Table {
     }
 }
 
-const BASE_KEYS: &[&str] = &[keys::PK, keys::SK];
 /// The key attributes of a GSI1 position (index keys, then the table's).
 pub(crate) const GSI1_KEYS: &[&str] = &[keys::GSI1_PK, keys::GSI1_SK, keys::PK, keys::SK];
 
-impl ProjectStore for Table {
-    async fn insert_project(&self, project: &ProjectRecord) -> Result<(), StoreError> {
-        let item = Self::item(
-            "project",
-            project,
-            &[
-                (keys::PK, keys::user_pk(&project.owner)),
-                (keys::SK, keys::project_sk(&project.id)),
-            ],
-        )?;
-        self.insert_new(item).await
-    }
+/// Why a transaction did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The file is not in the state the write expected (raced or retried).
+    StateChanged,
+    QuotaExceeded,
+    /// The parent box no longer exists.
+    ParentGone,
+}
 
-    async fn get_project(
-        &self,
-        owner: &str,
-        id: &str,
-    ) -> Result<Option<ProjectRecord>, StoreError> {
-        // Consistent like every record read: a project just created is
-        // found, and a reorder never starts from a stale box order.
-        self.get_record(keys::user_pk(owner), keys::project_sk(id), "project")
-            .await
-    }
-
-    async fn list_projects(
-        &self,
-        owner: &str,
-        limit: u32,
-        after: Option<StringKey>,
-    ) -> Result<Listing<ProjectRecord>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_names("#sk", keys::SK)
-            .expression_attribute_values(":pk", AttributeValue::S(keys::user_pk(owner)))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix::PROJECT.to_owned()))
-            // A project just created is listed.
-            .consistent_read(true)
-            .scan_index_forward(false);
-        self.query_page(query, limit, after, BASE_KEYS).await
-    }
-
-    async fn rename_project(
-        &self,
-        owner: &str,
-        id: &str,
-        name: &str,
-        updated_at: &str,
-    ) -> Result<Option<ProjectRecord>, StoreError> {
-        self.update_existing(
-            keys::user_pk(owner),
-            keys::project_sk(id),
-            "project",
-            vec![
-                ("name", AttributeValue::S(name.to_owned())),
-                ("updated_at", AttributeValue::S(updated_at.to_owned())),
-            ],
-        )
-        .await
-    }
-
-    async fn delete_project(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.name)
-            .set_key(Some(Self::primary_key(
-                keys::user_pk(owner),
-                keys::project_sk(id),
-            )))
-            // Never orphan boxes: only a project without boxes goes.
-            .condition_expression(
-                "attribute_exists(#pk) AND (attribute_not_exists(box_order) OR size(box_order) = :zero)",
-            )
-            .expression_attribute_names("#pk", keys::PK)
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .send()
-            .await;
-        condition_held(result)
-    }
-
-    async fn get_boxes(&self, owner: &str, ids: &[String]) -> Result<Vec<BoxRecord>, StoreError> {
-        let mut found: HashMap<String, BoxRecord> = HashMap::with_capacity(ids.len());
-        // BatchGetItem takes 100 keys; DynamoDB may hand some back unprocessed.
-        for chunk in ids.chunks(100) {
-            let mut keys_left: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|id| Self::primary_key(keys::user_pk(owner), keys::box_sk(id)))
-                .collect();
-            for _attempt in 0..8 {
-                if keys_left.is_empty() {
-                    break;
-                }
-                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut keys_left)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Failed(e.to_string()))?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.name, request)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.name)
-                    .unwrap_or_default()
-                {
-                    let record: BoxRecord = serde_dynamo::from_item(item)
-                        .map_err(|e| StoreError::Failed(format!("reading box: {e}")))?;
-                    found.insert(record.id.clone(), record);
-                }
-                keys_left = out
-                    .unprocessed_keys
-                    .unwrap_or_default()
-                    .remove(&self.name)
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
-            if !keys_left.is_empty() {
-                return Err(StoreError::Unavailable("boxes left unprocessed".into()));
-            }
-        }
-        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+/// The reason codes of a cancelled transaction, one per item.
+fn cancellation_codes(
+    err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
+) -> Option<Vec<String>> {
+    match err {
+        SdkError::ServiceError(service) => match service.err() {
+            TransactWriteItemsError::TransactionCanceledException(e) => Some(
+                e.cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_owned())
+                    .collect(),
+            ),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
+/// What each item of a transaction means when its condition fails.
+pub(crate) type Meanings = Vec<Refusal>;
+
+impl Table {
+    /// Runs a transaction. A failed condition becomes the refusal `meanings`
+    /// gives that item (items without one mean [`Refusal::StateChanged`]);
+    /// a clash with a concurrent transaction is a `StateChanged` too, so
+    /// callers re-read and retry or answer 409.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        meanings: Meanings,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let result = self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(err) = result else {
+            return Ok(Ok(()));
+        };
+        let Some(codes) = cancellation_codes(&err) else {
+            return Err(store_error(err));
+        };
+        if let Some(index) = codes.iter().position(|c| c == "ConditionalCheckFailed") {
+            let mut meanings = meanings;
+            return Ok(Err(if index < meanings.len() {
+                meanings.swap_remove(index)
+            } else {
+                Refusal::StateChanged
+            }));
+        }
+        if codes.iter().any(|c| c == "TransactionConflict") {
+            return Ok(Err(Refusal::StateChanged));
+        }
+        Err(store_error(err))
+    }
+
+    /// A Put of an item that must not exist yet.
+    pub(crate) fn put_new(
+        &self,
+        item: HashMap<String, AttributeValue>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(self.name())
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", keys::PK)
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?,
+            )
+            .build())
+    }
+}
+
+pub fn key_to_attributes(key: &StringKey) -> HashMap<String, AttributeValue> {
+    key.iter()
+        .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+        .collect()
+}
+
+/// Extracts `names` from an item (or a LastEvaluatedKey). `None` when one is
+/// missing or not a string, which would mean the index design was broken.
+pub fn attributes_to_key(
+    item: &HashMap<String, AttributeValue>,
+    names: &[&str],
+) -> Option<StringKey> {
+    names
+        .iter()
+        .map(|name| match item.get(*name) {
+            Some(AttributeValue::S(v)) => Some(((*name).to_owned(), v.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
-mod consistency_tests {
-    //! The emulator is always consistent, so these check what we send
-    //! DynamoDB: the request as it leaves the SDK.
+mod tests {
     use super::*;
-    use aws_credential_types::Credentials;
-    use aws_smithy_http_client::test_util::capture_request;
 
-    fn capturing_table() -> (
-        Table,
-        aws_smithy_http_client::test_util::CaptureRequestReceiver,
-    ) {
-        let (http, captured) = capture_request(None);
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
-            .credentials_provider(Credentials::new("AKID", "secret", None, None, "test"))
-            .http_client(http)
-            .build();
-        (Table::new(Client::from_conf(config), "t"), captured)
-    }
-
-    fn body(
-        captured: aws_smithy_http_client::test_util::CaptureRequestReceiver,
-    ) -> serde_json::Value {
-        let request = captured.expect_request();
-        serde_json::from_slice(request.body().bytes().expect("a buffered body")).unwrap()
-    }
-
-    #[tokio::test]
-    async fn projects_are_read_and_listed_consistently() {
-        let (table, captured) = capturing_table();
-        let _ = table.get_project("u1", "01J").await;
-        assert_eq!(body(captured)["ConsistentRead"], true);
-        let (table, captured) = capturing_table();
-        let _ = table.list_projects("u1", 10, None).await;
-        assert_eq!(body(captured)["ConsistentRead"], true);
+    #[test]
+    fn attribute_round_trip() {
+        let attrs = key_to_attributes(&StringKey::from([
+            ("pk".to_owned(), "USER#alice".to_owned()),
+            ("sk".to_owned(), "PROJECT#01J".to_owned()),
+        ]));
+        assert_eq!(
+            attributes_to_key(&attrs, &["pk", "sk"]).unwrap(),
+            StringKey::from([
+                ("pk".to_owned(), "USER#alice".to_owned()),
+                ("sk".to_owned(), "PROJECT#01J".to_owned())
+            ])
+        );
+        assert!(attributes_to_key(&attrs, &["pk", "gsi1pk"]).is_none());
     }
 }

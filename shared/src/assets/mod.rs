@@ -6,37 +6,23 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// What an asset is: an image or a video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum AssetType {
-    Image,
-    Video,
-}
+use crate::error::ApiError;
+use crate::media::{AssetType, Description};
+use crate::uploads::FileRecord;
+use crate::validation;
 
-impl AssetType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Image => "IMAGE",
-            Self::Video => "VIDEO",
-        }
-    }
+pub mod flow;
+mod store;
 
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Image, Self::Video]
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(raw))
-    }
+/// The longest prompt an asset keeps.
+pub const PROMPT_MAX_CHARS: usize = 4000;
 
-    pub fn of_content_type(content_type: &str) -> Option<Self> {
-        if content_type.starts_with("image/") {
-            Some(Self::Image)
-        } else if content_type.starts_with("video/") {
-            Some(Self::Video)
-        } else {
-            None
-        }
-    }
+/// A `prompt_text` as given: checked, trimmed, `None` when absent or empty.
+pub fn prompt_field(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    raw.map(|p| validation::multiline_text(p, PROMPT_MAX_CHARS))
+        .transpose()
+        .map(Option::flatten)
+        .map_err(|r| ApiError::field("prompt_text", r))
 }
 
 /// Where an asset is in its life: `PENDING` (waiting for its bytes, e.g. an
@@ -163,13 +149,7 @@ impl AssetRecord {
 
     /// The asset an uploaded file becomes in a box: `PROCESSING` until
     /// ingestion has verified and described the object.
-    pub fn uploaded(
-        file: &crate::uploads::FileRecord,
-        id: String,
-        box_id: &str,
-        project: &str,
-        now: &str,
-    ) -> Self {
+    pub fn uploaded(file: &FileRecord, id: String, box_id: &str, project: &str, now: &str) -> Self {
         Self {
             asset_type: AssetType::of_content_type(&file.file_content_type)
                 .unwrap_or(AssetType::Image),
@@ -278,5 +258,38 @@ impl AssetView {
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
+    }
+}
+
+/// Where an asset list looks.
+#[derive(Debug, Clone, Copy)]
+pub enum AssetScope<'a> {
+    Box(&'a str),
+    Project(&'a str),
+    Owner,
+}
+
+/// The filters of `GET /api/assets/`, checked.
+#[derive(Debug, Default, Clone)]
+pub struct AssetFilters {
+    pub asset_type: Option<AssetType>,
+    pub status: Option<AssetStatus>,
+    pub is_favorite: Option<bool>,
+    /// Matched case-insensitively within the prompt text.
+    pub search: Option<String>,
+}
+
+impl AssetRecord {
+    /// This asset as ingestion found its object: `COMPLETED`, described.
+    pub fn described(mut self, d: &Description) -> Self {
+        self.status = AssetStatus::Completed;
+        self.content_type.clone_from(&d.content_type);
+        self.size = d.size;
+        self.width = d.width;
+        self.height = d.height;
+        self.duration_ms = d.duration_ms;
+        self.thumbnail_key.clone_from(&d.thumbnail_key);
+        self.checksum.clone_from(&d.checksum);
+        self
     }
 }

@@ -12,7 +12,10 @@ use aws_sdk_s3::types::{
 };
 
 use crate::error::ApiError;
-use crate::uploads::{ChecksumAlgorithm, ChecksumType, ClientPart};
+pub mod checksum;
+pub mod presign;
+
+use checksum::{ChecksumAlgorithm, ChecksumType, ClientPart, bare_etag};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -314,7 +317,7 @@ impl Bucket {
             .map(|(i, p)| {
                 let mut part = CompletedPart::builder()
                     .part_number(p.part_number as i32)
-                    .e_tag(format!("\"{}\"", crate::uploads::bare_etag(&p.etag)));
+                    .e_tag(format!("\"{}\"", bare_etag(&p.etag)));
                 if let Some((algorithm, _, values)) = checks.checksums
                     && let Some(value) = values.get(i)
                 {

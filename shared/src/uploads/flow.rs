@@ -7,15 +7,14 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 
-use crate::caller::Caller;
 use crate::clock;
 use crate::config::{self, ConfigError, Settings, vars};
-use crate::dynamo::Table;
+use crate::db::{Refusal, Table};
 use crate::error::{ApiError, BoxNamed};
-use crate::files_store::Refusal;
-use crate::objects::Bucket;
+use crate::http::caller::Caller;
 use crate::pagination::{CursorKey, StringKey};
-use crate::presign::{BucketEndpoint, ObjectRequest, Presigner, attachment_disposition};
+use crate::s3::Bucket;
+use crate::s3::presign::{BucketEndpoint, ObjectRequest, Presigner, attachment_disposition};
 use crate::uploads::{
     self, ChecksumAlgorithm, FileRecord, UploadContract, UploadPlan, UploadPolicy, UploadStatus,
     parse_object_key,
@@ -509,39 +508,6 @@ impl UploadEnv {
     pub fn download_url(&self, signer: &Presigner, file: &FileRecord) -> Option<String> {
         (file.upload_status == UploadStatus::Completed)
             .then(|| self.object_url(signer, &file.s3_key, &file.file_name))
-    }
-
-    /// Deletes an asset's object and its thumbnail (records stay the
-    /// caller's job, after this succeeds).
-    pub async fn delete_asset_objects(
-        &self,
-        asset: &crate::assets::AssetRecord,
-    ) -> Result<(), crate::objects::ObjectError> {
-        if !asset.s3_key.is_empty() {
-            self.bucket.delete(&asset.s3_key).await?;
-        }
-        if let Some(thumbnail) = &asset.thumbnail_key {
-            self.bucket.delete(thumbnail).await?;
-        }
-        Ok(())
-    }
-
-    /// An asset as the API shows it, with URLs for its object and thumbnail.
-    pub fn asset_view(
-        &self,
-        signer: &Presigner,
-        asset: crate::assets::AssetRecord,
-        box_name: &str,
-    ) -> crate::assets::AssetView {
-        // A pending or failed import has no object.
-        let file_url = (asset.status != crate::assets::AssetStatus::Pending
-            && !asset.s3_key.is_empty())
-        .then(|| self.object_url(signer, &asset.s3_key, &asset.name));
-        let thumbnail_url = asset
-            .thumbnail_key
-            .as_deref()
-            .map(|key| self.object_url(signer, key, "thumbnail.jpg"));
-        crate::assets::AssetView::new(asset, box_name, file_url, thumbnail_url)
     }
 
     /// A GET URL of an object that downloads as `file_name`: short-lived and

@@ -164,7 +164,7 @@ mod tests {
 
     #[tokio::test]
     async fn extractor_reads_claims_from_a_payload_v2_event() {
-        let event = include_str!("../../events/catalog-api/list-projects.json");
+        let event = include_str!("../../../events/catalog-api/list-projects.json");
         let request = lambda_http::request::from_str(event).unwrap();
         let (mut parts, _) = request.into_parts();
         let caller = Caller::from_request_parts(&mut parts, &()).await.unwrap();

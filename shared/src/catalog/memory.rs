@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::boxes::BoxRecord;
-use crate::dynamo::{Listing, StoreError};
-use crate::keys;
+use super::{BoxRecord, ProjectRecord, ProjectStore};
+use crate::db::keys;
+use crate::db::{Listing, StoreError};
 use crate::pagination::StringKey;
-use crate::projects::{ProjectRecord, ProjectStore};
 
 #[derive(Clone, Default)]
 pub struct MemoryStore {

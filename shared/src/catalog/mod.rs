@@ -1,13 +1,17 @@
-//! Projects: the top of the catalog. A project holds ordered boxes.
+//! The catalog: projects and their ordered boxes (shots). A box's place in
+//! its project is its position in the project's `box_order` (see
+//! [`crate::db::keys`]), so the box item holds no index that could drift.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::boxes::BoxRecord;
-use crate::dynamo::{Listing, StoreError};
 use crate::error::ApiError;
-use crate::pagination::StringKey;
 use crate::validation;
+
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
+mod store;
+pub use store::ProjectStore;
 
 pub const NAME_MAX_CHARS: usize = 200;
 
@@ -16,7 +20,7 @@ pub const NAME_MAX_CHARS: usize = 200;
 /// a feature film's storyboard and keeps every project read small.
 pub const MAX_BOXES: usize = 1000;
 
-/// A project as stored (one item, see [`crate::keys`]).
+/// A project as stored (one item, see [`crate::db::keys`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectRecord {
     pub id: String,
@@ -94,52 +98,61 @@ impl UpdateProject {
     }
 }
 
-/// The storage a projects handler needs. Implemented for DynamoDB in
-/// [`crate::dynamo`]; handlers are generic over it.
-pub trait ProjectStore: Clone + Send + Sync + 'static {
-    /// Writes a new project; fails if the id exists (it never should: ULIDs).
-    fn insert_project(
-        &self,
-        project: &ProjectRecord,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoxRecord {
+    pub id: String,
+    pub owner: String,
+    pub project: String,
+    pub name: String,
+    pub headliner_asset: Option<String>,
+    pub assets_count: u32,
+    pub created_at: String,
+    pub updated_at: String,
+}
 
-    fn get_project(
-        &self,
-        owner: &str,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<ProjectRecord>, StoreError>> + Send;
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BoxView {
+    pub id: String,
+    /// The id of the project it belongs to.
+    pub project: String,
+    /// The project's current name.
+    // Read with the project, never copied into box items, so a rename
+    // needs no fan-out.
+    pub project_name: String,
+    pub name: String,
+    /// Its position in the project's storyboard, from 0.
+    pub order_index: u32,
+    /// The asset that stands for the box (in the public view and the
+    /// storyboard export), or `null`.
+    #[schema(required = true)]
+    pub headliner_asset: Option<String>,
+    pub assets_count: u32,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+}
 
-    /// Newest first.
-    fn list_projects(
-        &self,
-        owner: &str,
-        limit: u32,
-        after: Option<StringKey>,
-    ) -> impl Future<Output = Result<Listing<ProjectRecord>, StoreError>> + Send;
-
-    /// `None` when the caller has no such project.
-    fn rename_project(
-        &self,
-        owner: &str,
-        id: &str,
-        name: &str,
-        updated_at: &str,
-    ) -> impl Future<Output = Result<Option<ProjectRecord>, StoreError>> + Send;
-
-    /// `false` when the caller has no such project, or it has boxes.
-    fn delete_project(
-        &self,
-        owner: &str,
-        id: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// The owner's boxes with these ids, in the order given (ids that name
-    /// no box are skipped).
-    fn get_boxes(
-        &self,
-        owner: &str,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<BoxRecord>, StoreError>> + Send;
+impl BoxView {
+    /// The view of a box of `project`: its name and the box's position.
+    pub fn new(r: BoxRecord, project: &ProjectRecord) -> Self {
+        let order_index = project
+            .box_order
+            .iter()
+            .position(|id| *id == r.id)
+            .unwrap_or(project.box_order.len()) as u32;
+        Self {
+            id: r.id,
+            project: r.project,
+            project_name: project.name.clone(),
+            name: r.name,
+            order_index,
+            headliner_asset: r.headliner_asset,
+            assets_count: r.assets_count,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 #[cfg(test)]

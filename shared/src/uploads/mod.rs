@@ -1,7 +1,7 @@
 //! Direct uploads and the files they become: the rules of SPEC §3.2/§3.3 that
 //! need no AWS (limits, part maths, names, statuses, keys), the stored record
-//! and its API view. The S3 side is in [`crate::objects`], the table side in
-//! [`crate::files_store`], signing in [`crate::presign`].
+//! and its API view. The S3 side is in [`crate::s3`], the table side in
+//! `store.rs`, signing in [`crate::s3::presign`].
 //!
 //! One model for both contracts: a `/v1/files` upload and an Uppy Companion
 //! upload are the same [`FileRecord`]; Companion's `key` is our object key,
@@ -16,7 +16,12 @@ use utoipa::ToSchema;
 
 use crate::config::{self, ConfigError, Settings, vars};
 use crate::error::ApiError;
+use crate::media::{AssetType, NotMedia, media_signature};
+use crate::s3::checksum::{ChecksumAlgorithm, ChecksumType, ClientPart, bare_etag};
 use crate::validation;
+
+pub mod flow;
+mod store;
 
 pub const MIB: u64 = 1024 * 1024;
 pub const GIB: u64 = 1024 * MIB;
@@ -108,7 +113,7 @@ impl UploadPolicy {
                 reason: "above S3's 5 TiB object limit".into(),
             });
         }
-        if policy.url_expiry.is_zero() || policy.url_expiry > crate::presign::MAX_EXPIRY {
+        if policy.url_expiry.is_zero() || policy.url_expiry > crate::s3::presign::MAX_EXPIRY {
             return Err(ConfigError::Invalid {
                 key: vars::UPLOAD_URL_EXPIRY_SECONDS,
                 reason: "must be 1..=604800 seconds".into(),
@@ -132,30 +137,13 @@ impl UploadPolicy {
     /// the small upload, imports and ingestion.
     pub fn media_type_of(&self, head: &[u8]) -> Result<&'static str, NotMedia> {
         match media_signature(head) {
-            Some(mime)
-                if crate::assets::AssetType::of_content_type(mime).is_some()
-                    && self.allows_type(mime) =>
-            {
+            Some(mime) if AssetType::of_content_type(mime).is_some() && self.allows_type(mime) => {
                 Ok(mime)
             }
             Some(mime) => Err(NotMedia::NotAllowed(mime)),
             None => Err(NotMedia::Unrecognised),
         }
     }
-}
-
-/// The media type a file's first bytes carry the signature of, if any.
-pub fn media_signature(head: &[u8]) -> Option<&'static str> {
-    infer::get(head).map(|t| t.mime_type())
-}
-
-/// Why bytes are not an upload we take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum NotMedia {
-    #[error("the content is not a recognised image or video")]
-    Unrecognised,
-    #[error("the content is {0}, not an allowed image or video")]
-    NotAllowed(&'static str),
 }
 
 /// Where an upload is: `pending` (a single PUT waiting for its object),
@@ -217,90 +205,8 @@ pub enum ParentType {
     Box,
 }
 
-/// Per-part checksums the client commits to at initiate: storage verifies
-/// each part against the signed `x-amz-checksum-*` header of its URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum ChecksumAlgorithm {
-    Sha256,
-    Crc32,
-    Crc32c,
-    Crc64nvme,
-}
-
-/// How S3 checks the whole object at complete: `COMPOSITE` (a checksum of
-/// the part checksums, any algorithm) or `FULL_OBJECT` (the checksum of the
-/// whole file, CRC algorithms only; what a client can compute while reading
-/// the file once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ChecksumType {
-    Composite,
-    FullObject,
-}
-
-impl ChecksumAlgorithm {
-    /// The header that carries a part's checksum.
-    pub fn header(self) -> &'static str {
-        match self {
-            Self::Sha256 => "x-amz-checksum-sha256",
-            Self::Crc32 => "x-amz-checksum-crc32",
-            Self::Crc32c => "x-amz-checksum-crc32c",
-            Self::Crc64nvme => "x-amz-checksum-crc64nvme",
-        }
-    }
-
-    /// The checksum types S3 allows with this algorithm.
-    pub fn allows(self, kind: ChecksumType) -> bool {
-        match self {
-            Self::Sha256 => kind == ChecksumType::Composite,
-            Self::Crc64nvme => kind == ChecksumType::FullObject,
-            Self::Crc32 | Self::Crc32c => true,
-        }
-    }
-
-    /// S3's default type for the algorithm.
-    pub fn default_type(self) -> ChecksumType {
-        match self {
-            Self::Crc64nvme => ChecksumType::FullObject,
-            _ => ChecksumType::Composite,
-        }
-    }
-
-    /// Length of the base64 encoding of the digest.
-    fn encoded_len(self) -> usize {
-        match self {
-            Self::Sha256 => 44,
-            Self::Crc32 | Self::Crc32c => 8,
-            Self::Crc64nvme => 12,
-        }
-    }
-
-    pub fn check(self, value: &str) -> Result<(), String> {
-        use base64::Engine;
-        let ok = value.len() == self.encoded_len()
-            && base64::engine::general_purpose::STANDARD
-                .decode(value)
-                .is_ok();
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "must be the base64 {} of the part ({} characters)",
-                match self {
-                    Self::Sha256 => "SHA-256",
-                    Self::Crc32 => "CRC32",
-                    Self::Crc32c => "CRC32C",
-                    Self::Crc64nvme => "CRC64NVME",
-                },
-                self.encoded_len()
-            ))
-        }
-    }
-}
-
 /// A file: an upload in progress and, once completed, the object it made.
-/// One item, see [`crate::keys`].
+/// One item, see [`crate::db::keys`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
     pub id: String,
@@ -340,7 +246,7 @@ pub struct FileRecord {
     pub error_message: Option<String>,
     /// What ingestion found in the object (set once it was verified).
     #[serde(default)]
-    pub media: Option<crate::ingestion::Description>,
+    pub media: Option<crate::media::Description>,
     /// Where the upload came from.
     pub contract: UploadContract,
     pub created: String,
@@ -767,18 +673,6 @@ pub fn parse_part_numbers(raw: &str, num_parts: u32, max: usize) -> Result<Vec<u
         return Err(format!("at most {max} parts per request"));
     }
     Ok(numbers)
-}
-
-/// A part as the client reports it at complete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientPart {
-    pub part_number: u32,
-    pub etag: String,
-}
-
-/// ETags are compared without their quotes (browsers and scripts differ).
-pub fn bare_etag(etag: &str) -> &str {
-    etag.trim().trim_matches('"')
 }
 
 /// Order and count of a complete request: strictly ascending part numbers,

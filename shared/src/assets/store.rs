@@ -1,0 +1,403 @@
+//! Assets in the table: their item and lists, and every transaction that
+//! writes an asset together with its file, its box's `assets_count` and the
+//! quota (a small upload, a completed upload in a box, a delete), so the
+//! count and the bytes cannot drift from the assets that exist.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+
+use super::{AssetFilters, AssetRecord, AssetScope};
+use crate::db::keys::{self, prefix};
+use crate::db::{GSI1_KEYS, Listing, Meanings, Refusal, StoreError, Table, built, n, s, s_or_null};
+use crate::pagination::StringKey;
+use crate::uploads::{FileRecord, PARENT_BOX};
+
+impl Table {
+    pub async fn get_asset(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<Option<AssetRecord>, StoreError> {
+        self.get_record(keys::user_pk(owner), keys::asset_sk(id), "asset")
+            .await
+    }
+
+    /// A box's assets, newest first.
+    pub async fn list_box_assets(
+        &self,
+        box_id: &str,
+        limit: u32,
+        after: Option<StringKey>,
+    ) -> Result<Listing<AssetRecord>, StoreError> {
+        let query = self.gsi1_children(keys::box_children_pk(box_id), prefix::ASSET);
+        self.query_page(query, limit, after, GSI1_KEYS).await
+    }
+
+    /// Assets in a scope, newest first, narrowed by filters. Filters apply
+    /// after DynamoDB's page limit (a FilterExpression), so a page reads at
+    /// most `limit` items: bounded work, possibly a short page with a cursor.
+    pub async fn list_assets(
+        &self,
+        owner: &str,
+        scope: AssetScope<'_>,
+        filters: &AssetFilters,
+        limit: u32,
+        after: Option<StringKey>,
+    ) -> Result<Listing<AssetRecord>, StoreError> {
+        let (mut query, key_names): (_, &[&str]) = match scope {
+            AssetScope::Box(id) => (
+                self.gsi1_children(keys::box_children_pk(id), prefix::ASSET),
+                GSI1_KEYS,
+            ),
+            AssetScope::Project(id) => (
+                self.client()
+                    .query()
+                    .table_name(self.name())
+                    .index_name(keys::GSI2)
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#pk", keys::GSI2_PK)
+                    .expression_attribute_names("#sk", keys::GSI2_SK)
+                    .expression_attribute_values(":pk", s(keys::project_assets_pk(id)))
+                    .expression_attribute_values(":prefix", s(prefix::ASSET))
+                    .scan_index_forward(false),
+                &[keys::GSI2_PK, keys::GSI2_SK, keys::PK, keys::SK],
+            ),
+            AssetScope::Owner => (
+                self.client()
+                    .query()
+                    .table_name(self.name())
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#pk", keys::PK)
+                    .expression_attribute_names("#sk", keys::SK)
+                    .expression_attribute_values(":pk", s(keys::user_pk(owner)))
+                    .expression_attribute_values(":prefix", s(prefix::ASSET))
+                    .scan_index_forward(false),
+                &[keys::PK, keys::SK],
+            ),
+        };
+        // Index partitions are not owner-scoped: say so in the filter too.
+        let mut conditions = vec!["#owner = :owner".to_owned()];
+        query = query
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner));
+        if let Some(kind) = filters.asset_type {
+            conditions.push("asset_type = :type".into());
+            query = query.expression_attribute_values(":type", s(kind.as_str()));
+        }
+        if let Some(status) = filters.status {
+            conditions.push("#status = :status".into());
+            query = query
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status.as_str()));
+        }
+        if let Some(favorite) = filters.is_favorite {
+            conditions.push("is_favorite = :fav".into());
+            query = query.expression_attribute_values(":fav", AttributeValue::Bool(favorite));
+        }
+        if let Some(text) = &filters.search {
+            conditions.push("contains(prompt_search, :q)".into());
+            query = query.expression_attribute_values(":q", s(text.to_lowercase()));
+        }
+        let query = query.filter_expression(conditions.join(" AND "));
+        self.query_page(query, limit, after, key_names).await
+    }
+
+    /// Deletes an asset record (if still in the status and holding the bytes
+    /// it was read with, else `StateChanged`) and, for an uploaded one, its
+    /// file record with the quota it holds, in one transaction; with `count_in_box`, the box's
+    /// `assets_count` goes down in it too (not when the box itself is going).
+    pub async fn delete_asset_records(
+        &self,
+        asset: &AssetRecord,
+        count_in_box: bool,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let delete = Delete::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&asset.owner)))
+            .key(keys::SK, s(keys::asset_sk(&asset.id)))
+            // As read: an import finishing meanwhile changes both, and the
+            // caller must then delete its object and release its bytes too.
+            .condition_expression("#status = :status AND quota_bytes = :quota")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(asset.status.as_str()))
+            .expression_attribute_values(
+                ":quota",
+                AttributeValue::N(asset.quota_bytes.to_string()),
+            );
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .delete(built(delete.build())?)
+                .build(),
+        ];
+        if let Some(file_id) = &asset.file_id
+            && let Some(file) = self.get_file(&asset.owner, file_id).await?
+        {
+            let delete = Delete::builder()
+                .table_name(self.name())
+                .key(keys::PK, s(keys::user_pk(&file.owner)))
+                .key(keys::SK, s(keys::file_sk(&file.id)))
+                .condition_expression("reserved_bytes = :reserved")
+                .expression_attribute_values(
+                    ":reserved",
+                    AttributeValue::N(file.reserved_bytes.to_string()),
+                );
+            items.push(
+                TransactWriteItem::builder()
+                    .delete(built(delete.build())?)
+                    .build(),
+            );
+            if file.reserved_bytes > 0 {
+                items.push(self.quota_change(&file.owner, -(file.reserved_bytes as i128), 0)?);
+            }
+        }
+        if asset.quota_bytes > 0 {
+            items.push(self.quota_change(&asset.owner, -(asset.quota_bytes as i128), 0)?);
+        }
+        if count_in_box {
+            // Not while the box names it as its headliner (a PATCH may just
+            // have): the caller clears it and tries again.
+            items.push(
+                TransactWriteItem::builder()
+                    .update(built(
+                        Update::builder()
+                            .table_name(self.name())
+                            .key(keys::PK, s(keys::user_pk(&asset.owner)))
+                            .key(keys::SK, s(keys::box_sk(&asset.box_id)))
+                            .update_expression("ADD assets_count :minus_one")
+                            .condition_expression(
+                                "attribute_exists(#pk) AND (attribute_not_exists(headliner_asset) \
+                             OR headliner_asset <> :asset)",
+                            )
+                            .expression_attribute_names("#pk", keys::PK)
+                            .expression_attribute_values(
+                                ":minus_one",
+                                AttributeValue::N("-1".into()),
+                            )
+                            .expression_attribute_values(":asset", s(&asset.id))
+                            .build(),
+                    )?)
+                    .build(),
+            );
+        }
+        self.transact(items, vec![]).await
+    }
+
+    /// Sets `is_favorite` only if it is still `from` (a toggle that cannot be
+    /// applied twice); `None` when it changed meanwhile or is gone.
+    pub async fn set_favorite(
+        &self,
+        asset: &AssetRecord,
+        to: bool,
+        now: &str,
+    ) -> Result<Option<AssetRecord>, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&asset.owner)))
+            .key(keys::SK, s(keys::asset_sk(&asset.id)))
+            .update_expression("SET is_favorite = :to, updated_at = :now")
+            .condition_expression("is_favorite = :from")
+            .expression_attribute_values(":to", AttributeValue::Bool(to))
+            .expression_attribute_values(":from", AttributeValue::Bool(!to))
+            .expression_attribute_values(":now", s(now))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        crate::db::updated_record(result, "asset")
+    }
+
+    /// Edits `name`, `prompt_text` and/or `is_favorite`.
+    pub async fn update_asset(
+        &self,
+        owner: &str,
+        id: &str,
+        fields: Vec<(&str, AttributeValue)>,
+    ) -> Result<Option<AssetRecord>, StoreError> {
+        self.update_existing(keys::user_pk(owner), keys::asset_sk(id), "asset", fields)
+            .await
+    }
+}
+
+impl Table {
+    pub(crate) fn asset_item(
+        asset: &AssetRecord,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let mut item = Self::item(
+            "asset",
+            asset,
+            &[
+                (keys::PK, keys::user_pk(&asset.owner)),
+                (keys::SK, keys::asset_sk(&asset.id)),
+                (keys::GSI1_PK, keys::box_children_pk(&asset.box_id)),
+                (keys::GSI1_SK, keys::asset_sk(&asset.id)),
+                (keys::GSI2_PK, keys::project_assets_pk(&asset.project)),
+                (keys::GSI2_SK, keys::asset_sk(&asset.id)),
+            ],
+        )?;
+        // A lower-cased copy makes the prompt `search` case-insensitive.
+        if let Some(prompt) = &asset.prompt_text {
+            item.insert(
+                "prompt_search".to_owned(),
+                AttributeValue::S(prompt.to_lowercase()),
+            );
+        }
+        Ok(item)
+    }
+
+    /// Records an asset that arrived whole through the API (no file record):
+    /// the asset, its box's count and its bytes against the quota, at once.
+    pub async fn create_small_asset(
+        &self,
+        asset: &AssetRecord,
+        quota: u64,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let mut items = Vec::new();
+        let mut meanings = Vec::new();
+        self.add_asset(asset, &mut items, &mut meanings)?;
+        items.push(self.quota_change(&asset.owner, asset.quota_bytes as i128, quota)?);
+        meanings.push(Refusal::QuotaExceeded);
+        self.transact(items, meanings).await
+    }
+
+    /// Moves an open upload to `completed`: only from `uploading` with this
+    /// upload id. Settles the quota to the measured size and, for a file in a
+    /// box, writes its asset and bumps the box's count in the same transaction.
+    pub async fn complete_upload(
+        &self,
+        before: &FileRecord,
+        after: &FileRecord,
+        asset: Option<&AssetRecord>,
+        quota: u64,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        // An Update of what completing changes (not a Put of the whole
+        // record), so a rename made meanwhile is kept; conditional on the
+        // status and upload id read.
+        let opt = |v: &Option<String>| s_or_null(v.as_deref());
+        let mut expression = String::from(
+            "SET upload_status = :done, etag = :etag, file_size = :size, reserved_bytes = :size, \
+             updated = :now, asset_id = :asset, #g2 = :g2, parent_content_type = :pct, \
+             parent_object_id = :poid, parent_project = :pp REMOVE #duepk, #duesk",
+        );
+        let mut update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&after.owner)))
+            .key(keys::SK, s(keys::file_sk(&after.id)))
+            // The parent as read too: a set-parent meanwhile is not undone.
+            .condition_expression(format!(
+                "upload_status = :open AND upload_id = :upload AND {}",
+                Self::same_parent(before)
+            ))
+            .expression_attribute_names("#g2", keys::GSI2_PK)
+            .expression_attribute_names("#duepk", keys::DUE_PK)
+            .expression_attribute_names("#duesk", keys::DUE_SK)
+            .expression_attribute_values(":open", s(before.upload_status.as_str()))
+            .expression_attribute_values(":upload", s(before.upload_id.clone().unwrap_or_default()))
+            .expression_attribute_values(":done", s(after.upload_status.as_str()))
+            .expression_attribute_values(":etag", opt(&after.etag))
+            .expression_attribute_values(":size", n(after.file_size))
+            .expression_attribute_values(":now", s(&after.updated))
+            .expression_attribute_values(":asset", opt(&after.asset_id))
+            .expression_attribute_values(
+                ":g2",
+                s(keys::files_by_status_pk(after.upload_status.as_str())),
+            )
+            .expression_attribute_values(":pct", opt(&after.parent_content_type))
+            .expression_attribute_values(":poid", opt(&after.parent_object_id))
+            .expression_attribute_values(":pp", opt(&after.parent_project));
+        update = match &before.parent_object_id {
+            Some(parent) => update.expression_attribute_values(":read_parent", s(parent)),
+            None => update.expression_attribute_values(":null", AttributeValue::Null(true)),
+        };
+        if after.parent_object_id.is_none() && before.parent_object_id.is_some() {
+            // Detached (its box is gone): off the parent's list too.
+            expression.push_str(", #g1pk, #g1sk");
+            update = update
+                .expression_attribute_names("#g1pk", keys::GSI1_PK)
+                .expression_attribute_names("#g1sk", keys::GSI1_SK);
+        }
+        let update = update
+            .update_expression(expression)
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        let mut meanings = vec![Refusal::StateChanged];
+        let delta = after.reserved_bytes as i128 - before.reserved_bytes as i128;
+        if delta != 0 {
+            items.push(self.quota_change(&after.owner, delta, quota)?);
+            meanings.push(Refusal::QuotaExceeded);
+        }
+        if let Some(asset) = asset {
+            self.add_asset(asset, &mut items, &mut meanings)?;
+        }
+        self.transact(items, meanings).await
+    }
+
+    /// The asset of a file in a box, and the box's count, into a transaction.
+    pub(crate) fn add_asset(
+        &self,
+        asset: &AssetRecord,
+        items: &mut Vec<TransactWriteItem>,
+        meanings: &mut Meanings,
+    ) -> Result<(), StoreError> {
+        items.push(self.put_new(Self::asset_item(asset)?)?);
+        meanings.push(Refusal::StateChanged);
+        items.push(self.box_count_change(&asset.owner, &asset.box_id, 1)?);
+        meanings.push(Refusal::ParentGone);
+        Ok(())
+    }
+}
+
+impl Table {
+    /// Points a file at a new parent (and, for a completed file moved into a
+    /// box, writes its asset), conditional on the parent it had.
+    pub async fn set_file_parent(
+        &self,
+        before: &FileRecord,
+        after: &FileRecord,
+        asset: Option<&AssetRecord>,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let mut item = Self::file_item(after)?;
+        if !after.upload_status.is_open() {
+            item.remove(keys::DUE_PK);
+            item.remove(keys::DUE_SK);
+        }
+        // Only from the state read: same status, same parent, no asset yet,
+        // and described or not as read (the asset is made from that).
+        let same_parent = Self::same_parent(before);
+        let same_media = match &before.media {
+            Some(_) => "attribute_type(media, :map)",
+            None => "(attribute_not_exists(media) OR media = :null)",
+        };
+        let mut put = Put::builder()
+            .table_name(self.name())
+            .set_item(Some(item))
+            .condition_expression(format!(
+                "upload_status = :status AND {same_parent} AND {same_media} AND (attribute_not_exists(asset_id) OR asset_id = :null)"
+            ))
+            .expression_attribute_values(":status", s(before.upload_status.as_str()))
+            .expression_attribute_values(":null", AttributeValue::Null(true));
+        if let Some(parent) = &before.parent_object_id {
+            put = put.expression_attribute_values(":read_parent", s(parent));
+        }
+        if before.media.is_some() {
+            put = put.expression_attribute_values(":map", s("M"));
+        }
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(put.build().map_err(|e| StoreError::Failed(e.to_string()))?)
+                .build(),
+        ];
+        let mut meanings = vec![Refusal::StateChanged];
+        if let Some(asset) = asset {
+            self.add_asset(asset, &mut items, &mut meanings)?;
+        } else if let (Some(kind), Some(id)) = (&after.parent_content_type, &after.parent_object_id)
+            && kind == PARENT_BOX
+        {
+            items.push(self.box_exists_check(&after.owner, id)?);
+            meanings.push(Refusal::ParentGone);
+        }
+        self.transact(items, meanings).await
+    }
+}
