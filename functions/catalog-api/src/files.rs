@@ -3,7 +3,7 @@
 //! bytes, it reads records, signs download URLs and removes what a delete
 //! removes.
 
-use assetbox_shared::assets::AssetRecord;
+use assetbox_shared::assets;
 use assetbox_shared::clock;
 use assetbox_shared::db::Listing;
 use assetbox_shared::db::Refusal;
@@ -405,15 +405,8 @@ pub async fn set_parent(
         after.parent_object_id = Some(parent.id.clone());
         after.parent_project = Some(parent.project.clone());
         after.updated = now.clone();
-        let asset = (file.upload_status == UploadStatus::Completed).then(|| {
-            let asset_id = validation::new_id();
-            after.asset_id = Some(asset_id.clone());
-            let asset = AssetRecord::uploaded(&file, asset_id, &parent.id, &parent.project, &now);
-            match &file.media {
-                Some(media) => asset.described(media),
-                None => asset,
-            }
-        });
+        // A file still uploading becomes its asset when it completes.
+        let asset = assets::attach(&mut after, &now);
         match env
             .table
             .set_file_parent(&file, &after, asset.as_ref())

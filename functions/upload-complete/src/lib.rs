@@ -13,7 +13,7 @@
 //! completed in S3 but not yet written, the object's presence (HeadObject)
 //! lets any caller finish the write.
 
-use assetbox_shared::assets::AssetRecord;
+use assetbox_shared::assets;
 use assetbox_shared::clock;
 use assetbox_shared::config::{ConfigError, Settings};
 use assetbox_shared::db::Refusal;
@@ -24,9 +24,8 @@ use assetbox_shared::s3::checksum::{ChecksumType, ClientPart, bare_etag};
 use assetbox_shared::s3::{CompleteChecks, Completion};
 use assetbox_shared::uploads::flow::{CompanionQuery, UploadEnv, is_past};
 use assetbox_shared::uploads::{
-    FileRecord, FileView, PARENT_BOX, UploadStatus, check_part_list, quota_exceeded, too_large,
+    FileRecord, FileView, UploadStatus, check_part_list, quota_exceeded, too_large,
 };
-use assetbox_shared::validation;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::routing::post;
 use axum::{Json, Router, middleware};
@@ -344,18 +343,7 @@ async fn record_once(
     after.file_size = size;
     after.reserved_bytes = size;
     after.updated = now.clone();
-    let asset = match (
-        &file.parent_content_type,
-        &file.parent_object_id,
-        &file.parent_project,
-    ) {
-        (Some(kind), Some(box_id), Some(project)) if kind == PARENT_BOX => {
-            let id = validation::new_id();
-            after.asset_id = Some(id.clone());
-            Some(AssetRecord::uploaded(&after, id, box_id, project, &now))
-        }
-        _ => None,
-    };
+    let asset = assets::attach(&mut after, &now);
     let quota = env.policy.quota_bytes;
     let mut result = env
         .table
@@ -363,10 +351,7 @@ async fn record_once(
         .await?;
     if result == Err(Refusal::ParentGone) {
         // The box was deleted while the upload ran: keep the file, unattached.
-        after.asset_id = None;
-        after.parent_content_type = None;
-        after.parent_object_id = None;
-        after.parent_project = None;
+        assets::detach(&mut after);
         result = env.table.complete_upload(file, &after, None, quota).await?;
     }
     match result {

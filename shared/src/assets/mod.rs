@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::media::{AssetType, Description};
-use crate::uploads::FileRecord;
+use crate::uploads::{FileRecord, PARENT_BOX, UploadStatus};
 use crate::validation;
 
 pub mod flow;
@@ -149,7 +149,7 @@ impl AssetRecord {
 
     /// The asset an uploaded file becomes in a box: `PROCESSING` until
     /// ingestion has verified and described the object.
-    pub fn uploaded(file: &FileRecord, id: String, box_id: &str, project: &str, now: &str) -> Self {
+    fn uploaded(file: &FileRecord, id: String, box_id: &str, project: &str, now: &str) -> Self {
         Self {
             asset_type: AssetType::of_content_type(&file.file_content_type)
                 .unwrap_or(AssetType::Image),
@@ -161,6 +161,45 @@ impl AssetRecord {
             ..Self::in_box(id, &file.owner, box_id, project, now)
         }
     }
+}
+
+/// The one rule for a file and its box (SPEC §3.2 "a parent of type box
+/// makes the completed file an asset"), for every way a file gets there:
+/// completed while in a box (upload-complete, ingestion of a single PUT)
+/// or put into one once completed (set-parent). A completed file in a box
+/// without an asset yet becomes one: `COMPLETED` with the description when
+/// ingestion has already described its object, else `PROCESSING` until it
+/// does. The new asset's id is recorded on `file`; `None` when the file is
+/// not one to attach. The caller writes both in one transaction, whose
+/// `ParentGone` refusal means the box went meanwhile: see [`detach`].
+pub fn attach(file: &mut FileRecord, now: &str) -> Option<AssetRecord> {
+    if file.asset_id.is_some() || file.upload_status != UploadStatus::Completed {
+        return None;
+    }
+    let (Some(PARENT_BOX), Some(box_id), Some(project)) = (
+        file.parent_content_type.as_deref(),
+        &file.parent_object_id,
+        &file.parent_project,
+    ) else {
+        return None;
+    };
+    let id = validation::new_id();
+    let asset = AssetRecord::uploaded(file, id.clone(), box_id, project, now);
+    let asset = match &file.media {
+        Some(media) => asset.described(media),
+        None => asset,
+    };
+    file.asset_id = Some(id);
+    Some(asset)
+}
+
+/// A completing file whose box is gone: it completes all the same, as a
+/// plain file of no box (its bytes are the user's; nothing is lost).
+pub fn detach(file: &mut FileRecord) {
+    file.asset_id = None;
+    file.parent_content_type = None;
+    file.parent_object_id = None;
+    file.parent_project = None;
 }
 
 /// An image or video of a box. What is not known yet (or not
@@ -291,5 +330,92 @@ impl AssetRecord {
         self.thumbnail_key.clone_from(&d.thumbnail_key);
         self.checksum.clone_from(&d.checksum);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::uploads::UploadContract;
+
+    fn completed_in_box() -> FileRecord {
+        FileRecord {
+            id: "01FILE".into(),
+            owner: "alice".into(),
+            file_name: "take.mp4".into(),
+            file_size: 42,
+            file_content_type: "video/mp4".into(),
+            num_parts: 1,
+            part_size: 42,
+            s3_key: "uploads/alice/01FILE.mp4".into(),
+            upload_id: Some("u".into()),
+            upload_status: UploadStatus::Completed,
+            name: "Take one".into(),
+            description: String::new(),
+            parent_content_type: Some(PARENT_BOX.into()),
+            parent_object_id: Some("01BOX".into()),
+            parent_project: Some("01PROJECT".into()),
+            checksum_algorithm: None,
+            checksum_type: None,
+            reserved_bytes: 42,
+            etag: Some("e".into()),
+            asset_id: None,
+            error_message: None,
+            media: None,
+            contract: UploadContract::Files,
+            created: "2026-12-03T10:00:00Z".into(),
+            updated: "2026-12-03T10:00:00Z".into(),
+            expires_at: "2026-12-04T10:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_completed_file_in_a_box_becomes_its_asset_once() {
+        let mut file = completed_in_box();
+        let asset = attach(&mut file, "now").expect("an asset");
+        assert_eq!(file.asset_id.as_deref(), Some(asset.id.as_str()));
+        assert_eq!(
+            (asset.box_id.as_str(), asset.project.as_str()),
+            ("01BOX", "01PROJECT")
+        );
+        assert_eq!(asset.file_id.as_deref(), Some("01FILE"));
+        assert_eq!(asset.asset_type, AssetType::Video);
+        assert_eq!(asset.status, AssetStatus::Processing, "not described yet");
+        assert_eq!((asset.size, asset.name.as_str()), (42, "Take one"));
+        assert!(attach(&mut file, "now").is_none(), "it has its asset");
+    }
+
+    #[test]
+    fn a_described_file_becomes_a_completed_asset() {
+        let mut file = completed_in_box();
+        file.media = Some(Description {
+            content_type: "video/mp4".into(),
+            size: 42,
+            width: Some(1920),
+            height: Some(1080),
+            duration_ms: Some(4000),
+            ..Description::default()
+        });
+        let asset = attach(&mut file, "now").unwrap();
+        assert_eq!(asset.status, AssetStatus::Completed);
+        assert_eq!((asset.width, asset.duration_ms), (Some(1920), Some(4000)));
+    }
+
+    #[test]
+    fn only_completed_files_in_a_box_attach() {
+        let mut uploading = completed_in_box();
+        uploading.upload_status = UploadStatus::Uploading;
+        assert!(attach(&mut uploading, "now").is_none());
+        assert_eq!(uploading.asset_id, None);
+        let mut loose = completed_in_box();
+        loose.parent_content_type = None;
+        assert!(attach(&mut loose, "now").is_none());
+        let mut detached = completed_in_box();
+        attach(&mut detached, "now").unwrap();
+        detach(&mut detached);
+        assert_eq!(detached.asset_id, None);
+        assert_eq!(detached.parent_object_id, None);
+        assert_eq!(detached.parent_project, None);
+        assert!(attach(&mut detached, "now").is_none(), "no box any more");
     }
 }

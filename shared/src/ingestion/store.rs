@@ -4,11 +4,11 @@
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 
 use super::Claim;
-use crate::assets::{AssetRecord, AssetStatus};
+use crate::assets::{self, AssetStatus};
 use crate::db::keys;
 use crate::db::{Refusal, StoreError, Table, built, n, n_or_null, s, s_or_null, store_error};
 use crate::media::Description;
-use crate::uploads::{FileRecord, PARENT_BOX, UploadStatus};
+use crate::uploads::{FileRecord, UploadStatus};
 
 fn update_item(update: Update) -> TransactWriteItem {
     TransactWriteItem::builder().update(update).build()
@@ -191,20 +191,17 @@ impl Table {
                 update = update
                     .expression_attribute_names("#g1pk", keys::GSI1_PK)
                     .expression_attribute_names("#g1sk", keys::GSI1_SK);
-            } else if file.asset_id.is_none()
-                && file.parent_content_type.as_deref() == Some(PARENT_BOX)
-                && let (Some(box_id), Some(project)) =
-                    (&file.parent_object_id, &file.parent_project)
-            {
-                let asset_id = crate::validation::new_id();
-                expression.push_str(", asset_id = :new_asset");
-                update = update.expression_attribute_values(":new_asset", s(&asset_id));
-                let mut measured = file.clone();
-                measured.file_size = description.size;
-                new_asset = Some(
-                    AssetRecord::uploaded(&measured, asset_id, box_id, project, now)
-                        .described(description),
-                );
+            } else {
+                // The file as this write leaves it: completed, measured, described.
+                let mut arrived = file.clone();
+                arrived.upload_status = UploadStatus::Completed;
+                arrived.file_size = description.size;
+                arrived.media = Some(description.clone());
+                if let Some(asset) = assets::attach(&mut arrived, now) {
+                    expression.push_str(", asset_id = :new_asset");
+                    update = update.expression_attribute_values(":new_asset", s(&asset.id));
+                    new_asset = Some(asset);
+                }
             }
             expression.push_str(" REMOVE #duepk, #duesk");
             if detach {
