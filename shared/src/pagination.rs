@@ -203,6 +203,55 @@ impl CursorKey {
     }
 }
 
+/// One list request's paging, bound to its caller and the list it reads:
+/// the limit, the position its cursor named, and the sealing of where the
+/// page stopped. Every list route goes through it, so a cursor is always
+/// checked against the same owner and scope it is issued for.
+pub struct Paging<'a> {
+    key: &'a CursorKey,
+    owner: &'a str,
+    scope: String,
+    pub limit: u32,
+    /// Where to read from: `None` for the first page.
+    pub after: Option<StringKey>,
+}
+
+impl CursorKey {
+    /// The paging of `query` for `owner`'s list `scope` (a list and its
+    /// filters); 400 for a bad limit or a cursor of another list or user.
+    pub fn paging<'a>(
+        &'a self,
+        owner: &'a str,
+        scope: impl Into<String>,
+        query: &PageQuery,
+    ) -> Result<Paging<'a>, ApiError> {
+        let scope = scope.into();
+        let limit = query.limit()?;
+        let after = query
+            .cursor
+            .as_deref()
+            .map(|cursor| self.open(owner, &scope, cursor))
+            .transpose()?;
+        Ok(Paging {
+            key: self,
+            owner,
+            scope,
+            limit,
+            after,
+        })
+    }
+}
+
+impl Paging<'_> {
+    /// The page of `results` with a cursor for `next`, if the list goes on.
+    pub fn page<T>(&self, results: Vec<T>, next: Option<StringKey>) -> Page<T> {
+        Page {
+            results,
+            next_cursor: next.map(|position| self.key.seal(self.owner, &self.scope, &position)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,5 +335,24 @@ mod tests {
         for bad in ["0", "201", "-1", "ten", "1.5"] {
             assert!(q(bad).limit().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn paging_seals_and_opens_for_its_own_list_only() {
+        let key = key();
+        let first = key
+            .paging("alice", "projects", &PageQuery::default())
+            .unwrap();
+        assert_eq!((first.limit, first.after.clone()), (DEFAULT_LIMIT, None));
+        let page = first.page(vec![1, 2], Some(position()));
+        let query = PageQuery {
+            limit: Some("2".to_owned()),
+            cursor: page.next_cursor.clone(),
+        };
+        let next = key.paging("alice", "projects", &query).unwrap();
+        assert_eq!((next.limit, next.after.clone()), (2, Some(position())));
+        assert!(next.page(Vec::<u8>::new(), None).next_cursor.is_none());
+        assert!(key.paging("bob", "projects", &query).is_err());
+        assert!(key.paging("alice", "boxes", &query).is_err());
     }
 }

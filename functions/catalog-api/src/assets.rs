@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::state::FilesState;
+use crate::state::{FilesState, owned_box};
 
 pub const ASSET_NAME_MAX_CHARS: usize = 255;
 
@@ -113,15 +113,10 @@ pub async fn list_assets(
         limit: query.limit.clone(),
         cursor: query.cursor.clone(),
     };
-    let limit = page.limit()?;
     let table = &state.env.table;
     let (scope, scope_key) = match (nonempty(&query.r#box), nonempty(&query.project)) {
         (Some(box_id), project) => {
-            let found = match validation::is_ulid(box_id) {
-                true => table.get_box(&caller.user_id, box_id).await?,
-                false => None,
-            }
-            .ok_or_else(|| ApiError::not_found("box"))?;
+            let found = owned_box(table, &caller, box_id).await?;
             if project.is_some_and(|p| p != found.project) {
                 // A box of another project: nothing can match both.
                 return Ok(Json(Page {
@@ -142,13 +137,15 @@ pub async fn list_assets(
     };
     // The cursor belongs to this scope and these filters.
     let cursor_scope = format!("assets?{scope_key}&{filters:?}");
-    let after = page
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.open(&caller.user_id, &cursor_scope, c))
-        .transpose()?;
+    let paging = state.cursors.paging(&caller.user_id, cursor_scope, &page)?;
     let listing = table
-        .list_assets(&caller.user_id, scope, &filters, limit, after)
+        .list_assets(
+            &caller.user_id,
+            scope,
+            &filters,
+            paging.limit,
+            paging.after.clone(),
+        )
         .await?;
     let signer = state.env.presigner().await?;
     let mut box_names = std::collections::HashMap::new();
@@ -165,12 +162,7 @@ pub async fn list_assets(
         let box_name = box_names[&asset.box_id].clone();
         results.push(state.env.asset_view(&signer, asset, &box_name));
     }
-    Ok(Json(Page {
-        results,
-        next_cursor: listing
-            .next
-            .map(|k| state.cursors.seal(&caller.user_id, &cursor_scope, &k)),
-    }))
+    Ok(Json(paging.page(results, listing.next)))
 }
 
 /// A query value with content, trimmed.

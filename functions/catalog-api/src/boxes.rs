@@ -232,7 +232,7 @@ async fn owned_box(
     caller: &Caller,
     id: &str,
 ) -> Result<(BoxRecord, ProjectRecord), ApiError> {
-    let found = found_by_id("box", id, || state.env.table.get_box(&caller.user_id, id)).await?;
+    let found = crate::state::owned_box(&state.env.table, caller, id).await?;
     let project = state
         .env
         .table
@@ -524,28 +524,23 @@ pub async fn list_box_assets(
 ) -> Result<Json<Page<AssetView>>, ApiError> {
     let (found, _) = owned_box(&state, &caller, &id).await?;
     let scope = format!("assets?box={}", found.id);
-    let limit = page.limit()?;
-    let after = page
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.open(&caller.user_id, &scope, c))
-        .transpose()?;
+    let paging = state.cursors.paging(&caller.user_id, scope, &page)?;
     let listing = state
         .env
         .table
-        .list_box_assets(&found.id, limit, after)
+        .list_box_assets(&found.id, paging.limit, paging.after.clone())
         .await?;
     let signer = state.env.presigner().await?;
-    Ok(Json(Page {
-        results: listing
-            .items
-            .into_iter()
-            .map(|a| state.env.asset_view(&signer, a, &found.name))
-            .collect(),
-        next_cursor: listing
-            .next
-            .map(|k| state.cursors.seal(&caller.user_id, &scope, &k)),
-    }))
+    Ok(Json(
+        paging.page(
+            listing
+                .items
+                .into_iter()
+                .map(|a| state.env.asset_view(&signer, a, &found.name))
+                .collect(),
+            listing.next,
+        ),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -12,7 +12,7 @@ use assetbox_shared::http::caller::Caller;
 use assetbox_shared::http::{ApiJson, ApiQuery};
 use assetbox_shared::pagination::{Page, PageQuery};
 
-use crate::state::FilesState;
+use crate::state::{FilesState, owned_box};
 use assetbox_shared::uploads::flow::UploadEnv;
 use assetbox_shared::uploads::{
     DESCRIPTION_MAX_CHARS, FILE_NAME_MAX_CHARS, FileRecord, FileView, PARENT_BOX, ParentType,
@@ -91,7 +91,6 @@ pub async fn list_files(
         limit: query.limit.clone(),
         cursor: query.cursor.clone(),
     };
-    let limit = page.limit()?;
     let status = match query.status.as_deref() {
         None | Some("") => UploadStatus::Completed,
         Some(raw) => UploadStatus::parse(raw).ok_or_else(|| {
@@ -117,17 +116,10 @@ pub async fn list_files(
     // Only an admin lists another owner's box; for anyone else a box that
     // is not theirs is a 404, like one that does not exist.
     if let (Some((kind, id)), false) = (&parent, caller.is_admin()) {
-        let owned = kind == PARENT_BOX
-            && validation::is_ulid(id)
-            && state
-                .env
-                .table
-                .get_box(&caller.user_id, id)
-                .await?
-                .is_some();
-        if !owned {
+        if kind != PARENT_BOX {
             return Err(ApiError::not_found("box"));
         }
+        owned_box(&state.env.table, &caller, id).await?;
     }
     // The cursor is bound to the list it came from (filters included).
     let scope = format!(
@@ -139,32 +131,42 @@ pub async fn list_files(
             .map(|(k, id)| format!("{k}#{id}"))
             .unwrap_or_default()
     );
-    let after = page
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.open(&caller.user_id, &scope, c))
-        .transpose()?;
+    let paging = state.cursors.paging(&caller.user_id, scope, &page)?;
     let table = &state.env.table;
     let listing: Listing<FileRecord> = match (&parent, caller.is_admin()) {
         (Some((kind, id)), admin) => {
             let owner = (!admin).then_some(caller.user_id.as_str());
             table
-                .list_files_of_parent(kind, id, owner, Some(status), limit, after)
+                .list_files_of_parent(
+                    kind,
+                    id,
+                    owner,
+                    Some(status),
+                    paging.limit,
+                    paging.after.clone(),
+                )
                 .await?
         }
-        (None, true) => table.list_all_files(status, limit, after).await?,
+        (None, true) => {
+            table
+                .list_all_files(status, paging.limit, paging.after.clone())
+                .await?
+        }
         (None, false) => {
             table
-                .list_own_files(&caller.user_id, Some(status), limit, after)
+                .list_own_files(
+                    &caller.user_id,
+                    Some(status),
+                    paging.limit,
+                    paging.after.clone(),
+                )
                 .await?
         }
     };
-    Ok(Json(Page {
-        results: views(&state.env, listing.items).await?,
-        next_cursor: listing
-            .next
-            .map(|k| state.cursors.seal(&caller.user_id, &scope, &k)),
-    }))
+    Ok(Json(paging.page(
+        views(&state.env, listing.items).await?,
+        listing.next,
+    )))
 }
 
 /// Get a file

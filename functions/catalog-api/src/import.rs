@@ -25,7 +25,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::state::FilesState;
+use crate::state::{FilesState, owned_box};
 use assetbox_shared::assets::prompt_field;
 
 pub fn router(state: FilesState) -> Router {
@@ -95,11 +95,7 @@ pub async fn import_to_box(
     let url = checked_url(&body.url, state.imports.allow_private)?;
     let prompt_text = prompt_field(body.prompt_text.as_deref())?;
     let table = &state.env.table;
-    let target = match validation::is_ulid(&box_id) {
-        true => table.get_box(&caller.user_id, &box_id).await?,
-        false => None,
-    }
-    .ok_or_else(|| ApiError::not_found("box"))?;
+    let target = owned_box(table, &caller, &box_id).await?;
     let now = clock::rfc3339(clock::now());
     let asset = AssetRecord {
         // Type, key and size are known once the bytes are read (the

@@ -206,22 +206,15 @@ async fn list_projects<S: ProjectStore>(
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<Project>>, ApiError> {
     const SCOPE: &str = "projects";
-    let limit = page.limit()?;
-    let after = page
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.open(&caller.user_id, SCOPE, c))
-        .transpose()?;
+    let paging = state.cursors.paging(&caller.user_id, SCOPE, &page)?;
     let listing = state
         .store
-        .list_projects(&caller.user_id, limit, after)
+        .list_projects(&caller.user_id, paging.limit, paging.after.clone())
         .await?;
-    Ok(Json(Page {
-        results: listing.items.into_iter().map(Project::from).collect(),
-        next_cursor: listing
-            .next
-            .map(|position| state.cursors.seal(&caller.user_id, SCOPE, &position)),
-    }))
+    Ok(Json(paging.page(
+        listing.items.into_iter().map(Project::from).collect(),
+        listing.next,
+    )))
 }
 
 /// Create a project

@@ -38,8 +38,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::state::FilesState;
 use crate::state::owned_project;
+use crate::state::{FilesState, owned_box};
 
 /// Pages of 200 assets the public view reads per box for its favourites.
 const FAVOURITE_PAGES_PER_BOX: usize = 3;
@@ -167,27 +167,23 @@ pub async fn list_links(
 ) -> Result<Json<Page<ShareLinkView>>, ApiError> {
     let project = owned_project(&state.env.table, &caller, &id).await?;
     let scope = format!("share-links?project={}", project.id);
-    let after = page
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.open(&caller.user_id, &scope, c))
-        .transpose()?;
+    let paging = state.cursors.paging(&caller.user_id, scope, &page)?;
     let listing = state
         .env
         .table
-        .list_share_links(&project.id, page.limit()?, after)
+        .list_share_links(&project.id, paging.limit, paging.after.clone())
         .await?;
-    Ok(Json(Page {
-        results: listing
-            .items
-            .into_iter()
-            .filter(|l| l.owner == caller.user_id)
-            .map(ShareLinkView::from)
-            .collect(),
-        next_cursor: listing
-            .next
-            .map(|k| state.cursors.seal(&caller.user_id, &scope, &k)),
-    }))
+    Ok(Json(
+        paging.page(
+            listing
+                .items
+                .into_iter()
+                .filter(|l| l.owner == caller.user_id)
+                .map(ShareLinkView::from)
+                .collect(),
+            listing.next,
+        ),
+    ))
 }
 
 /// Revoke a share link
@@ -619,33 +615,24 @@ pub async fn list_comments(
         limit: query.limit,
         cursor: query.cursor,
     };
-    let limit = page.limit()?;
     let table = &state.env.table;
-    let found = match validation::is_ulid(&id) {
-        true => table.get_box(&caller.user_id, &id).await?,
-        false => None,
-    }
-    .ok_or_else(|| ApiError::not_found("box"))?;
+    let found = owned_box(table, &caller, &id).await?;
     let scope = format!("comments?box={}&is_read={is_read:?}", found.id);
-    let after = page
-        .cursor
-        .as_deref()
-        .map(|c| state.cursors.open(&caller.user_id, &scope, c))
-        .transpose()?;
+    let paging = state.cursors.paging(&caller.user_id, scope, &page)?;
     let listing = table
-        .list_box_comments(&found.id, is_read, limit, after)
+        .list_box_comments(&found.id, is_read, paging.limit, paging.after.clone())
         .await?;
-    Ok(Json(Page {
-        results: listing
-            .items
-            .into_iter()
-            .filter(|c| c.owner == caller.user_id)
-            .map(CommentView::from)
-            .collect(),
-        next_cursor: listing
-            .next
-            .map(|k| state.cursors.seal(&caller.user_id, &scope, &k)),
-    }))
+    Ok(Json(
+        paging.page(
+            listing
+                .items
+                .into_iter()
+                .filter(|c| c.owner == caller.user_id)
+                .map(CommentView::from)
+                .collect(),
+            listing.next,
+        ),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -3,7 +3,8 @@
 //! module, below the route modules, so none of them depends on another for
 //! its state.
 
-use assetbox_shared::catalog::{ProjectRecord, ProjectStore};
+use assetbox_shared::catalog::{BoxRecord, ProjectRecord, ProjectStore};
+use assetbox_shared::db::Table;
 use assetbox_shared::error::{ApiError, found_by_id};
 use assetbox_shared::http::caller::Caller;
 use assetbox_shared::pagination::CursorKey;
@@ -33,4 +34,13 @@ pub(crate) async fn owned_project<S: ProjectStore>(
     id: &str,
 ) -> Result<ProjectRecord, ApiError> {
     found_by_id("project", id, || store.get_project(&caller.user_id, id)).await
+}
+
+/// The caller's box, or 404 whether it is unknown or someone else's.
+pub(crate) async fn owned_box(
+    table: &Table,
+    caller: &Caller,
+    id: &str,
+) -> Result<BoxRecord, ApiError> {
+    found_by_id("box", id, || table.get_box(&caller.user_id, id)).await
 }

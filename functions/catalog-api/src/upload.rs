@@ -37,7 +37,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use utoipa::ToSchema;
 
-use crate::state::FilesState;
+use crate::state::{FilesState, owned_box};
 use assetbox_shared::assets::prompt_field;
 
 /// Room for the form's boundaries, headers and text fields around the file.
@@ -244,11 +244,7 @@ pub async fn upload_to_box(
         return Err(too_large(policy));
     }
     let table = &state.env.table;
-    let target = match validation::is_ulid(&box_id) {
-        true => table.get_box(&caller.user_id, &box_id).await?,
-        false => None,
-    }
-    .ok_or_else(|| ApiError::not_found("box"))?;
+    let target = owned_box(table, &caller, &box_id).await?;
 
     let form = read_form(&headers, body, policy).await?;
     let Some((file_name, bytes)) = form.file else {
