@@ -279,7 +279,7 @@ pub async fn upload_to_box(
     let now = clock::rfc3339(clock::now());
     let asset = AssetRecord {
         asset_type,
-        s3_key,
+        s3_key: Some(s3_key.clone()),
         name,
         content_type: content_type.to_owned(),
         size: bytes.len() as u64,
@@ -293,7 +293,7 @@ pub async fn upload_to_box(
         .env
         .bucket
         .put(
-            &asset.s3_key,
+            &s3_key,
             bytes.to_vec(),
             content_type,
             Some(attachment_disposition(&asset.name)),
@@ -304,8 +304,8 @@ pub async fn upload_to_box(
     let refusal = table.create_small_asset(&asset, policy.quota_bytes).await?;
     if let Err(refusal) = refusal {
         // Refused for sure: nothing references the object, take it back.
-        if let Err(err) = state.env.bucket.delete(&asset.s3_key).await {
-            tracing::warn!(key = %asset.s3_key, error = %err, "orphan small upload left for cleanup");
+        if let Err(err) = state.env.bucket.delete(&s3_key).await {
+            tracing::warn!(key = %s3_key, error = %err, "orphan small upload left for cleanup");
         }
         return Err(match refusal {
             Refusal::QuotaExceeded => uploads::quota_exceeded(asset.size, policy.quota_bytes),

@@ -161,7 +161,7 @@ impl Importer {
         asset.asset_type =
             AssetType::of_content_type(stored.content_type).unwrap_or(AssetType::Image);
         asset.content_type = stored.content_type.to_owned();
-        asset.s3_key = stored.key.clone();
+        asset.s3_key = Some(stored.key.clone());
         asset.name = stored.name;
         asset.size = stored.size;
         asset.quota_bytes = stored.size;
@@ -197,7 +197,7 @@ impl Importer {
                     .get_asset(&request.owner, &request.asset_id)
                     .await
                     .map_err(|e| e.to_string())?;
-                if still.is_none_or(|asset| asset.s3_key != stored.key) {
+                if still.is_none_or(|asset| asset.s3_key.as_ref() != Some(&stored.key)) {
                     self.env
                         .bucket
                         .delete(&stored.key)

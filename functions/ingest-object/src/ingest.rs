@@ -453,7 +453,7 @@ fn not_processing(claim: &Claim, key: &str, etag: Option<&str>) -> Option<Outcom
             "the import has not recorded its object yet".into(),
         ));
     }
-    if claim.s3_key() != key {
+    if claim.s3_key() != Some(key) {
         return Some(Outcome::Skipped("the claim is for another object"));
     }
     match claim {

@@ -99,7 +99,10 @@ async fn picture(env: &UploadEnv, headliner: Option<AssetRecord>) -> Picture {
     };
     let source = match (&asset.thumbnail_key, asset.asset_type) {
         (Some(key), _) => key.clone(),
-        (None, AssetType::Image) => asset.s3_key.clone(),
+        (None, AssetType::Image) => match &asset.s3_key {
+            Some(key) => key.clone(),
+            None => return Picture::Note("picture unavailable".into()),
+        },
         (None, AssetType::Video) => return Picture::Note("video (no thumbnail yet)".into()),
     };
     let bytes = match env.bucket.get(&source, SOURCE_MAX_BYTES).await {

@@ -157,7 +157,7 @@ async fn finish(
             }
         }
     }
-    let upload_id = file.upload_id.clone().unwrap_or_default();
+    let upload_id = file.multipart_upload_id()?.to_owned();
     // Without declared sizes (Companion) the parts were signed without a
     // length: measure them before anything is completed, so an object above
     // the size limit is never assembled (and S3 checks the sum we measured).
@@ -224,7 +224,7 @@ async fn measure_parts(
     file: &FileRecord,
     parts: &[ClientPart],
 ) -> Result<u64, ApiError> {
-    let upload_id = file.upload_id.as_deref().unwrap_or_default();
+    let upload_id = file.multipart_upload_id()?;
     let Some(stored) = env.bucket.list_parts(&file.s3_key, upload_id).await? else {
         // Completed by a concurrent call, or aborted/expired: complete says which.
         return Ok(0);
@@ -381,7 +381,10 @@ async fn name_rejected_part(
     parts: &[ClientPart],
     reason: String,
 ) -> ApiError {
-    let upload_id = file.upload_id.as_deref().unwrap_or_default();
+    let upload_id = match file.multipart_upload_id() {
+        Ok(id) => id,
+        Err(err) => return err,
+    };
     let stored = match env.bucket.list_parts(&file.s3_key, upload_id).await {
         Ok(Some(stored)) => stored,
         Ok(None) => return ApiError::conflict("the upload no longer exists in S3"),

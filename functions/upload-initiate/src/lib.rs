@@ -175,7 +175,7 @@ async fn initiate(
         None => record.num_parts,
     };
     let first = signable.min(env.policy.first_url_batch);
-    let target = UploadTarget::from(&record);
+    let target = UploadTarget::of(&record)?;
     let presigned_urls = (1..=first)
         .map(|n| PartUrl {
             part_number: n,

@@ -161,7 +161,7 @@ async fn sign(
 /// What signing needs of a record that is still accepting parts.
 fn open_target(file: &FileRecord) -> Result<UploadTarget, ApiError> {
     UploadEnv::ensure_accepting_parts(file)?;
-    Ok(UploadTarget::from(file))
+    UploadTarget::of(file)
 }
 
 fn split_checksums(raw: Option<&str>) -> Vec<String> {
@@ -247,7 +247,7 @@ pub struct UploadedParts {
 
 async fn stored_parts(env: &UploadEnv, file: &FileRecord) -> Result<Vec<StoredPart>, ApiError> {
     UploadEnv::ensure_accepting_parts(file)?;
-    let upload_id = file.upload_id.as_deref().unwrap_or_default();
+    let upload_id = file.multipart_upload_id()?;
     env.bucket
         .list_parts(&file.s3_key, upload_id)
         .await?
@@ -276,7 +276,7 @@ async fn uploaded_parts(
     let file = env.owned_file(&caller, &id).await?;
     let parts = stored_parts(&env, &file).await?;
     Ok(Json(UploadedParts {
-        upload_id: file.upload_id.clone().unwrap_or_default(),
+        upload_id: file.multipart_upload_id()?.to_owned(),
         id: file.id,
         upload_status: file.upload_status,
         num_parts: file.num_parts,

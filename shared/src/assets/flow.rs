@@ -11,8 +11,8 @@ impl UploadEnv {
     /// Deletes an asset's object and its thumbnail (records stay the
     /// caller's job, after this succeeds).
     pub async fn delete_asset_objects(&self, asset: &AssetRecord) -> Result<(), ObjectError> {
-        if !asset.s3_key.is_empty() {
-            self.bucket.delete(&asset.s3_key).await?;
+        if let Some(key) = &asset.s3_key {
+            self.bucket.delete(key).await?;
         }
         if let Some(thumbnail) = &asset.thumbnail_key {
             self.bucket.delete(thumbnail).await?;
@@ -23,8 +23,12 @@ impl UploadEnv {
     /// An asset as the API shows it, with URLs for its object and thumbnail.
     pub fn asset_view(&self, signer: &Presigner, asset: AssetRecord, box_name: &str) -> AssetView {
         // A pending or failed import has no object.
-        let file_url = (asset.status != AssetStatus::Pending && !asset.s3_key.is_empty())
-            .then(|| self.object_url(signer, &asset.s3_key, &asset.name));
+        let file_url = match &asset.s3_key {
+            Some(key) if asset.status != AssetStatus::Pending => {
+                Some(self.object_url(signer, key, &asset.name))
+            }
+            _ => None,
+        };
         let thumbnail_url = asset
             .thumbnail_key
             .as_deref()

@@ -80,7 +80,10 @@ pub struct AssetRecord {
     pub asset_type: AssetType,
     pub source_type: SourceType,
     pub status: AssetStatus,
-    pub s3_key: String,
+    /// Its object; `None` until it has one (an import not fetched yet),
+    /// stored as `""` then, as it always was.
+    #[serde(with = "key_or_empty")]
+    pub s3_key: Option<String>,
     /// The file record it came from, when uploaded.
     pub file_id: Option<String>,
     pub name: String,
@@ -127,7 +130,7 @@ impl AssetRecord {
             asset_type: AssetType::Image,
             source_type: SourceType::Uploaded,
             status: AssetStatus::Processing,
-            s3_key: String::new(),
+            s3_key: None,
             file_id: None,
             name: String::new(),
             content_type: String::new(),
@@ -153,13 +156,28 @@ impl AssetRecord {
         Self {
             asset_type: AssetType::of_content_type(&file.file_content_type)
                 .unwrap_or(AssetType::Image),
-            s3_key: file.s3_key.clone(),
+            s3_key: Some(file.s3_key.clone()),
             file_id: Some(file.id.clone()),
             name: file.name.clone(),
             content_type: file.file_content_type.clone(),
             size: file.file_size,
             ..Self::in_box(id, &file.owner, box_id, project, now)
         }
+    }
+}
+
+/// An optional object key as the asset item has always stored it: `""`
+/// for none.
+mod key_or_empty {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(key: &Option<String>, to: S) -> Result<S::Ok, S::Error> {
+        to.serialize_str(key.as_deref().unwrap_or_default())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Option<String>, D::Error> {
+        let key = String::deserialize(from)?;
+        Ok((!key.is_empty()).then_some(key))
     }
 }
 
@@ -417,5 +435,20 @@ mod tests {
         assert_eq!(detached.parent_object_id, None);
         assert_eq!(detached.parent_project, None);
         assert!(attach(&mut detached, "now").is_none(), "no box any more");
+    }
+
+    #[test]
+    fn an_asset_without_an_object_is_stored_with_an_empty_key() {
+        let pending = AssetRecord::in_box("01A".into(), "alice", "01BOX", "01P", "now");
+        let stored = serde_json::to_value(&pending).unwrap();
+        assert_eq!(stored["s3_key"], "");
+        let read: AssetRecord = serde_json::from_value(stored).unwrap();
+        assert_eq!(read.s3_key, None);
+        let mut file = completed_in_box();
+        let uploaded = attach(&mut file, "now").unwrap();
+        let stored = serde_json::to_value(&uploaded).unwrap();
+        assert_eq!(stored["s3_key"], "uploads/alice/01FILE.mp4");
+        let read: AssetRecord = serde_json::from_value(stored).unwrap();
+        assert_eq!(read.s3_key.as_deref(), Some("uploads/alice/01FILE.mp4"));
     }
 }

@@ -271,6 +271,11 @@ impl Table {
         asset: Option<&AssetRecord>,
         quota: u64,
     ) -> Result<Result<(), Refusal>, StoreError> {
+        let Some(upload_id) = before.upload_id.as_deref() else {
+            // Only a multipart upload completes here (a single PUT completes
+            // when its object arrives).
+            return Ok(Err(Refusal::StateChanged));
+        };
         // An Update of what completing changes (not a Put of the whole
         // record), so a rename made meanwhile is kept; conditional on the
         // status and upload id read.
@@ -293,7 +298,7 @@ impl Table {
             .expression_attribute_names("#duepk", keys::DUE_PK)
             .expression_attribute_names("#duesk", keys::DUE_SK)
             .expression_attribute_values(":open", s(before.upload_status.as_str()))
-            .expression_attribute_values(":upload", s(before.upload_id.clone().unwrap_or_default()))
+            .expression_attribute_values(":upload", s(upload_id))
             .expression_attribute_values(":done", s(after.upload_status.as_str()))
             .expression_attribute_values(":etag", opt(&after.etag))
             .expression_attribute_values(":size", n(after.file_size))

@@ -29,6 +29,11 @@ impl Table {
         asset: &AssetRecord,
         quota: u64,
     ) -> Result<Result<(), Refusal>, StoreError> {
+        let Some(key) = asset.s3_key.as_deref() else {
+            return Err(StoreError::Failed(
+                "an import finishes with its object's key".into(),
+            ));
+        };
         let s = |v: &str| AttributeValue::S(v.to_owned());
         let update = Update::builder()
             .table_name(self.name())
@@ -45,7 +50,7 @@ impl Table {
             .expression_attribute_names("#name", "name")
             .expression_attribute_values(":processing", s(AssetStatus::Processing.as_str()))
             .expression_attribute_values(":pending", s(AssetStatus::Pending.as_str()))
-            .expression_attribute_values(":key", s(&asset.s3_key))
+            .expression_attribute_values(":key", s(key))
             .expression_attribute_values(":type", s(asset.asset_type.as_str()))
             .expression_attribute_values(":ct", s(&asset.content_type))
             .expression_attribute_values(":size", AttributeValue::N(asset.size.to_string()))

@@ -31,10 +31,12 @@ impl Claim {
         }
     }
 
-    pub fn s3_key(&self) -> &str {
+    /// The object the claim waits for; `None` for an asset that has none
+    /// yet (an import not fetched).
+    pub fn s3_key(&self) -> Option<&str> {
         match self {
-            Self::Asset(a) => &a.s3_key,
-            Self::File(f) => &f.s3_key,
+            Self::Asset(a) => a.s3_key.as_deref(),
+            Self::File(f) => Some(&f.s3_key),
         }
     }
 

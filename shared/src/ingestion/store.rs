@@ -152,8 +152,11 @@ impl Table {
     ) -> Result<Result<(), Refusal>, StoreError> {
         let file = match claim {
             Claim::Asset(asset) => {
-                let item =
-                    self.complete_asset(&asset.owner, &asset.id, &asset.s3_key, description, now)?;
+                let Some(key) = asset.s3_key.as_deref() else {
+                    // No object recorded yet: not the state this write is for.
+                    return Ok(Err(Refusal::StateChanged));
+                };
+                let item = self.complete_asset(&asset.owner, &asset.id, key, description, now)?;
                 return self.transact(vec![item], vec![Refusal::StateChanged]).await;
             }
             Claim::File(file) => file,
@@ -257,10 +260,15 @@ impl Table {
             Ok(update_item(built(update.build())?))
         };
         let (mut items, released) = match claim {
-            Claim::Asset(asset) => (
-                vec![fail_asset(&asset.owner, &asset.id, &asset.s3_key)?],
-                asset.quota_bytes,
-            ),
+            Claim::Asset(asset) => {
+                let Some(key) = asset.s3_key.as_deref() else {
+                    return Ok(Err(Refusal::StateChanged));
+                };
+                (
+                    vec![fail_asset(&asset.owner, &asset.id, key)?],
+                    asset.quota_bytes,
+                )
+            }
             Claim::File(file) => {
                 let update = self
                     .file_as_read(file)

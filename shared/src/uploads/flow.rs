@@ -50,22 +50,21 @@ pub struct UploadTarget {
     pub expires_at: String,
 }
 
-impl From<&FileRecord> for UploadTarget {
-    fn from(f: &FileRecord) -> Self {
-        Self {
+impl UploadTarget {
+    /// The multipart upload of `f` (409 for a single PUT, which has none).
+    pub fn of(f: &FileRecord) -> Result<Self, ApiError> {
+        Ok(Self {
             file_id: f.id.clone(),
             s3_key: f.s3_key.clone(),
-            upload_id: f.upload_id.clone().unwrap_or_default(),
+            upload_id: f.multipart_upload_id()?.to_owned(),
             file_size: f.file_size,
             part_size: f.part_size,
             num_parts: f.num_parts,
             checksum_algorithm: f.checksum_algorithm,
             expires_at: f.expires_at.clone(),
-        }
+        })
     }
-}
 
-impl UploadTarget {
     pub fn part_length(&self, part_number: u32) -> Option<u64> {
         crate::uploads::part_length(self.file_size, self.part_size, self.num_parts, part_number)
     }
@@ -367,11 +366,8 @@ impl UploadEnv {
     /// A grant to sign parts of `file` without reading it again.
     pub fn seal_grant(&self, file: &FileRecord) -> Option<String> {
         let key = self.grants.as_ref()?;
-        Some(key.seal(
-            &file.owner,
-            GRANT_SCOPE,
-            &UploadTarget::from(file).to_grant(),
-        ))
+        let target = UploadTarget::of(file).ok()?;
+        Some(key.seal(&file.owner, GRANT_SCOPE, &target.to_grant()))
     }
 
     /// The upload a grant names, if it is the caller's, for this file id, and

@@ -270,6 +270,16 @@ pub enum UploadContract {
 }
 
 impl FileRecord {
+    /// The S3 multipart upload the parts of this file go to. Every multipart
+    /// upload has one from the moment it is open (a Companion upload binds
+    /// the browser's at its first part); a single PUT has none, and takes
+    /// no parts: 409.
+    pub fn multipart_upload_id(&self) -> Result<&str, ApiError> {
+        self.upload_id
+            .as_deref()
+            .ok_or_else(|| ApiError::conflict("this upload is a single PUT: it has no parts"))
+    }
+
     /// Whether the object's arrival completes this upload (ingestion
     /// finishes it): a single PUT, or a multipart upload the browser
     /// completes with S3 itself. Others complete by a call that records it.
