@@ -11,6 +11,7 @@
 // Plain rules and values.
 pub mod clock;
 pub mod validation;
+pub mod wire;
 pub mod config;
 pub mod error;
 pub mod pagination;

@@ -87,12 +87,12 @@ pub async fn list_assets(
     let mut filters = AssetFilters::default();
     if let Some(raw) = nonempty(&query.asset_type) {
         filters.asset_type = Some(
-            AssetType::parse(raw)
+            AssetType::parse_any_case(raw)
                 .ok_or_else(|| ApiError::field("asset_type", "must be IMAGE or VIDEO"))?,
         );
     }
     if let Some(raw) = nonempty(&query.status) {
-        filters.status = Some(AssetStatus::parse(raw).ok_or_else(|| {
+        filters.status = Some(AssetStatus::parse_any_case(raw).ok_or_else(|| {
             ApiError::field("status", "must be PENDING, PROCESSING, COMPLETED or FAILED")
         })?);
     }

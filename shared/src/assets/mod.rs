@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::media::{AssetType, Description};
 use crate::uploads::{FileRecord, PARENT_BOX, UploadStatus};
 use crate::validation;
+use crate::wire::wire_enum;
 
 pub mod flow;
 mod store;
@@ -25,38 +26,16 @@ pub fn prompt_field(raw: Option<&str>) -> Result<Option<String>, ApiError> {
         .map_err(|r| ApiError::field("prompt_text", r))
 }
 
-/// Where an asset is in its life: `PENDING` (waiting for its bytes, e.g. an
-/// import not fetched yet), `PROCESSING` (the bytes are stored and being
-/// checked and described), `COMPLETED`, or `FAILED` (see `error_message`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum AssetStatus {
-    Pending,
-    // The object is in S3; ingestion has yet to verify and describe it.
-    Processing,
-    Completed,
-    Failed,
-}
-
-impl AssetStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Processing => "PROCESSING",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Processing,
-            Self::Completed,
-            Self::Failed,
-        ]
-        .into_iter()
-        .find(|t| t.as_str().eq_ignore_ascii_case(raw))
+wire_enum! {
+    /// Where an asset is in its life: `PENDING` (waiting for its bytes, e.g. an
+    /// import not fetched yet), `PROCESSING` (the bytes are stored and being
+    /// checked and described), `COMPLETED`, or `FAILED` (see `error_message`).
+    pub enum AssetStatus {
+        Pending = "PENDING",
+        // The object is in S3; ingestion has yet to verify and describe it.
+        Processing = "PROCESSING",
+        Completed = "COMPLETED",
+        Failed = "FAILED",
     }
 }
 

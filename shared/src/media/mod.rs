@@ -3,31 +3,18 @@
 //! them. The one rule every way in (small upload, import, ingestion) checks
 //! against the allowlist of [`crate::uploads::UploadPolicy`].
 
+use crate::wire::wire_enum;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-/// What an asset is: an image or a video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum AssetType {
-    Image,
-    Video,
+wire_enum! {
+    /// What an asset is: an image or a video.
+    pub enum AssetType {
+        Image = "IMAGE",
+        Video = "VIDEO",
+    }
 }
 
 impl AssetType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Image => "IMAGE",
-            Self::Video => "VIDEO",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Image, Self::Video]
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(raw))
-    }
-
     pub fn of_content_type(content_type: &str) -> Option<Self> {
         if content_type.starts_with("image/") {
             Some(Self::Image)

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::media::{AssetType, NotMedia, media_signature};
 use crate::s3::checksum::{ChecksumAlgorithm, ChecksumType, ClientPart, bare_etag};
 use crate::validation;
+use crate::wire::wire_enum;
 
 pub mod flow;
 mod store;
@@ -146,47 +147,23 @@ impl UploadPolicy {
     }
 }
 
-/// Where an upload is: `pending` (a single PUT waiting for its object),
-/// `uploading` (a multipart upload in progress), then `completed`,
-/// `aborted`, `expired` (not completed in time) or `failed`. Only `pending`
-/// and `uploading` uploads are open.
-// `pending → uploading → completed | aborted | expired | failed` (SPEC §3.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum UploadStatus {
-    Pending,
-    Uploading,
-    Completed,
-    Aborted,
-    Expired,
-    Failed,
+wire_enum! {
+    /// Where an upload is: `pending` (a single PUT waiting for its object),
+    /// `uploading` (a multipart upload in progress), then `completed`,
+    /// `aborted`, `expired` (not completed in time) or `failed`. Only `pending`
+    /// and `uploading` uploads are open.
+    // `pending → uploading → completed | aborted | expired | failed` (SPEC §3.2).
+    pub enum UploadStatus {
+        Pending = "pending",
+        Uploading = "uploading",
+        Completed = "completed",
+        Aborted = "aborted",
+        Expired = "expired",
+        Failed = "failed",
+    }
 }
 
 impl UploadStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Uploading => "uploading",
-            Self::Completed => "completed",
-            Self::Aborted => "aborted",
-            Self::Expired => "expired",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Uploading,
-            Self::Completed,
-            Self::Aborted,
-            Self::Expired,
-            Self::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
-    }
-
     /// Still open: holds quota and may be completed or aborted.
     pub fn is_open(self) -> bool {
         matches!(self, Self::Pending | Self::Uploading)
