@@ -75,6 +75,10 @@ mod tests {
         // The OpenAPI document spells them the same (a `literal` fragment
         // here would reach utoipa wrapped, and it would fall back to `Red`).
         let schema = serde_json::to_value(<Light as utoipa::PartialSchema>::schema()).unwrap();
-        assert_eq!(schema["enum"], serde_json::json!(["RED", "green"]), "{schema}");
+        assert_eq!(
+            schema["enum"],
+            serde_json::json!(["RED", "green"]),
+            "{schema}"
+        );
     }
 }

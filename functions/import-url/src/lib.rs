@@ -32,9 +32,9 @@ use assetbox_shared::db::Refusal;
 use assetbox_shared::imports::ImportRequest;
 use assetbox_shared::lambda::{Outcome, run_sqs_batch};
 use assetbox_shared::media::AssetType;
-use assetbox_shared::s3::CompleteChecks;
 use assetbox_shared::s3::checksum::ClientPart;
 use assetbox_shared::s3::presign::attachment_disposition;
+use assetbox_shared::s3::{Bucket, CompleteChecks, Completion};
 use assetbox_shared::uploads;
 use assetbox_shared::uploads::flow::UploadEnv;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -220,6 +220,69 @@ impl Importer {
             .send()
             .await
             .map_err(classify_request_error)?;
+        let room = self.admit(request, &response).await?;
+        let max = self.env.policy.max_file_bytes;
+        let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut total: u64 = 0;
+        let mut writer: Option<ObjectWriter> = None;
+        let result: Result<(), FetchError> = async {
+            loop {
+                let chunk = response.chunk().await.map_err(classify_request_error)?;
+                let ended = chunk.is_none();
+                if let Some(chunk) = chunk {
+                    total += chunk.len() as u64;
+                    if total > max {
+                        return Err(too_large(max));
+                    }
+                    if total > room {
+                        return Err(self.beyond_quota(format!("more than {room} bytes")));
+                    }
+                    buffer.extend_from_slice(&chunk);
+                }
+                if writer.is_none() && (buffer.len() >= 512 || ended) {
+                    let content_type = self.sniff(&buffer)?;
+                    let key = uploads::object_key(&request.owner, &request.asset_id, content_type);
+                    let name = file_name_of(&url, &key);
+                    writer = Some(ObjectWriter::new(&self.env.bucket, key, content_type, name));
+                }
+                let Some(writer) = writer.as_mut() else {
+                    continue;
+                };
+                // A whole first part waits for more: it may be the whole file.
+                while buffer.len() >= PART_BYTES && (writer.is_multipart() || !ended) {
+                    writer
+                        .upload_part(buffer.drain(..PART_BYTES).collect())
+                        .await?;
+                }
+                if ended {
+                    return writer.finish(std::mem::take(&mut buffer)).await;
+                }
+            }
+        }
+        .await;
+        if let Err(err) = result {
+            if let Some(writer) = &writer {
+                writer.abandon().await;
+            }
+            return Err(err);
+        }
+        let writer = writer.expect("a body that ends names its object first");
+        Ok(Stored {
+            key: writer.key,
+            content_type: writer.content_type,
+            name: writer.name,
+            size: total,
+        })
+    }
+
+    /// The answer's status and declared size, checked before its body is
+    /// read; what the quota has room for now is the most that is fetched
+    /// (finishing checks the quota again, atomically, for racing writes).
+    async fn admit(
+        &self,
+        request: &ImportRequest,
+        response: &reqwest::Response,
+    ) -> Result<u64, FetchError> {
         let status = response.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(FetchError::Transient(format!("the URL answered {status}")));
@@ -229,156 +292,26 @@ impl Importer {
         }
         let max = self.env.policy.max_file_bytes;
         if response.content_length().is_some_and(|n| n > max) {
-            return Err(FetchError::Permanent(format!(
-                "the file is larger than the {max} bytes allowed"
-            )));
+            return Err(too_large(max));
         }
-        // What the quota has room for now: nothing beyond it is fetched
-        // (finishing checks the quota again, atomically, for racing writes).
-        let quota = self.env.policy.quota_bytes;
         let used = self
             .env
             .table
             .quota_used(&request.owner)
             .await
-            .map_err(|e| FetchError::Transient(e.to_string()))?;
-        let room = quota.saturating_sub(used);
-        let beyond_quota = |size: String| {
-            FetchError::Permanent(format!(
-                "the file ({size}) would exceed your storage quota of {quota} bytes"
-            ))
-        };
+            .map_err(transient)?;
+        let room = self.env.policy.quota_bytes.saturating_sub(used);
         if let Some(n) = response.content_length().filter(|n| *n > room) {
-            return Err(beyond_quota(format!("{n} bytes")));
+            return Err(self.beyond_quota(format!("{n} bytes")));
         }
+        Ok(room)
+    }
 
-        let mut buffer: Vec<u8> = Vec::with_capacity(64 * 1024);
-        let mut total: u64 = 0;
-        let mut target: Option<(String, &'static str, String)> = None; // key, type, name
-        let mut multipart: Option<(String, Vec<ClientPart>)> = None; // upload id, parts
-        let result: Result<(), FetchError> = async {
-            loop {
-                let chunk = response.chunk().await.map_err(classify_request_error)?;
-                let ended = chunk.is_none();
-                if let Some(chunk) = chunk {
-                    total += chunk.len() as u64;
-                    if total > max {
-                        return Err(FetchError::Permanent(format!(
-                            "the file is larger than the {max} bytes allowed"
-                        )));
-                    }
-                    if total > room {
-                        return Err(beyond_quota(format!("more than {room} bytes")));
-                    }
-                    buffer.extend_from_slice(&chunk);
-                }
-                if target.is_none() && (buffer.len() >= 512 || ended) {
-                    let content_type = self.sniff(&buffer)?;
-                    let key = uploads::object_key(&request.owner, &request.asset_id, content_type);
-                    let name = file_name_of(&url, &key);
-                    target = Some((key, content_type, name));
-                }
-                let Some((key, content_type, name)) = &target else {
-                    continue;
-                };
-                while buffer.len() >= PART_BYTES && !(ended && multipart.is_none()) {
-                    let upload_id = match &multipart {
-                        Some((id, _)) => id.clone(),
-                        None => {
-                            let id = self
-                                .env
-                                .bucket
-                                .create_multipart(
-                                    key,
-                                    content_type,
-                                    &attachment_disposition(name),
-                                    None,
-                                )
-                                .await
-                                .map_err(|e| FetchError::Transient(e.to_string()))?;
-                            multipart = Some((id.clone(), Vec::new()));
-                            id
-                        }
-                    };
-                    let part: Vec<u8> = buffer.drain(..PART_BYTES).collect();
-                    let parts = &mut multipart.as_mut().expect("created above").1;
-                    let number = parts.len() as u32 + 1;
-                    let etag = self
-                        .env
-                        .bucket
-                        .upload_part(key, &upload_id, number, part)
-                        .await
-                        .map_err(|e| FetchError::Transient(e.to_string()))?;
-                    parts.push(ClientPart {
-                        part_number: number,
-                        etag,
-                    });
-                }
-                if ended {
-                    return match &mut multipart {
-                        None => self
-                            .env
-                            .bucket
-                            .put(
-                                key,
-                                std::mem::take(&mut buffer),
-                                content_type,
-                                Some(attachment_disposition(name)),
-                            )
-                            .await
-                            .map_err(|e| FetchError::Transient(e.to_string())),
-                        Some((upload_id, parts)) => {
-                            if !buffer.is_empty() {
-                                let number = parts.len() as u32 + 1;
-                                let etag = self
-                                    .env
-                                    .bucket
-                                    .upload_part(
-                                        key,
-                                        upload_id,
-                                        number,
-                                        std::mem::take(&mut buffer),
-                                    )
-                                    .await
-                                    .map_err(|e| FetchError::Transient(e.to_string()))?;
-                                parts.push(ClientPart {
-                                    part_number: number,
-                                    etag,
-                                });
-                            }
-                            let done = self
-                                .env
-                                .bucket
-                                .complete(key, upload_id, parts, CompleteChecks::default())
-                                .await
-                                .map_err(|e| FetchError::Transient(e.to_string()))?;
-                            match done {
-                                assetbox_shared::s3::Completion::Completed { .. } => Ok(()),
-                                other => Err(FetchError::Transient(format!(
-                                    "S3 did not assemble the file: {other:?}"
-                                ))),
-                            }
-                        }
-                    };
-                }
-            }
-        }
-        .await;
-        if let Err(err) = result {
-            if let (Some((key, _, _)), Some((upload_id, _))) = (&target, &multipart)
-                && let Err(e) = self.env.bucket.abort(key, upload_id).await
-            {
-                tracing::warn!(key, error = %e, "abandoned import upload left to the lifecycle rule");
-            }
-            return Err(err);
-        }
-        let (key, content_type, name) = target.expect("set before the end");
-        Ok(Stored {
-            key,
-            content_type,
-            name,
-            size: total,
-        })
+    fn beyond_quota(&self, size: String) -> FetchError {
+        FetchError::Permanent(format!(
+            "the file ({size}) would exceed your storage quota of {} bytes",
+            self.env.policy.quota_bytes
+        ))
     }
 
     /// The allowed image or video type the first bytes are.
@@ -434,6 +367,100 @@ fn file_name_of(url: &reqwest::Url, key: &str) -> String {
         })
         .and_then(|s| uploads::file_name(&s).ok())
         .unwrap_or_else(|| format!("import.{extension}"))
+}
+
+fn transient(err: impl std::fmt::Display) -> FetchError {
+    FetchError::Transient(err.to_string())
+}
+
+fn too_large(max: u64) -> FetchError {
+    FetchError::Permanent(format!("the file is larger than the {max} bytes allowed"))
+}
+
+/// An object written as it streams in: one PUT when it ends within its
+/// first part, else a multipart upload of `PART_BYTES` parts, created with
+/// the first one.
+struct ObjectWriter<'a> {
+    bucket: &'a Bucket,
+    key: String,
+    content_type: &'static str,
+    name: String,
+    /// The upload id and the parts so far, once multipart.
+    multipart: Option<(String, Vec<ClientPart>)>,
+}
+
+impl<'a> ObjectWriter<'a> {
+    fn new(bucket: &'a Bucket, key: String, content_type: &'static str, name: String) -> Self {
+        Self {
+            bucket,
+            key,
+            content_type,
+            name,
+            multipart: None,
+        }
+    }
+
+    fn is_multipart(&self) -> bool {
+        self.multipart.is_some()
+    }
+
+    async fn upload_part(&mut self, bytes: Vec<u8>) -> Result<(), FetchError> {
+        if self.multipart.is_none() {
+            let disposition = attachment_disposition(&self.name);
+            let id = self
+                .bucket
+                .create_multipart(&self.key, self.content_type, &disposition, None)
+                .await
+                .map_err(transient)?;
+            self.multipart = Some((id, Vec::new()));
+        }
+        let (upload_id, parts) = self.multipart.as_mut().expect("created above");
+        let part_number = parts.len() as u32 + 1;
+        let etag = self
+            .bucket
+            .upload_part(&self.key, upload_id, part_number, bytes)
+            .await
+            .map_err(transient)?;
+        parts.push(ClientPart { part_number, etag });
+        Ok(())
+    }
+
+    /// Stores what is left: the whole object, or the last part and the
+    /// completion.
+    async fn finish(&mut self, rest: Vec<u8>) -> Result<(), FetchError> {
+        if self.multipart.is_none() {
+            let disposition = Some(attachment_disposition(&self.name));
+            return self
+                .bucket
+                .put(&self.key, rest, self.content_type, disposition)
+                .await
+                .map_err(transient);
+        }
+        if !rest.is_empty() {
+            self.upload_part(rest).await?;
+        }
+        let (upload_id, parts) = self.multipart.as_ref().expect("multipart");
+        let done = self
+            .bucket
+            .complete(&self.key, upload_id, parts, CompleteChecks::default())
+            .await
+            .map_err(transient)?;
+        match done {
+            Completion::Completed { .. } => Ok(()),
+            other => Err(FetchError::Transient(format!(
+                "S3 did not assemble the file: {other:?}"
+            ))),
+        }
+    }
+
+    /// A fetch that failed midway leaves no multipart upload behind.
+    async fn abandon(&self) {
+        if let Some((upload_id, _)) = &self.multipart
+            && let Err(e) = self.bucket.abort(&self.key, upload_id).await
+        {
+            tracing::warn!(key = self.key, error = %e, "abandoned import upload left to the lifecycle rule");
+        }
+    }
 }
 
 #[cfg(test)]
