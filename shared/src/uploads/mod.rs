@@ -458,11 +458,14 @@ impl UploadPlan {
     }
 }
 
+/// Reasons by field, collected into one 400.
+type FieldErrors = BTreeMap<String, String>;
+
 impl InitiateUpload {
     /// Every rule of SPEC §3.2 that needs no I/O. Field errors are collected
     /// into one 400; a file over the size limit is a 413.
     pub fn validate(self, policy: &UploadPolicy) -> Result<UploadPlan, ApiError> {
-        let mut errors = BTreeMap::new();
+        let mut errors = FieldErrors::new();
         let name = file_name(&self.file_name)
             .map_err(|r| errors.insert("file_name".to_owned(), r))
             .ok();
@@ -473,6 +476,39 @@ impl InitiateUpload {
                 format!("must be one of {}", policy.allowed_content_types.join(", ")),
             );
         }
+        self.check_sizes(&mut errors);
+        let checksum_type =
+            checksum_type_of(self.checksum_algorithm, self.checksum_type, &mut errors);
+        let part_checksums = self.part_checksums.unwrap_or_default();
+        check_part_checksums(
+            self.checksum_algorithm,
+            &part_checksums,
+            self.num_parts,
+            &mut errors,
+        );
+        let parent = parent_of(self.parent_content_type, self.parent_object_id, &mut errors);
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        if self.file_size > policy.max_file_bytes {
+            return Err(too_large(self.file_size, policy.max_file_bytes));
+        }
+        Ok(UploadPlan {
+            file_name: name.unwrap_or_default(),
+            file_size: self.file_size,
+            content_type,
+            num_parts: self.num_parts,
+            part_size: self.part_size,
+            parent,
+            checksum_algorithm: self.checksum_algorithm,
+            checksum_type,
+            part_checksums,
+        })
+    }
+
+    /// Size, part count and part size, each in range and together able to
+    /// hold the file exactly.
+    fn check_sizes(&self, errors: &mut FieldErrors) {
         if self.file_size == 0 {
             errors.insert("file_size".into(), "must be at least 1 byte".into());
         }
@@ -509,86 +545,95 @@ impl InitiateUpload {
                 );
             }
         }
-        let parent = match (self.parent_content_type, self.parent_object_id) {
-            (None, None) => None,
-            (Some(kind), Some(id)) => {
-                if kind != PARENT_BOX {
-                    errors.insert(
-                        "parent_content_type".into(),
-                        format!("must be \"{PARENT_BOX}\""),
-                    );
-                }
-                Some((kind, id))
-            }
-            (Some(_), None) => {
-                errors.insert(
-                    "parent_object_id".into(),
-                    "is required with parent_content_type".into(),
-                );
-                None
-            }
-            (None, Some(_)) => {
+    }
+}
+
+/// The parent named by both fields or by neither.
+fn parent_of(
+    kind: Option<String>,
+    id: Option<String>,
+    errors: &mut FieldErrors,
+) -> Option<(String, String)> {
+    match (kind, id) {
+        (None, None) => None,
+        (Some(kind), Some(id)) => {
+            if kind != PARENT_BOX {
                 errors.insert(
                     "parent_content_type".into(),
-                    "is required with parent_object_id".into(),
+                    format!("must be \"{PARENT_BOX}\""),
                 );
-                None
             }
-        };
-        let part_checksums = self.part_checksums.unwrap_or_default();
-        let checksum_type = match (self.checksum_algorithm, self.checksum_type) {
-            (None, Some(_)) => {
-                errors.insert("checksum_type".into(), "needs checksum_algorithm".into());
-                None
-            }
-            (Some(algorithm), Some(kind)) if !algorithm.allows(kind) => {
+            Some((kind, id))
+        }
+        (Some(_), None) => {
+            errors.insert(
+                "parent_object_id".into(),
+                "is required with parent_content_type".into(),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            errors.insert(
+                "parent_content_type".into(),
+                "is required with parent_object_id".into(),
+            );
+            None
+        }
+    }
+}
+
+/// The checksum type an algorithm is used with (its default when not
+/// given), as S3 allows the pair.
+fn checksum_type_of(
+    algorithm: Option<ChecksumAlgorithm>,
+    kind: Option<ChecksumType>,
+    errors: &mut FieldErrors,
+) -> Option<ChecksumType> {
+    match (algorithm, kind) {
+        (None, Some(_)) => {
+            errors.insert("checksum_type".into(), "needs checksum_algorithm".into());
+            None
+        }
+        (Some(algorithm), Some(kind)) if !algorithm.allows(kind) => {
+            errors.insert(
+                "checksum_type".into(),
+                "S3 allows FULL_OBJECT with CRC32, CRC32C and CRC64NVME, COMPOSITE with SHA256, CRC32 and CRC32C".into(),
+            );
+            None
+        }
+        (Some(algorithm), kind) => Some(kind.unwrap_or(algorithm.default_type())),
+        (None, None) => None,
+    }
+}
+
+/// Part checksums given up front: only with an algorithm, at most one per
+/// part, each well formed for it.
+fn check_part_checksums(
+    algorithm: Option<ChecksumAlgorithm>,
+    part_checksums: &[String],
+    num_parts: u32,
+    errors: &mut FieldErrors,
+) {
+    match algorithm {
+        None if !part_checksums.is_empty() => {
+            errors.insert("part_checksums".into(), "needs checksum_algorithm".into());
+        }
+        Some(algorithm) => {
+            if part_checksums.len() > num_parts as usize {
                 errors.insert(
-                    "checksum_type".into(),
-                    "S3 allows FULL_OBJECT with CRC32, CRC32C and CRC64NVME, COMPOSITE with SHA256, CRC32 and CRC32C".into(),
+                    "part_checksums".into(),
+                    "has more entries than num_parts".into(),
                 );
-                None
             }
-            (Some(algorithm), kind) => Some(kind.unwrap_or(algorithm.default_type())),
-            (None, None) => None,
-        };
-        match self.checksum_algorithm {
-            None if !part_checksums.is_empty() => {
-                errors.insert("part_checksums".into(), "needs checksum_algorithm".into());
+            if let Some((i, reason)) = part_checksums
+                .iter()
+                .enumerate()
+                .find_map(|(i, c)| algorithm.check(c).err().map(|r| (i, r)))
+            {
+                errors.insert(format!("part_checksums[{i}]"), reason);
             }
-            Some(algorithm) => {
-                if part_checksums.len() > self.num_parts as usize {
-                    errors.insert(
-                        "part_checksums".into(),
-                        "has more entries than num_parts".into(),
-                    );
-                }
-                if let Some((i, reason)) = part_checksums
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, c)| algorithm.check(c).err().map(|r| (i, r)))
-                {
-                    errors.insert(format!("part_checksums[{i}]"), reason);
-                }
-            }
-            None => {}
         }
-        if !errors.is_empty() {
-            return Err(ApiError::validation(errors));
-        }
-        if self.file_size > policy.max_file_bytes {
-            return Err(too_large(self.file_size, policy.max_file_bytes));
-        }
-        Ok(UploadPlan {
-            file_name: name.unwrap_or_default(),
-            file_size: self.file_size,
-            content_type,
-            num_parts: self.num_parts,
-            part_size: self.part_size,
-            parent,
-            checksum_algorithm: self.checksum_algorithm,
-            checksum_type,
-            part_checksums,
-        })
+        None => {}
     }
 }
 
