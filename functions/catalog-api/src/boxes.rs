@@ -319,9 +319,25 @@ pub async fn update_box(
         .transpose()
         .map_err(|r| ApiError::field("name", r))?;
     let (found, mut project) = owned_box(&state, &caller, &id).await?;
-    let headliner: Option<Option<String>> = match body.headliner_asset {
-        None => None,
-        Some(serde_json::Value::Null) => Some(None),
+    let headliner = headliner_of(&state, &caller, &found, body.headliner_asset).await?;
+    if let Some(to) = body.order_index {
+        project = move_box(&state, &caller, &found, to).await?;
+    }
+    let updated = write_box_fields(&state, &caller, found, name, headliner).await?;
+    Ok(Json(BoxView::new(updated, &project)))
+}
+
+/// The `headliner_asset` asked for: unchanged (`None`), cleared
+/// (`Some(None)`) or one of this box's assets.
+async fn headliner_of(
+    state: &FilesState,
+    caller: &Caller,
+    found: &BoxRecord,
+    asked: Option<serde_json::Value>,
+) -> Result<Option<Option<String>>, ApiError> {
+    match asked {
+        None => Ok(None),
+        Some(serde_json::Value::Null) => Ok(Some(None)),
         Some(serde_json::Value::String(asset_id)) => {
             let not_here = || ApiError::field("headliner_asset", "must be an asset of this box");
             if !validation::is_ulid(&asset_id) {
@@ -334,88 +350,99 @@ pub async fn update_box(
                 .await?
                 .filter(|a| a.box_id == found.id)
                 .ok_or_else(not_here)?;
-            Some(Some(asset.id))
+            Ok(Some(Some(asset.id)))
         }
-        Some(_) => {
-            return Err(ApiError::field(
-                "headliner_asset",
-                "must be an asset id or null",
-            ));
-        }
-    };
-    if let Some(to) = body.order_index {
-        let box_id = found.id.clone();
-        project = change_order(&state, &caller, &found.project, |project| {
-            let table = state.env.table.clone();
-            let box_id = box_id.clone();
-            async move {
-                let len = project.box_order.len();
-                if to as usize >= len {
-                    return Err(ApiError::field(
-                        "order_index",
-                        format!(
-                            "must be 0 to {} (the project has {len} boxes)",
-                            len.saturating_sub(1)
-                        ),
-                    ));
-                }
-                let mut order = project.box_order.clone();
-                order.retain(|b| *b != box_id);
-                order.insert(to as usize, box_id);
-                let now = clock::rfc3339(clock::now());
-                Ok(table
-                    .reorder_boxes(&project, &order, &now)
-                    .await?
-                    .map(|()| ProjectRecord {
-                        box_order: order,
-                        ..project
-                    }))
-            }
-        })
-        .await?;
+        Some(_) => Err(ApiError::field(
+            "headliner_asset",
+            "must be an asset id or null",
+        )),
     }
-    let updated = if let Some(Some(asset_id)) = &headliner {
+}
+
+/// Moves the box to position `to` of its project's order.
+async fn move_box(
+    state: &FilesState,
+    caller: &Caller,
+    found: &BoxRecord,
+    to: u32,
+) -> Result<ProjectRecord, ApiError> {
+    let box_id = found.id.clone();
+    change_order(state, caller, &found.project, |project| {
+        let table = state.env.table.clone();
+        let box_id = box_id.clone();
+        async move {
+            let len = project.box_order.len();
+            if to as usize >= len {
+                return Err(ApiError::field(
+                    "order_index",
+                    format!(
+                        "must be 0 to {} (the project has {len} boxes)",
+                        len.saturating_sub(1)
+                    ),
+                ));
+            }
+            let mut order = project.box_order.clone();
+            order.retain(|b| *b != box_id);
+            order.insert(to as usize, box_id);
+            let now = clock::rfc3339(clock::now());
+            Ok(table
+                .reorder_boxes(&project, &order, &now)
+                .await?
+                .map(|()| ProjectRecord {
+                    box_order: order,
+                    ..project
+                }))
+        }
+    })
+    .await
+}
+
+/// Writes the new name and headliner, if any; the box as it is then.
+async fn write_box_fields(
+    state: &FilesState,
+    caller: &Caller,
+    found: BoxRecord,
+    name: Option<String>,
+    headliner: Option<Option<String>>,
+) -> Result<BoxRecord, ApiError> {
+    let now = clock::rfc3339(clock::now());
+    if let Some(Some(asset_id)) = &headliner {
         // Set together with a check that the asset is still this box's: a
         // delete racing it cannot leave the box pointing at nothing.
-        let now = clock::rfc3339(clock::now());
-        match state
+        return match state
             .env
             .table
             .set_headliner(&caller.user_id, &found.id, asset_id, name.as_deref(), &now)
             .await?
         {
-            Ok(()) => BoxRecord {
+            Ok(()) => Ok(BoxRecord {
                 name: name.unwrap_or(found.name),
                 headliner_asset: Some(asset_id.clone()),
                 updated_at: now,
                 ..found
-            },
-            Err(Refusal::ParentGone) => return Err(ApiError::box_gone(BoxNamed::InPath)),
-            Err(_) => {
-                return Err(ApiError::field(
-                    "headliner_asset",
-                    "must be an asset of this box",
-                ));
-            }
-        }
-    } else if name.is_some() || headliner.is_some() {
-        let now = clock::rfc3339(clock::now());
-        state
-            .env
-            .table
-            .update_box(
-                &caller.user_id,
-                &found.id,
-                name.as_deref(),
-                headliner.as_ref().map(|h| h.as_deref()),
-                &now,
-            )
-            .await?
-            .ok_or_else(|| ApiError::not_found("box"))?
-    } else {
-        found
-    };
-    Ok(Json(BoxView::new(updated, &project)))
+            }),
+            Err(Refusal::ParentGone) => Err(ApiError::box_gone(BoxNamed::InPath)),
+            Err(_) => Err(ApiError::field(
+                "headliner_asset",
+                "must be an asset of this box",
+            )),
+        };
+    }
+    if name.is_none() && headliner.is_none() {
+        return Ok(found);
+    }
+    state
+        .env
+        .table
+        .update_box(
+            &caller.user_id,
+            &found.id,
+            name.as_deref(),
+            headliner.as_ref().map(|h| h.as_deref()),
+            &now,
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("box"))
 }
 
 /// Times a box delete looks again for assets the box index has not shown

@@ -102,61 +102,12 @@ async fn finish(
     checksums: Vec<String>,
     object_checksum: Option<String>,
 ) -> Result<FileRecord, ApiError> {
-    match file.upload_status {
-        UploadStatus::Completed => return Ok(file),
-        UploadStatus::Uploading if file.completes_on_arrival() => {
-            return Err(ApiError::conflict(
-                "this upload is completed with S3 by the browser (POST /s3/sign); it finishes when its object arrives",
-            ));
-        }
-        UploadStatus::Uploading => {}
-        UploadStatus::Pending => {
-            return Err(ApiError::conflict(
-                "this is a single-PUT upload; it completes when its object arrives",
-            ));
-        }
-        other => {
-            return Err(ApiError::conflict(format!(
-                "upload is {}; it cannot be completed",
-                other.as_str()
-            )));
-        }
+    if file.upload_status == UploadStatus::Completed {
+        return Ok(file);
     }
-    if is_past(&file.expires_at) {
-        return Err(ApiError::conflict("upload expired; start a new one"));
-    }
+    ensure_completable(&file)?;
     check_part_list(&parts, file.num_parts)?;
-    if let Some(algorithm) = file.checksum_algorithm {
-        if checksums.len() != parts.len() {
-            return Err(ApiError::field(
-                "parts",
-                "this upload uses checksums: give each part its `checksum`",
-            ));
-        }
-        if let Some((i, reason)) = checksums
-            .iter()
-            .enumerate()
-            .find_map(|(i, c)| algorithm.check(c).err().map(|r| (i, r)))
-        {
-            return Err(ApiError::field(&format!("parts[{i}].checksum"), reason));
-        }
-    }
-    let checksum_type = file
-        .checksum_algorithm
-        .map(|a| file.checksum_type.unwrap_or(a.default_type()));
-    if let Some(value) = &object_checksum {
-        match file.checksum_algorithm.zip(checksum_type) {
-            Some((algorithm, ChecksumType::FullObject)) => algorithm
-                .check(value)
-                .map_err(|reason| ApiError::field("checksum", reason))?,
-            _ => {
-                return Err(ApiError::field(
-                    "checksum",
-                    "only uploads started with checksum_type FULL_OBJECT take a whole-file checksum",
-                ));
-            }
-        }
-    }
+    let checksum_type = check_checksums(&file, &parts, &checksums, object_checksum.as_deref())?;
     let upload_id = file.multipart_upload_id()?.to_owned();
     // Without declared sizes (Companion) the parts were signed without a
     // length: measure them before anything is completed, so an object above
@@ -214,6 +165,77 @@ async fn finish(
         },
     };
     record_completion(env, file, etag, size).await
+}
+
+/// A multipart upload this call completes: open, ours to complete (not the
+/// browser's) and not expired.
+fn ensure_completable(file: &FileRecord) -> Result<(), ApiError> {
+    match file.upload_status {
+        UploadStatus::Uploading if file.completes_on_arrival() => {
+            return Err(ApiError::conflict(
+                "this upload is completed with S3 by the browser (POST /s3/sign); it finishes when its object arrives",
+            ));
+        }
+        UploadStatus::Uploading => {}
+        UploadStatus::Pending => {
+            return Err(ApiError::conflict(
+                "this is a single-PUT upload; it completes when its object arrives",
+            ));
+        }
+        other => {
+            return Err(ApiError::conflict(format!(
+                "upload is {}; it cannot be completed",
+                other.as_str()
+            )));
+        }
+    }
+    if is_past(&file.expires_at) {
+        return Err(ApiError::conflict("upload expired; start a new one"));
+    }
+    Ok(())
+}
+
+/// The part checksums (one per part when the upload uses them) and the
+/// whole-file one (only for `FULL_OBJECT`), each well formed; the upload's
+/// checksum type.
+fn check_checksums(
+    file: &FileRecord,
+    parts: &[ClientPart],
+    checksums: &[String],
+    object_checksum: Option<&str>,
+) -> Result<Option<ChecksumType>, ApiError> {
+    if let Some(algorithm) = file.checksum_algorithm {
+        if checksums.len() != parts.len() {
+            return Err(ApiError::field(
+                "parts",
+                "this upload uses checksums: give each part its `checksum`",
+            ));
+        }
+        if let Some((i, reason)) = checksums
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| algorithm.check(c).err().map(|r| (i, r)))
+        {
+            return Err(ApiError::field(&format!("parts[{i}].checksum"), reason));
+        }
+    }
+    let checksum_type = file
+        .checksum_algorithm
+        .map(|a| file.checksum_type.unwrap_or(a.default_type()));
+    if let Some(value) = object_checksum {
+        match file.checksum_algorithm.zip(checksum_type) {
+            Some((algorithm, ChecksumType::FullObject)) => algorithm
+                .check(value)
+                .map_err(|reason| ApiError::field("checksum", reason))?,
+            _ => {
+                return Err(ApiError::field(
+                    "checksum",
+                    "only uploads started with checksum_type FULL_OBJECT take a whole-file checksum",
+                ));
+            }
+        }
+    }
+    Ok(checksum_type)
 }
 
 /// The bytes of the listed parts as S3 holds them (one ListParts per 1000
