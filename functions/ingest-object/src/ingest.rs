@@ -27,8 +27,8 @@ use assetbox_shared::clock;
 use assetbox_shared::db::Refusal;
 use assetbox_shared::ingestion::Claim;
 use assetbox_shared::media::{AssetType, Description};
-use assetbox_shared::s3::Bucket;
 use assetbox_shared::s3::checksum::bare_etag;
+use assetbox_shared::s3::{Bucket, OpenedObject};
 use assetbox_shared::uploads::flow::UploadEnv;
 use assetbox_shared::uploads::{self, UploadStatus};
 
@@ -112,33 +112,11 @@ impl Ingestor {
         age_secs: Option<i64>,
     ) -> Result<Outcome, String> {
         let key = decode_event_key(raw_key);
-        let Some((owner, id)) = uploads::parse_object_key(&key) else {
-            if is_thumbnail_key(&key) {
-                return Ok(Outcome::Skipped("a thumbnail"));
-            }
-            if !key.starts_with(UPLOADS_PREFIX) {
-                return Ok(Outcome::Skipped("not under uploads/"));
-            }
-            return self.quarantine(&key).await;
+        let claim = match self.claim_for(&key, etag, age_secs).await? {
+            Ok(claim) => claim,
+            Err(outcome) => return Ok(outcome),
         };
         let bucket = &self.env.bucket;
-        let Some(claim) = self.settled_claim(owner, id).await? else {
-            if age_secs.is_some_and(|age| age >= ORPHAN_AFTER_SECS) {
-                bucket.delete(&key).await.map_err(|e| e.to_string())?;
-                tracing::warn!(key, "no record ever claimed it: deleted");
-                return Ok(Outcome::Skipped("an orphan: deleted"));
-            }
-            return Ok(Outcome::Retry(format!("no record claims {key} yet")));
-        };
-        if is_closed_undescribed(&claim) {
-            // A single-PUT URL used after its upload closed: the object
-            // would be held by no record and counted by no quota.
-            bucket.delete(&key).await.map_err(|e| e.to_string())?;
-            return Ok(Outcome::Skipped("the upload is closed: object deleted"));
-        }
-        if let Some(skip) = not_processing(&claim, &key, etag) {
-            return Ok(skip);
-        }
         // One GET: size, ETag and S3's checksum, and the body as it streams.
         let Some(mut opened) = bucket.open(&key).await.map_err(|e| e.to_string())? else {
             return self
@@ -177,6 +155,61 @@ impl Ingestor {
                 return self.reject(claim, &key, &reason).await;
             }
         };
+        let description = self.describe(&key, opened, detected).await?;
+        self.finish(claim, &key, &description).await
+    }
+
+    /// The record waiting for the object at `key`, or what to do instead:
+    /// skip (a thumbnail, a closed upload, a duplicate), quarantine (not one
+    /// of our keys), retry (its record not written yet) or delete an orphan.
+    async fn claim_for(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+        age_secs: Option<i64>,
+    ) -> Result<Result<Claim, Outcome>, String> {
+        let Some((owner, id)) = uploads::parse_object_key(key) else {
+            if is_thumbnail_key(key) {
+                return Ok(Err(Outcome::Skipped("a thumbnail")));
+            }
+            if !key.starts_with(UPLOADS_PREFIX) {
+                return Ok(Err(Outcome::Skipped("not under uploads/")));
+            }
+            return self.quarantine(key).await.map(Err);
+        };
+        let bucket = &self.env.bucket;
+        let Some(claim) = self.settled_claim(owner, id).await? else {
+            if age_secs.is_some_and(|age| age >= ORPHAN_AFTER_SECS) {
+                bucket.delete(key).await.map_err(|e| e.to_string())?;
+                tracing::warn!(key, "no record ever claimed it: deleted");
+                return Ok(Err(Outcome::Skipped("an orphan: deleted")));
+            }
+            return Ok(Err(Outcome::Retry(format!("no record claims {key} yet"))));
+        };
+        if is_closed_undescribed(&claim) {
+            // A single-PUT URL used after its upload closed: the object
+            // would be held by no record and counted by no quota.
+            bucket.delete(key).await.map_err(|e| e.to_string())?;
+            return Ok(Err(Outcome::Skipped(
+                "the upload is closed: object deleted",
+            )));
+        }
+        if let Some(skip) = not_processing(&claim, key, etag) {
+            return Ok(Err(skip));
+        }
+        Ok(Ok(claim))
+    }
+
+    /// What the verified object is: a thumbnail and the size of an image,
+    /// the dimensions and duration of a video (reading only its head and
+    /// index, by range).
+    async fn describe(
+        &self,
+        key: &str,
+        mut opened: OpenedObject,
+        detected: &'static str,
+    ) -> Result<Description, String> {
+        let bucket = &self.env.bucket;
         let mut description = Description {
             content_type: detected.to_owned(),
             size: opened.size,
@@ -187,7 +220,7 @@ impl Ingestor {
         match AssetType::of_content_type(detected) {
             Some(AssetType::Image) if opened.size <= IMAGE_DECODE_MAX_BYTES => {
                 let bytes = opened.into_bytes().await.map_err(|e| e.to_string())?;
-                self.describe_picture(&key, bytes, &mut description).await?;
+                self.describe_picture(key, bytes, &mut description).await?;
             }
             Some(AssetType::Video) => {
                 let head = opened
@@ -200,7 +233,7 @@ impl Ingestor {
                 drop(opened);
                 let ranges = Ranges {
                     bucket,
-                    key: &key,
+                    key,
                     head: &head,
                     size: description.size,
                 };
@@ -208,7 +241,7 @@ impl Ingestor {
             }
             _ => drop(opened),
         }
-        self.finish(claim, &key, &description).await
+        Ok(description)
     }
 
     /// The claim, waiting once if its record is still being written.
