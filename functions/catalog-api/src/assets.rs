@@ -79,6 +79,8 @@ pub struct AssetsQuery {
         (status = 404, description = "No box (or project) of yours has the id `box` (or `project`).", body = ErrorBody),
     )
 )]
+// Long on purpose: scope (box, project or all) and filters are checked in
+// turn, then the page is read and each box name looked up once.
 pub async fn list_assets(
     State(state): State<FilesState>,
     caller: Caller,

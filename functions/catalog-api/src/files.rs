@@ -82,6 +82,8 @@ async fn views(env: &UploadEnv, files: Vec<FileRecord>) -> Result<Vec<FileView>,
         (status = 404, description = "`parent_object_id` is not one of your boxes (admins may list any).", body = ErrorBody),
     )
 )]
+// Long on purpose: each filter checked in turn, then one of the three
+// indexes it selects (parent, admin-wide, own); the steps read top down.
 pub async fn list_files(
     State(state): State<FilesState>,
     caller: Caller,

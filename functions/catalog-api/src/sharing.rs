@@ -318,6 +318,9 @@ pub struct SharedProject {
         (status = 404, description = "The token is unknown, expired or revoked (they look the same).", body = ErrorBody),
     )
 )]
+// Long on purpose: the whole public read path in the order it runs (link,
+// page of boxes, headliners and favourites in bounded parallel reads), so
+// its bounds per call can be checked in one place.
 pub async fn shared_view(
     State(state): State<FilesState>,
     Path(token): Path<String>,

@@ -232,6 +232,9 @@ fn unprocessable(reason: String) -> ApiError {
         (status = 422, description = "The bytes are not an allowed image or video.", body = ErrorBody),
     )
 )]
+// Long on purpose: one linear route (limits, box, form, type from the
+// bytes, PUT, one transaction, taking the object back when refused) whose
+// order is the point: nothing is stored before it is checked.
 pub async fn upload_to_box(
     State(state): State<FilesState>,
     caller: Caller,

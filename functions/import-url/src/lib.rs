@@ -120,6 +120,9 @@ impl Importer {
         }
     }
 
+    // Long on purpose: every outcome of one import (gone, not pending,
+    // fetched, refused for good, to retry, over quota, raced by a duplicate)
+    // in one match-by-match flow, so none can be missed.
     async fn import(&self, request: &ImportRequest, attempt: u32) -> Result<bool, String> {
         let table = &self.env.table;
         let Some(pending) = table

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 
 use super::Claim;
-use crate::assets::{self, AssetStatus};
+use crate::assets::{self, AssetRecord, AssetStatus};
 use crate::db::keys;
 use crate::db::{Refusal, StoreError, Table, built, n, n_or_null, s, s_or_null, store_error};
 use crate::media::Description;
@@ -171,46 +171,8 @@ impl Table {
         let mut meanings = Vec::new();
         let mut new_asset = None;
         if file.completes_on_arrival() {
-            expression.push_str(
-                ", upload_status = :done, file_size = :size, reserved_bytes = :size, \
-                 etag = :etag, #g2 = :g2",
-            );
-            update = update
-                .expression_attribute_names("#g2", keys::GSI2_PK)
-                .expression_attribute_names("#duepk", keys::DUE_PK)
-                .expression_attribute_names("#duesk", keys::DUE_SK)
-                .expression_attribute_values(":done", s(UploadStatus::Completed.as_str()))
-                .expression_attribute_values(":size", n(description.size))
-                .expression_attribute_values(":etag", s(&description.etag))
-                .expression_attribute_values(
-                    ":g2",
-                    s(keys::files_by_status_pk(UploadStatus::Completed.as_str())),
-                );
-            if detach {
-                expression.push_str(
-                    ", parent_content_type = :null, parent_object_id = :null, \
-                     parent_project = :null",
-                );
-                update = update
-                    .expression_attribute_names("#g1pk", keys::GSI1_PK)
-                    .expression_attribute_names("#g1sk", keys::GSI1_SK);
-            } else {
-                // The file as this write leaves it: completed, measured, described.
-                let mut arrived = file.clone();
-                arrived.upload_status = UploadStatus::Completed;
-                arrived.file_size = description.size;
-                arrived.media = Some(description.clone());
-                if let Some(asset) = assets::attach(&mut arrived, now) {
-                    expression.push_str(", asset_id = :new_asset");
-                    update = update.expression_attribute_values(":new_asset", s(&asset.id));
-                    new_asset = Some(asset);
-                }
-            }
-            expression.push_str(" REMOVE #duepk, #duesk");
-            if detach {
-                // Off the gone box's list too.
-                expression.push_str(", #g1pk, #g1sk");
-            }
+            (update, new_asset) =
+                complete_on_arrival(file, description, detach, now, update, &mut expression);
         }
         items.push(update_item(built(
             update.update_expression(expression).build(),
@@ -303,3 +265,58 @@ impl Table {
 }
 
 type UpdateBuilder = aws_sdk_dynamodb::types::builders::UpdateBuilder;
+
+/// What a file that its object completes (a single PUT, a multipart upload
+/// the browser completed) adds to its update: completed, measured, off the
+/// `due` index, and attached to its box — or detached from a gone one.
+fn complete_on_arrival(
+    file: &FileRecord,
+    description: &Description,
+    detach: bool,
+    now: &str,
+    mut update: UpdateBuilder,
+    expression: &mut String,
+) -> (UpdateBuilder, Option<AssetRecord>) {
+    let mut new_asset = None;
+    expression.push_str(
+        ", upload_status = :done, file_size = :size, reserved_bytes = :size, \
+         etag = :etag, #g2 = :g2",
+    );
+    update = update
+        .expression_attribute_names("#g2", keys::GSI2_PK)
+        .expression_attribute_names("#duepk", keys::DUE_PK)
+        .expression_attribute_names("#duesk", keys::DUE_SK)
+        .expression_attribute_values(":done", s(UploadStatus::Completed.as_str()))
+        .expression_attribute_values(":size", n(description.size))
+        .expression_attribute_values(":etag", s(&description.etag))
+        .expression_attribute_values(
+            ":g2",
+            s(keys::files_by_status_pk(UploadStatus::Completed.as_str())),
+        );
+    if detach {
+        expression.push_str(
+            ", parent_content_type = :null, parent_object_id = :null, \
+                 parent_project = :null",
+        );
+        update = update
+            .expression_attribute_names("#g1pk", keys::GSI1_PK)
+            .expression_attribute_names("#g1sk", keys::GSI1_SK);
+    } else {
+        // The file as this write leaves it: completed, measured, described.
+        let mut arrived = file.clone();
+        arrived.upload_status = UploadStatus::Completed;
+        arrived.file_size = description.size;
+        arrived.media = Some(description.clone());
+        if let Some(asset) = assets::attach(&mut arrived, now) {
+            expression.push_str(", asset_id = :new_asset");
+            update = update.expression_attribute_values(":new_asset", s(&asset.id));
+            new_asset = Some(asset);
+        }
+    }
+    expression.push_str(" REMOVE #duepk, #duesk");
+    if detach {
+        // Off the gone box's list too.
+        expression.push_str(", #g1pk, #g1sk");
+    }
+    (update, new_asset)
+}
