@@ -5,7 +5,7 @@
 //! The emulator does not check signatures, expiry, signed lengths or
 //! checksums. Where a test relies on those, it checks our side instead: that
 //! the URL signs what it must (the signature itself is checked against the S3
-//! documentation's example and aws-sigv4 in `shared/src/presign.rs`).
+//! documentation's example and aws-sigv4 in `shared/src/s3/presign.rs`).
 
 use std::collections::HashMap;
 

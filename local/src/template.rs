@@ -626,7 +626,7 @@ mod key_design {
 
     use super::*;
 
-    /// `shared/src/keys.rs` and the template's table must name the same
+    /// `shared/src/db/keys.rs` and the template's table must name the same
     /// attributes and indexes, or queries fail only once deployed.
     #[test]
     fn template_table_matches_the_key_design() {

@@ -1,7 +1,7 @@
 //! Boxes (SPEC §3.4): create, read, rename, set the headliner, move, delete
 //! (with its assets), list a box's assets, and reorder a project's boxes.
 //!
-//! Order lives on the project (`box_order`, see `shared/src/keys.rs`): every
+//! Order lives on the project (`box_order`, see `shared/src/db/keys.rs`): every
 //! change is one conditional write on the list as read, retried a few times
 //! when another change got there first, so `order_index` stays dense and a
 //! reorder is all-or-nothing.
