@@ -15,8 +15,8 @@ use assetbox_shared::pagination::{Page, PageQuery};
 use crate::state::{FilesState, owned_box};
 use assetbox_shared::uploads::flow::UploadEnv;
 use assetbox_shared::uploads::{
-    DESCRIPTION_MAX_CHARS, FILE_NAME_MAX_CHARS, FileRecord, FileView, PARENT_BOX, ParentType,
-    UploadStatus,
+    DESCRIPTION_MAX_CHARS, FILE_NAME_MAX_CHARS, FileRecord, FileView, PARENT_BOX, Parent,
+    ParentType, UploadStatus,
 };
 use assetbox_shared::validation;
 use axum::extract::{Path, State};
@@ -405,9 +405,10 @@ pub async fn set_parent(
         }
         let now = clock::rfc3339(clock::now());
         let mut after = file.clone();
-        after.parent_content_type = Some(PARENT_BOX.to_owned());
-        after.parent_object_id = Some(parent.id.clone());
-        after.parent_project = Some(parent.project.clone());
+        after.set_parent(Some(Parent::Box {
+            id: parent.id.clone(),
+            project: parent.project.clone(),
+        }));
         after.updated = now.clone();
         // A file still uploading becomes its asset when it completes.
         let asset = assets::attach(&mut after, &now);

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::media::{AssetType, Description};
-use crate::uploads::{FileRecord, PARENT_BOX, UploadStatus};
+use crate::uploads::{FileRecord, Parent, UploadStatus};
 use crate::validation;
 use crate::wire::wire_enum;
 
@@ -173,15 +173,15 @@ pub fn attach(file: &mut FileRecord, now: &str) -> Option<AssetRecord> {
     if file.asset_id.is_some() || file.upload_status != UploadStatus::Completed {
         return None;
     }
-    let (Some(PARENT_BOX), Some(box_id), Some(project)) = (
-        file.parent_content_type.as_deref(),
-        &file.parent_object_id,
-        &file.parent_project,
-    ) else {
+    let Some(Parent::Box {
+        id: box_id,
+        project,
+    }) = file.parent()
+    else {
         return None;
     };
     let id = validation::new_id();
-    let asset = AssetRecord::uploaded(file, id.clone(), box_id, project, now);
+    let asset = AssetRecord::uploaded(file, id.clone(), &box_id, &project, now);
     let asset = match &file.media {
         Some(media) => asset.described(media),
         None => asset,
@@ -194,9 +194,7 @@ pub fn attach(file: &mut FileRecord, now: &str) -> Option<AssetRecord> {
 /// plain file of no box (its bytes are the user's; nothing is lost).
 pub fn detach(file: &mut FileRecord) {
     file.asset_id = None;
-    file.parent_content_type = None;
-    file.parent_object_id = None;
-    file.parent_project = None;
+    file.set_parent(None);
 }
 
 /// An image or video of a box. What is not known yet (or not
@@ -333,7 +331,7 @@ impl AssetRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::uploads::UploadContract;
+    use crate::uploads::{PARENT_BOX, UploadContract};
 
     fn completed_in_box() -> FileRecord {
         FileRecord {

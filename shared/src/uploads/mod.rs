@@ -204,11 +204,13 @@ pub struct FileRecord {
     pub upload_status: UploadStatus,
     pub name: String,
     pub description: String,
-    pub parent_content_type: Option<String>,
-    pub parent_object_id: Option<String>,
+    // The parent as stored (see [`Parent`]): only this crate's stores see
+    // the three strings; everyone else reads and sets `parent()`.
+    pub(crate) parent_content_type: Option<String>,
+    pub(crate) parent_object_id: Option<String>,
     /// The project of a parent box, read at initiate so completing needs no
     /// extra read.
-    pub parent_project: Option<String>,
+    pub(crate) parent_project: Option<String>,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     /// Set with `checksum_algorithm` (older records have none: composite).
     #[serde(default)]
@@ -246,7 +248,60 @@ pub enum UploadContract {
     Signed,
 }
 
+/// Where a file belongs: a box (of a project) is the only parent so far, and
+/// a completed file in one is one of its assets. Stored as the attributes
+/// `parent_content_type` (`"box"`), `parent_object_id` and `parent_project`,
+/// as it always was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parent {
+    Box { id: String, project: String },
+}
+
+impl Parent {
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Box { id, .. } => id,
+        }
+    }
+
+    pub fn project(&self) -> &str {
+        match self {
+            Self::Box { project, .. } => project,
+        }
+    }
+}
+
 impl FileRecord {
+    /// Its parent, if it has a complete one.
+    pub fn parent(&self) -> Option<Parent> {
+        match (
+            self.parent_content_type.as_deref(),
+            &self.parent_object_id,
+            &self.parent_project,
+        ) {
+            (Some(PARENT_BOX), Some(id), Some(project)) => Some(Parent::Box {
+                id: id.clone(),
+                project: project.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Moves it under `parent`, or under none.
+    pub fn set_parent(&mut self, parent: Option<Parent>) {
+        match parent {
+            Some(Parent::Box { id, project }) => {
+                self.parent_content_type = Some(PARENT_BOX.to_owned());
+                self.parent_object_id = Some(id);
+                self.parent_project = Some(project);
+            }
+            None => {
+                self.parent_content_type = None;
+                self.parent_object_id = None;
+                self.parent_project = None;
+            }
+        }
+    }
     /// The S3 multipart upload the parts of this file go to. Every multipart
     /// upload has one from the moment it is open (a Companion upload binds
     /// the browser's at its first part); a single PUT has none, and takes
