@@ -31,3 +31,4 @@ pub mod assets;
 pub mod sharing;
 pub mod imports;
 pub mod ingestion;
+pub mod generation;
