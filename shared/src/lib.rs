@@ -22,6 +22,7 @@ pub mod s3;
 pub mod aws;
 pub mod http;
 pub mod lambda;
+pub mod download;
 
 // Domains, each after those it builds on.
 pub mod media;

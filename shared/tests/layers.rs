@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Infrastructure folders of `shared/src`; every other folder is a domain.
-const INFRASTRUCTURE: &[&str] = &["db", "s3", "http"];
+const INFRASTRUCTURE: &[&str] = &["db", "s3", "http", "download"];
 /// What a domain's rules must not name.
 const NOT_IN_RULES: &[&str] = &[
     "aws_sdk",

@@ -1,13 +1,13 @@
-//! The network guard of imports, in the HTTP client: names resolve only to
-//! public addresses, and redirects are checked like the first URL. The
-//! address rules themselves are in `assetbox_shared::imports`.
+//! The guard in the HTTP client: names resolve only to public addresses
+//! (and the connection uses exactly the addresses checked: no DNS
+//! rebinding), redirects are checked like the first URL.
 
 use std::error::Error;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use assetbox_shared::imports::{Blocked, check_url, is_public};
+use super::{Blocked, check_url, is_public};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Resolves with the system resolver and keeps only public addresses.
@@ -36,8 +36,12 @@ impl Resolve for PublicOnly {
     }
 }
 
-/// The import client: the guard as its resolver, redirects re-checked.
-pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
+/// A client with the guard as its resolver and redirects re-checked;
+/// `user_agent` names the function (`assetbox-import/1`).
+pub fn guarded_client(
+    allow_private: bool,
+    user_agent: &'static str,
+) -> reqwest::Result<reqwest::Client> {
     let redirects = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= 5 {
             return attempt.error(Blocked("the URL redirects too often".into()));
@@ -55,7 +59,7 @@ pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(30))
         .timeout(Duration::from_secs(240))
-        .user_agent("assetbox-import/1")
+        .user_agent(user_agent)
         .build()
 }
 
@@ -77,7 +81,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_client_refuses_names_that_resolve_to_private_addresses() {
-        let client = client(false).unwrap();
+        let client = guarded_client(false, "test").unwrap();
         let err = client
             .get("https://localhost:9/never")
             .send()
