@@ -6,7 +6,9 @@
 //! `http`, `lambda`, `aws`) knows no domain; each domain folder has the same
 //! shape: `mod.rs` types and rules (no AWS SDK, axum or `db`), `store.rs` its
 //! items and conditional writes, `flow.rs` a workflow two functions share.
-//! Generation and cleanup land as `generation/` and `cleanup/` the same way.
+//! `ai/` is the AI registry (providers and models as data) and the rules of
+//! a generation; `generation/` runs the jobs on their assets. Cleanup lands
+//! as `cleanup/` the same way.
 
 // Plain rules and values.
 pub mod clock;
@@ -28,8 +30,8 @@ pub mod download;
 pub mod media;
 pub mod catalog;
 pub mod uploads;
+pub mod ai;
 pub mod assets;
 pub mod sharing;
 pub mod imports;
 pub mod ingestion;
-pub mod generation;

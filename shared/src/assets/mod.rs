@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::ai::{Job, JobView};
 use crate::error::ApiError;
 use crate::media::{AssetType, Description};
 use crate::uploads::{FileRecord, Parent, UploadStatus};
@@ -93,6 +94,9 @@ pub struct AssetRecord {
     /// Why it is `FAILED`, in words a user can act on.
     #[serde(default)]
     pub error_message: Option<String>,
+    /// The generation that makes it, when generated (its job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<Job>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -124,6 +128,7 @@ impl AssetRecord {
             duration_ms: None,
             checksum: None,
             error_message: None,
+            generation: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
         }
@@ -197,8 +202,8 @@ pub fn detach(file: &mut FileRecord) {
     file.set_parent(None);
 }
 
-/// An image or video of a box. What is not known yet (or not
-/// yet offered, like generation) is `null`.
+/// An image or video of a box. What is not known yet (or does not apply,
+/// like generation to an upload) is `null`.
 // Every field is always present, `null` or not: `required` says so.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AssetView {
@@ -220,9 +225,11 @@ pub struct AssetView {
     /// The prompt it was made with, as given.
     #[schema(required = true, max_length = 4000)]
     pub prompt_text: Option<String>,
-    /// The model that made it, as the uploader named it.
+    /// The model that made it: the registry's id for a generation, or as
+    /// the uploader named it.
     #[schema(required = true)]
     pub ai_model: Option<String>,
+    /// The registry model's name (generations).
     #[schema(required = true)]
     pub ai_model_name: Option<String>,
     /// The generation's parameters.
@@ -253,6 +260,9 @@ pub struct AssetView {
     /// composite one of N parts); `null` when none was stored.
     #[schema(required = true)]
     pub checksum: Option<String>,
+    /// Where its generation is (`null` unless generated).
+    #[schema(required = true)]
+    pub generation: Option<JobView>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -266,7 +276,13 @@ impl AssetView {
         file_url: Option<String>,
         thumbnail_url: Option<String>,
     ) -> Self {
+        let job = r.generation.as_ref();
         Self {
+            ai_model_name: job.map(|j| j.model_name.clone()),
+            generation_config: job.map(|j| j.params.clone()),
+            seed: job.and_then(|j| j.seed),
+            parent_asset: job.and_then(|j| j.parent_asset.clone()),
+            generation: job.map(JobView::from),
             id: r.id,
             box_id: r.box_id,
             box_name: box_name.to_owned(),
@@ -278,10 +294,6 @@ impl AssetView {
             is_favorite: r.is_favorite,
             prompt_text: r.prompt_text,
             ai_model: r.ai_model,
-            ai_model_name: None,
-            generation_config: None,
-            seed: None,
-            parent_asset: None,
             error_message: r.error_message,
             content_type: r.content_type,
             size: r.size,

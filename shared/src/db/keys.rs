@@ -16,7 +16,8 @@
 //! | asset | `USER#<owner>` | `ASSET#<id>` | `BOX#<box>` / `ASSET#<id>` | `PROJECT#<project>` / `ASSET#<id>` | `RETENTION#<shard>` / `<created>#<id>` while neither favourite nor headliner |
 //! | upload / file | `USER#<owner>` | `FILE#<id>` | `PARENT#<type>#<parent id>` / `FILE#<id>` | `FILES#<status>` / `<created>#<id>` (admin list) | `UPLOAD#<shard>` / `<expires>#<id>` while pending or uploading |
 //! | quota | `USER#<owner>` | `QUOTA` | | | |
-//! | generation job | lives on its asset item | | | | `GENERATION#<shard>` / `<deadline>#<id>` while running |
+//! | generation job | lives on its asset item (attribute `generation`) | | | | `GENERATION#<shard>` / `<deadline>#<id>` while running |
+//! | idempotency key | `USER#<owner>` | `IDEMPOTENCY#<sha256(key)>` | | | TTL 24 h |
 //! | share link | `SHARE#<sha256(token)>` | `LINK` | `PROJECT#<project>` / `SHARE#<id>` | | TTL `expires_at_epoch` |
 //! | comment | `USER#<owner>` | `COMMENT#<id>` | `BOX#<box>` / `COMMENT#<id>` | | |
 //! | comment rate bucket | `SHARE#<sha256(token)>` | `RATE#<hour>` | | | TTL |
@@ -68,6 +69,33 @@ pub mod prefix {
     pub const PARENT: &str = "PARENT#";
     pub const FILES: &str = "FILES#";
     pub const UPLOAD: &str = "UPLOAD#";
+    pub const PROVIDER: &str = "PROVIDER#";
+    pub const MODEL: &str = "MODEL#";
+    pub const IDEMPOTENCY: &str = "IDEMPOTENCY#";
+    pub const GENERATION: &str = "GENERATION#";
+}
+
+/// The partition of the AI registry (providers and models: a few dozen
+/// items, read whole).
+pub const AI_PK: &str = "AI";
+
+pub fn provider_sk(id: &str) -> String {
+    format!("{}{id}", prefix::PROVIDER)
+}
+
+pub fn model_sk(id: &str) -> String {
+    format!("{}{id}", prefix::MODEL)
+}
+
+/// A generation request's `Idempotency-Key`, hashed (the key is the
+/// client's; the table keeps only its digest).
+pub fn idempotency_sk(key_digest: &str) -> String {
+    format!("{}{key_digest}", prefix::IDEMPOTENCY)
+}
+
+/// The `due` partition of running generations in one shard.
+pub fn due_generation_pk(shard: u32) -> String {
+    format!("{}{shard}", prefix::GENERATION)
 }
 
 /// The owner's quota counter item.

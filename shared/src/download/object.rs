@@ -52,7 +52,7 @@ pub struct Stored {
 
 /// What the caller decides once the first bytes are known: the allowed
 /// type they are (or why not), then the key and download name for it.
-pub trait Placement {
+pub trait Placement: Sync {
     fn sniff(&self, head: &[u8]) -> Result<&'static str, String>;
     fn key_and_name(&self, content_type: &'static str) -> (String, String);
 }

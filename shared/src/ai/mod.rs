@@ -1,4 +1,5 @@
-//! AI generation (SPEC §3.5): providers and models are data, not code. A
+//! The AI registry and the rules of a generation (SPEC §3.4, §3.5):
+//! providers and models are data, not code. A
 //! provider says where it lives and how its key and callbacks work; a model
 //! says how to ask it for a task (a request template), how to ask about the
 //! task, and where its answers hold what we need (pointers). One definition
@@ -20,6 +21,7 @@ use crate::wire::wire_enum;
 pub mod response;
 pub mod schedule;
 pub mod signing;
+mod store;
 pub mod template;
 
 use response::{ResultSpec, StateSpec, is_pointer};
@@ -434,7 +436,7 @@ pub struct Job {
 }
 
 /// What the asset JSON shows of a generation.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobView {
     pub state: JobState,
     /// Submits sent to the provider (1 unless it was refused and retried).
