@@ -99,6 +99,23 @@ pub mod vars {
     pub const IMPORT_ALLOW_PRIVATE_NETWORKS: &str = "IMPORT_ALLOW_PRIVATE_NETWORKS";
     /// The import queue (catalog-api sends to it).
     pub const IMPORT_QUEUE_URL: &str = "IMPORT_QUEUE_URL";
+    /// The generation poll queue (dispatch, poll and callback send to it).
+    pub const GENERATION_QUEUE_URL: &str = "GENERATION_QUEUE_URL";
+    /// Provider secrets' names start with this; the functions may read only these.
+    pub const PROVIDER_SECRET_PREFIX: &str = "PROVIDER_SECRET_PREFIX";
+    /// Key of the callback tokens (at least 32 bytes).
+    pub const CALLBACK_SECRET: &str = "CALLBACK_SECRET";
+    /// The HTTP API's public base URL: callback URLs point under it.
+    pub const PUBLIC_API_URL: &str = "PUBLIC_API_URL";
+    /// Generations one user may have running at once (default 5).
+    pub const GENERATION_MAX_RUNNING: &str = "GENERATION_MAX_RUNNING";
+    /// A generation not finished this long after it was recorded fails
+    /// "timed out" (seconds, default 900).
+    pub const GENERATION_DEADLINE_SECONDS: &str = "GENERATION_DEADLINE_SECONDS";
+    /// Polls of one generation at most (default 100).
+    pub const GENERATION_MAX_POLLS: &str = "GENERATION_MAX_POLLS";
+    /// Seconds a provider secret is cached in a warm function (default 300).
+    pub const SECRET_CACHE_SECONDS: &str = "SECRET_CACHE_SECONDS";
     /// Public base URL of the web app; share links point under it.
     pub const PUBLIC_APP_URL: &str = "PUBLIC_APP_URL";
 }

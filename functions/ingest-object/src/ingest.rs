@@ -22,7 +22,7 @@
 //!   still be processing this very key, the object must still carry the
 //!   event's ETag, and the final write is conditional on the state read.
 
-use assetbox_shared::assets::AssetStatus;
+use assetbox_shared::assets::{AssetRecord, AssetStatus};
 use assetbox_shared::clock;
 use assetbox_shared::db::Refusal;
 use assetbox_shared::ingestion::Claim;
@@ -254,7 +254,7 @@ impl Ingestor {
             Some(Claim::File(file)) => {
                 file.upload_status == UploadStatus::Uploading && !file.completes_on_arrival()
             }
-            Some(Claim::Asset(asset)) => asset.status == AssetStatus::Pending,
+            Some(Claim::Asset(asset)) => awaits_its_record(asset),
         };
         if !unsettled {
             return Ok(claim);
@@ -466,6 +466,14 @@ fn is_closed_undescribed(claim: &Claim) -> bool {
         ))
 }
 
+/// An asset whose object is stored before its record names it: an import
+/// (`PENDING`) or a generation's output (`PENDING`, or `PROCESSING` at the
+/// provider with no key yet).
+fn awaits_its_record(asset: &AssetRecord) -> bool {
+    asset.status == AssetStatus::Pending
+        || (asset.status == AssetStatus::Processing && asset.s3_key.is_none())
+}
+
 /// A claim read again.
 enum Reclaimed {
     /// Still waiting for this object (written again as it is now).
@@ -479,11 +487,11 @@ enum Reclaimed {
 /// late or superseded event, or an upload still completing (a retry).
 fn not_processing(claim: &Claim, key: &str, etag: Option<&str>) -> Option<Outcome> {
     if let Claim::Asset(asset) = claim
-        && asset.status == AssetStatus::Pending
+        && awaits_its_record(asset)
     {
-        // An import stores its object, then records it (key, PROCESSING).
+        // An import or a generation stores its object, then records it.
         return Some(Outcome::Retry(
-            "the import has not recorded its object yet".into(),
+            "the asset has not recorded its object yet".into(),
         ));
     }
     if claim.s3_key() != Some(key) {

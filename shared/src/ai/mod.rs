@@ -498,7 +498,13 @@ pub enum PollMessage {
         poll: u32,
     },
     /// A callback arrived: ask the provider now (schedules nothing more).
-    Wake { owner: String, generation: String },
+    /// `task_id` is the task the callback named (reconciles a lost reply).
+    Wake {
+        owner: String,
+        generation: String,
+        #[serde(default)]
+        task_id: Option<String>,
+    },
 }
 
 impl PollMessage {
@@ -510,7 +516,9 @@ impl PollMessage {
             | Self::Poll {
                 owner, generation, ..
             }
-            | Self::Wake { owner, generation } => (owner, generation),
+            | Self::Wake {
+                owner, generation, ..
+            } => (owner, generation),
         }
     }
 }

@@ -51,22 +51,43 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     mac
 }
 
-/// The token of a generation's callback URL.
-pub fn callback_token(secret: &[u8], generation: &str) -> String {
-    let tag = mac(secret, &[b"assetbox-callback:", generation.as_bytes()])
-        .finalize()
-        .into_bytes();
+/// The token of a generation's callback URL, bound to its owner and id.
+pub fn callback_token(secret: &[u8], owner: &str, generation: &str) -> String {
+    let tag = mac(
+        secret,
+        &[
+            b"assetbox-callback:",
+            owner.as_bytes(),
+            b"/",
+            generation.as_bytes(),
+        ],
+    )
+    .finalize()
+    .into_bytes();
     hex::encode(&tag[..16])
 }
 
 /// Whether `token` is the generation's (constant time).
-pub fn check_token(secret: &[u8], generation: &str, token: &str) -> Result<(), Refused> {
+pub fn check_token(
+    secret: &[u8],
+    owner: &str,
+    generation: &str,
+    token: &str,
+) -> Result<(), Refused> {
     let Ok(given) = hex::decode(token) else {
         return Err(Refused::Token);
     };
-    let full = mac(secret, &[b"assetbox-callback:", generation.as_bytes()])
-        .finalize()
-        .into_bytes();
+    let full = mac(
+        secret,
+        &[
+            b"assetbox-callback:",
+            owner.as_bytes(),
+            b"/",
+            generation.as_bytes(),
+        ],
+    )
+    .finalize()
+    .into_bytes();
     // `given` must be exactly the 16-byte prefix; compare in constant time.
     if given.len() != 16 {
         return Err(Refused::Token);
@@ -151,18 +172,17 @@ mod tests {
     #[test]
     fn tokens_are_bound_to_their_generation() {
         let secret = b"0123456789abcdef0123456789abcdef";
-        let token = callback_token(secret, "01GEN-A");
-        assert_eq!(check_token(secret, "01GEN-A", &token), Ok(()));
-        assert_eq!(check_token(secret, "01GEN-B", &token), Err(Refused::Token));
+        let token = callback_token(secret, "u1", "01GEN-A");
+        let check = |owner, generation, token: &str| check_token(secret, owner, generation, token);
+        assert_eq!(check("u1", "01GEN-A", &token), Ok(()));
+        assert_eq!(check("u1", "01GEN-B", &token), Err(Refused::Token));
+        assert_eq!(check("u2", "01GEN-A", &token), Err(Refused::Token));
+        assert_eq!(check("u1", "01GEN-A", &token[..30]), Err(Refused::Token));
+        assert_eq!(check("u1", "01GEN-A", "zz"), Err(Refused::Token));
         assert_eq!(
-            check_token(b"other secret", "01GEN-A", &token),
+            check_token(b"another secret of 32 bytes......", "u1", "01GEN-A", &token),
             Err(Refused::Token)
         );
-        assert_eq!(
-            check_token(secret, "01GEN-A", &token[..30]),
-            Err(Refused::Token)
-        );
-        assert_eq!(check_token(secret, "01GEN-A", "zz"), Err(Refused::Token));
     }
 
     #[test]

@@ -77,11 +77,7 @@ impl Table {
 
     /// Marks a registry entry deleted (and inactive); `false` when it was
     /// not there or already deleted.
-    pub async fn delete_registry_entry(
-        &self,
-        sk: String,
-        now: &str,
-    ) -> Result<bool, StoreError> {
+    pub async fn delete_registry_entry(&self, sk: String, now: &str) -> Result<bool, StoreError> {
         condition_held(
             self.client()
                 .update_item()
@@ -100,7 +96,8 @@ impl Table {
     /// A provider and whether it is deleted (a running generation still
     /// uses its own).
     pub async fn get_provider(&self, id: &str) -> Result<Option<(Provider, bool)>, StoreError> {
-        self.get_registry(keys::provider_sk(id), "ai provider").await
+        self.get_registry(keys::provider_sk(id), "ai provider")
+            .await
     }
 
     /// A model and whether it is deleted.
@@ -134,7 +131,8 @@ impl Table {
 
     /// Every provider not deleted, oldest first.
     pub async fn list_providers(&self) -> Result<Vec<Provider>, StoreError> {
-        self.list_registry(keys::prefix::PROVIDER, "ai provider").await
+        self.list_registry(keys::prefix::PROVIDER, "ai provider")
+            .await
     }
 
     /// Every model not deleted, oldest first.

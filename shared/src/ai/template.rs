@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 /// What the placeholders of one request stand for.
-pub trait Placeholders {
+pub trait Placeholders: Sync {
     /// `None` when the placeholder is known but has no value this time.
     fn value(&self, name: &str) -> Option<Value>;
 }
