@@ -38,6 +38,15 @@ pub fn build(spec: &FunctionSpec, sdk: &SdkConfig) -> anyhow::Result<LocalFuncti
                 Box::pin(async move { Ok(importer.handle(event).await) })
             }))
         }
+        "generate-dispatch" => http(generate_dispatch::app(env, sdk)?),
+        "generation-callback" => http(generation_callback::app(env, sdk)?),
+        "generation-poll" => {
+            let poller = Arc::new(generation_poll::Poller::from_settings(env, sdk)?);
+            LocalFunction::Sqs(Arc::new(move |event| {
+                let poller = poller.clone();
+                Box::pin(async move { Ok(poller.handle(event).await) })
+            }))
+        }
         "ingest-object" => {
             let ingestor = Arc::new(ingest_object::Ingestor::from_settings(env, sdk)?);
             LocalFunction::S3(Arc::new(move |event| {

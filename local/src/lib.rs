@@ -11,7 +11,9 @@ pub mod gateway;
 pub mod jwt;
 pub mod provision;
 pub mod pumps;
+pub mod registry;
 pub mod s3_events;
+pub mod standin;
 pub mod template;
 
 use std::collections::HashMap;
@@ -52,6 +54,8 @@ pub struct Options {
     /// Deliver S3 notifications to the functions (on by default; tests
     /// that assert on states ingestion would change turn it off).
     pub deliver_s3_events: bool,
+    /// Time between the stand-in provider's task states.
+    pub standin_step: Duration,
 }
 
 /// Template parameters that `cargo run -p assetbox-local` (and the tests'
@@ -72,6 +76,7 @@ impl Default for Options {
             schedule_every: None,
             parameters: Vec::new(),
             deliver_s3_events: true,
+            standin_step: Duration::from_millis(700),
         }
     }
 }
@@ -82,6 +87,9 @@ pub struct LocalStack {
     pub sdk: SdkConfig,
     pub resolved: Resolved,
     pub functions: Vec<FunctionSpec>,
+    /// The stand-in AI provider and what the registry holds of it.
+    pub standin: standin::StandinHandle,
+    pub registered: registry::Registered,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -138,6 +146,13 @@ impl LocalStack {
                     options.api_port
                 )
             })?;
+        let api_url = format!("http://{}", listener.local_addr()?);
+        // Provider callbacks come back to this API unless told otherwise.
+        if let Some(param) = template.parameters.get_mut("PublicApiUrl")
+            && param["Default"].as_str().is_none_or(str::is_empty)
+        {
+            param["Default"] = serde_json::Value::String(api_url.clone());
+        }
         let emulator_port = match options.emulator_port {
             0 => emulator::free_port()?,
             port => port,
@@ -147,6 +162,30 @@ impl LocalStack {
         let resolved = provision::provision(&sdk, &template, &options.stack_name)
             .await
             .context("provisioning the template's resources")?;
+
+        let (api_key, webhook_key, whsec) = registry::standin_keys();
+        let (standin, standin_task) = standin::start(standin::StandinConfig {
+            api_key,
+            webhook_key,
+            whsec,
+            step: options.standin_step,
+            result_ttl: Duration::from_secs(600),
+        })
+        .await
+        .context("starting the stand-in AI provider")?;
+        let table_name = resolved
+            .refs
+            .get("Table")
+            .cloned()
+            .context("the template has no Table")?;
+        let registered = registry::register_standin(
+            &sdk,
+            &table_name,
+            &options.stack_name,
+            &standin.url,
+            &standin.config,
+        )
+        .await?;
 
         let specs = template.functions(&resolved)?;
         let mut bound = HashMap::new();
@@ -178,12 +217,14 @@ impl LocalStack {
             .transpose()?;
         let gateway = Arc::new(Gateway::new(routes, &bound, authorizers, cors)?);
 
-        let api_url = format!("http://{}", listener.local_addr()?);
-        let mut tasks = vec![tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, gateway::router(gateway)).await {
-                tracing::error!(error = %e, "HTTP API stopped");
-            }
-        })];
+        let mut tasks = vec![
+            standin_task,
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, gateway::router(gateway)).await {
+                    tracing::error!(error = %e, "HTTP API stopped");
+                }
+            }),
+        ];
         // S3 notifications: each S3 event of a function, delivered as real
         // S3 would (see s3_events.rs).
         let s3_sources = match options.deliver_s3_events {
@@ -243,6 +284,8 @@ impl LocalStack {
             sdk,
             resolved,
             functions: specs,
+            standin,
+            registered,
             tasks,
         })
     }

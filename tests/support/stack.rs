@@ -28,6 +28,11 @@ pub struct Stack {
     pub signing_jwk: Value,
     /// The template's functions as the stack runs them (env resolved).
     pub functions: Vec<assetbox_local::template::FunctionSpec>,
+    pub stack_name: String,
+    /// The stand-in AI provider and the models the stack registered for it.
+    pub standin_url: String,
+    pub image_model: String,
+    pub video_model: String,
 }
 
 /// Whether this binary's stack delivers S3 events to ingest-object. Off
@@ -90,6 +95,7 @@ pub fn stack() -> &'static Stack {
                 parameters.extend(EXTRA_PARAMETERS.get_or_init(Vec::new).iter().cloned());
                 let options = Options {
                     schedule_every: Some(std::time::Duration::from_secs(1)),
+                    standin_step: std::time::Duration::from_millis(250),
                     parameters,
                     deliver_s3_events: *DELIVER_S3_EVENTS.get_or_init(|| false),
                     ..Options::default()
@@ -130,6 +136,10 @@ pub fn stack() -> &'static Stack {
                                 .map(|((id, _), arn)| (id.clone(), arn.clone()))
                                 .collect(),
                             functions: local.functions.clone(),
+                            stack_name: "assetbox-local".into(),
+                            standin_url: local.standin.url.clone(),
+                            image_model: model_of(&local, "image"),
+                            video_model: model_of(&local, "img2vid"),
                             signing_jwk: keys
                                 .get("keys")
                                 .and_then(|k| k.get(0))
@@ -151,6 +161,17 @@ pub fn stack() -> &'static Stack {
             .expect("stack thread")
             .expect("local stack failed to start")
     })
+}
+
+/// The id of the registered stand-in model of this kind.
+fn model_of(local: &LocalStack, kind: &str) -> String {
+    local
+        .registered
+        .models
+        .iter()
+        .find(|m| m.spec.kind.as_str() == kind)
+        .map(|m| m.id.clone())
+        .expect("the stack registers a model of each kind")
 }
 
 impl Stack {

@@ -10,6 +10,7 @@ pub mod boxes;
 pub mod import;
 pub mod sharing;
 pub mod upload;
+pub mod ai;
 
 use state::owned_project;
 
@@ -64,6 +65,12 @@ pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Route
         env: UploadEnv::from_settings(settings, sdk)?,
         cursors: config.cursor_key.clone(),
         sharing: assetbox_shared::sharing::SharingPolicy::from_settings(settings)?,
+        registry: assetbox_shared::ai::RegistryRules {
+            secret_prefix: config::required(settings, vars::PROVIDER_SECRET_PREFIX)?,
+            allow_http: settings
+                .get(vars::IMPORT_ALLOW_PRIVATE_NETWORKS)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        },
         imports: state::ImportQueue {
             client: aws_sdk_sqs::Client::new(sdk),
             url: config::required(settings, vars::IMPORT_QUEUE_URL)?,
@@ -77,6 +84,7 @@ pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Route
         .merge(assets::router(aws_state.clone()))
         .merge(upload::router(aws_state.clone()))
         .merge(sharing::router(aws_state.clone()))
+        .merge(ai::router(aws_state.clone()))
         .merge(import::router(aws_state));
     Ok(router(AppState {
         store: Table::new(aws::dynamodb(sdk), config.table_name),
@@ -137,6 +145,16 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         assets::delete_asset,
         upload::upload_to_box,
         import::import_to_box,
+        ai::list_models,
+        ai::create_model,
+        ai::get_model,
+        ai::update_model,
+        ai::delete_model,
+        ai::list_providers,
+        ai::create_provider,
+        ai::get_provider,
+        ai::update_provider,
+        ai::delete_provider,
         sharing::create_link,
         sharing::list_links,
         sharing::revoke_link,
@@ -166,7 +184,14 @@ pub fn router<S: ProjectStore>(state: AppState<S>) -> Router {
         sharing::SharedProject,
         sharing::NewComment,
         sharing::MarkComment,
-        import::ImportAsset
+        import::ImportAsset,
+        ai::ModelSummary,
+        ai::ModelList,
+        ai::ModelDefinition,
+        ai::ProviderList,
+        assetbox_shared::ai::ModelSpec,
+        assetbox_shared::ai::ProviderSpec,
+        assetbox_shared::ai::Provider
     ))
 )]
 pub struct CatalogApiDoc;

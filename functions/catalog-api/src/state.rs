@@ -16,6 +16,8 @@ pub struct FilesState {
     pub cursors: CursorKey,
     pub sharing: assetbox_shared::sharing::SharingPolicy,
     pub imports: ImportQueue,
+    /// What registry writes are checked against.
+    pub registry: assetbox_shared::ai::RegistryRules,
 }
 
 /// Where import requests go.

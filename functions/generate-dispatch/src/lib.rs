@@ -166,6 +166,25 @@ fn request_digest(box_id: &str, request: &GenerateRequest) -> String {
     hex::encode(Sha256::digest(value.to_string().as_bytes()))
 }
 
+/// The API's base URL as this request reached it (`Host`, and the scheme
+/// API Gateway puts in `X-Forwarded-Proto`).
+fn request_base(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    {
+        return None;
+    }
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| *p == "http" || *p == "https")
+        .unwrap_or("https");
+    Some(format!("{scheme}://{host}"))
+}
+
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -275,6 +294,7 @@ async fn generate(
             deadline: clock::rfc3339(deadline),
             outputs: Vec::new(),
             output_of: None,
+            callback_base: request_base(&headers),
         }),
         ..AssetRecord::in_box(
             validation::new_id(),

@@ -331,7 +331,8 @@ pub struct SubmitValues<'a> {
     pub seed: Option<i64>,
     pub params: &'a Value,
     pub parent_asset_url: Option<String>,
-    pub callback_url: String,
+    /// `None` (member left out) when no callback URL is known: polling only.
+    pub callback_url: Option<String>,
     pub generation_id: &'a str,
 }
 
@@ -342,7 +343,7 @@ impl template::Placeholders for SubmitValues<'_> {
             "seed" => self.seed.map(Value::from),
             "params" => Some(self.params.clone()),
             "parent_asset_url" => self.parent_asset_url.clone().map(Value::String),
-            "callback_url" => Some(Value::String(self.callback_url.clone())),
+            "callback_url" => self.callback_url.clone().map(Value::String),
             "generation_id" => Some(Value::String(self.generation_id.to_owned())),
             other => {
                 let path = other.strip_prefix("params.")?;
@@ -433,6 +434,10 @@ pub struct Job {
     /// On an extra output's asset: the generation (asset) it came from.
     #[serde(default)]
     pub output_of: Option<String>,
+    /// The API's base URL as the request reached it (callbacks go there
+    /// unless `PUBLIC_API_URL` says otherwise).
+    #[serde(default)]
+    pub callback_base: Option<String>,
 }
 
 /// What the asset JSON shows of a generation.
@@ -441,6 +446,7 @@ pub struct JobView {
     pub state: JobState,
     /// Submits sent to the provider (1 unless it was refused and retried).
     pub attempts: u32,
+    /// Polls rescheduled so far (a job done at its first poll shows 0).
     pub polls: u32,
     pub submitted_at: Option<String>,
     pub finished_at: Option<String>,
@@ -689,7 +695,7 @@ mod tests {
             seed: None,
             params: &params,
             parent_asset_url: None,
-            callback_url: "https://api/cb?token=t".into(),
+            callback_url: Some("https://api/cb?token=t".into()),
             generation_id: "G1",
         };
         let body =

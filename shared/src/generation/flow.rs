@@ -41,7 +41,9 @@ pub struct GenerationEnv {
     pub secrets: SecretCache,
     pub provider: ProviderClient,
     pub callback_secret: Vec<u8>,
-    pub public_api_url: String,
+    /// `PUBLIC_API_URL`: where callbacks go when set (else the URL the
+    /// generation request came in on, kept on its job).
+    pub public_api_url: Option<String>,
     pub limits: GenerationLimits,
     pub allow_private: bool,
     pub secret_prefix: String,
@@ -84,9 +86,10 @@ impl GenerationEnv {
                 reason: e.to_string(),
             })?,
             callback_secret,
-            public_api_url: config::required(settings, vars::PUBLIC_API_URL)?
-                .trim_end_matches('/')
-                .to_owned(),
+            public_api_url: settings
+                .get(vars::PUBLIC_API_URL)
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
             limits: GenerationLimits {
                 max_running: config::parsed_or(settings, vars::GENERATION_MAX_RUNNING, 5)?,
                 deadline: Duration::from_secs(config::parsed_or(
@@ -102,13 +105,16 @@ impl GenerationEnv {
     }
 
     /// Our callback URL of a generation: the owner (the item's partition)
-    /// and a token bound to both in the query.
-    pub fn callback_url(&self, owner: &str, generation: &str) -> String {
-        format!(
-            "{}/api/ai/callbacks/{generation}?owner={owner}&token={}",
-            self.public_api_url,
+    /// and a token bound to both in the query; `None` without a base URL.
+    pub fn callback_url(&self, owner: &str, generation: &str, job: &Job) -> Option<String> {
+        let base = self
+            .public_api_url
+            .as_deref()
+            .or(job.callback_base.as_deref())?;
+        Some(format!(
+            "{base}/api/ai/callbacks/{generation}?owner={owner}&token={}",
             signing::callback_token(&self.callback_secret, owner, generation)
-        )
+        ))
     }
 
     /// The provider's keys, read through the cache.
@@ -206,7 +212,7 @@ impl GenerationEnv {
             seed: job.seed,
             params: &job.params,
             parent_asset_url,
-            callback_url: self.callback_url(&asset.owner, &asset.id),
+            callback_url: self.callback_url(&asset.owner, &asset.id, job),
             generation_id: &asset.id,
         };
         let outcome = self

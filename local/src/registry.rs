@@ -1,0 +1,122 @@
+//! The stand-in provider in the registry, as `cargo run -p assetbox-local`
+//! leaves it: its keys in the emulator's Secrets Manager under the stack's
+//! provider prefix (as an admin would put a real provider's), and the
+//! provider with its two models (`registry/standin.json`) in the table, so
+//! generation works at once. `registry/replicate-shape.json` is the second
+//! protocol shape, registered by tests through the admin API.
+
+use anyhow::Context;
+use assetbox_shared::ai::{Model, ModelSpec, Provider, ProviderSpec, RegistryRules};
+use assetbox_shared::db::Table;
+use aws_config::SdkConfig;
+use base64::Engine;
+use rand::RngCore;
+use serde_json::Value;
+
+use crate::standin::StandinConfig;
+
+pub const STANDIN_DEFINITIONS: &str = include_str!("../registry/standin.json");
+pub const REPLICATE_SHAPE_DEFINITIONS: &str = include_str!("../registry/replicate-shape.json");
+
+/// A definitions file with the stand-in's URL and the stack's name filled.
+pub fn definitions(text: &str, standin_url: &str, stack: &str) -> anyhow::Result<Value> {
+    let filled = text
+        .replace("{{standin_url}}", standin_url)
+        .replace("{{stack}}", stack);
+    Ok(serde_json::from_str(&filled)?)
+}
+
+/// The provider prefix of a stack's secrets (the template's
+/// `${AWS::StackName}/providers/`).
+pub fn secret_prefix(stack: &str) -> String {
+    format!("{stack}/providers/")
+}
+
+fn random_text(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut raw);
+    hex::encode(raw)
+}
+
+/// Fresh keys for the stand-in (per start, like every local secret).
+pub fn standin_keys() -> (String, String, String) {
+    let mut raw = [0u8; 24];
+    rand::rng().fill_bytes(&mut raw);
+    (
+        random_text(24),
+        random_text(24),
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        ),
+    )
+}
+
+pub struct Registered {
+    pub provider: Provider,
+    pub models: Vec<Model>,
+}
+
+pub async fn register_standin(
+    sdk: &SdkConfig,
+    table_name: &str,
+    stack: &str,
+    url: &str,
+    config: &StandinConfig,
+) -> anyhow::Result<Registered> {
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    for (name, webhook) in [
+        ("standin", &config.webhook_key),
+        ("standin-replicate", &config.whsec),
+    ] {
+        let value = serde_json::json!({"api_key": config.api_key, "webhook_secret": webhook});
+        secrets
+            .create_secret()
+            .name(format!("{}{name}", secret_prefix(stack)))
+            .description("API key of the local stand-in AI provider")
+            .secret_string(value.to_string())
+            .send()
+            .await
+            .context("creating the stand-in's secret")?;
+    }
+    let defs = definitions(STANDIN_DEFINITIONS, url, stack)?;
+    let rules = RegistryRules {
+        secret_prefix: secret_prefix(stack),
+        allow_http: true,
+    };
+    let table = Table::new(aws_sdk_dynamodb::Client::new(sdk), table_name);
+    let now = assetbox_shared::clock::rfc3339(assetbox_shared::clock::now());
+    let spec: ProviderSpec = serde_json::from_value(defs["provider"].clone())?;
+    let spec = spec
+        .validated(&rules)
+        .map_err(|e| anyhow::anyhow!("stand-in provider: {} {:?}", e.message, e.fields))?;
+    let provider = Provider {
+        id: assetbox_shared::validation::new_id(),
+        name: spec.name,
+        base_url: spec.base_url,
+        auth: spec.auth,
+        secret_ref: spec.secret_ref,
+        callback_signing: spec.callback_signing,
+        active: spec.active,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+    };
+    table.insert_provider(&provider).await?;
+    let mut models = Vec::new();
+    for raw in defs["models"].as_array().cloned().unwrap_or_default() {
+        let mut raw = raw;
+        raw["provider"] = Value::String(provider.id.clone());
+        let mut spec: ModelSpec = serde_json::from_value(raw)?;
+        spec.validate()
+            .map_err(|e| anyhow::anyhow!("stand-in model: {} {:?}", e.message, e.fields))?;
+        let model = Model {
+            id: assetbox_shared::validation::new_id(),
+            spec,
+            created_at: now.clone(),
+            updated_at: now.clone(),
+        };
+        table.insert_model(&model).await?;
+        models.push(model);
+    }
+    Ok(Registered { provider, models })
+}
