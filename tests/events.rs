@@ -1,5 +1,6 @@
-//! Every `events/` sample of the upload functions and the file routes, run
-//! through its function as Lambda runs it (no local gateway: the sample's
+//! Every `events/` sample of every function (uploads, the file routes, the
+//! catalog, the registry, generation, ingestion, import), run through its
+//! function as Lambda runs it (no local gateway: the sample's
 //! claims are what the function trusts), against the emulator.
 //!
 //! The samples name a user and ids that do not exist in the emulator, so the
@@ -63,6 +64,7 @@ async fn samples_for_unknown_uploads_are_404() {
         ("catalog-api", "shared-view.json"),
         ("catalog-api", "shared-comment.json"),
         ("project-export", "export.json"),
+        ("generate-dispatch", "generate.json"),
     ];
     for (function, sample) in cases {
         let (status, body) = invoke_sample(function, sample).await;
@@ -142,4 +144,33 @@ async fn ingest_sample_with_an_encoded_foreign_key_quarantines_the_object() {
     }
     assert!(stack.object_exists(&format!("quarantine/{key}")).await);
     assert!(!stack.object_exists(key).await);
+}
+
+/// The registry's list is for every signed-in user; its writes are for
+/// admins only (the sample's caller is in `editors`).
+#[tokio::test]
+async fn registry_samples() {
+    let (status, body) = invoke_sample("catalog-api", "list-models.json").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["results"].is_array());
+    let (status, body) = invoke_sample("catalog-api", "create-model-not-admin.json").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+}
+
+/// A callback whose token was not made by us (signed headers or not) is
+/// refused before anything is read or queued.
+#[tokio::test]
+async fn a_callback_sample_with_a_foreign_token_is_401() {
+    let (status, body) = invoke_sample("generation-callback", "callback.json").await;
+    assert_eq!(status, 401, "{body}");
+}
+
+/// Polls and a wake-up for a generation that does not exist (deleted
+/// meanwhile), and a message that is none of ours: all done with, none
+/// retried.
+#[tokio::test]
+async fn poll_samples_retry_nothing_they_cannot_act_on() {
+    let retry = invoke_sqs_sample("generation-poll", "polls.json").await;
+    assert_eq!(retry, Vec::<String>::new());
 }

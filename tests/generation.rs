@@ -90,6 +90,33 @@ fn settled(asset: &Value) -> bool {
     matches!(asset["status"].as_str(), Some("COMPLETED" | "FAILED"))
 }
 
+/// What one settled generation left behind.
+struct Settled {
+    api: Client,
+    user: User,
+    box_id: String,
+    /// The asset once it is `COMPLETED` or `FAILED`.
+    done: Value,
+}
+
+/// A fresh user and box, one generation of `prompt` (the image model) in
+/// it, and its asset once settled.
+async fn generate_until_settled(prompt: &str) -> Settled {
+    generation_stack();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let (_, box_id) = project_and_box(&api, &user).await;
+    let (status, accepted) = generate(&user, &box_id, &image_request(prompt), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let done = eventually(&api, &user, accepted["id"].as_str().unwrap(), settled).await;
+    Settled {
+        api,
+        user,
+        box_id,
+        done,
+    }
+}
+
 /// What the stand-in received and created for a prompt.
 async fn standin_counts(prompt: &str) -> (u64, u64) {
     let stats: Value = reqwest::Client::new()
@@ -273,13 +300,8 @@ async fn a_predictions_shaped_model_with_two_outputs_makes_two_assets() {
 
 #[tokio::test]
 async fn without_callbacks_polling_alone_finishes_the_job() {
-    generation_stack();
-    let api = Client::new();
-    let user = api.new_user().await;
-    let (_, box_id) = project_and_box(&api, &user).await;
     let prompt = unique("a quiet lake [no-callback]");
-    let (_, accepted) = generate(&user, &box_id, &image_request(&prompt), None).await;
-    let done = eventually(&api, &user, accepted["id"].as_str().unwrap(), settled).await;
+    let Settled { done, .. } = generate_until_settled(&prompt).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     // Finished by a poll: the first comes 3 s after the submit (a callback
     // would have come after ~0.8 s).
@@ -324,13 +346,8 @@ async fn definite_refusals_fail_with_the_reason_and_are_not_retried() {
 
 #[tokio::test]
 async fn a_429_at_submit_is_retried_and_submitted_exactly_once() {
-    generation_stack();
-    let api = Client::new();
-    let user = api.new_user().await;
-    let (_, box_id) = project_and_box(&api, &user).await;
     let prompt = unique("a busy day [busy:1]");
-    let (_, accepted) = generate(&user, &box_id, &image_request(&prompt), None).await;
-    let done = eventually(&api, &user, accepted["id"].as_str().unwrap(), settled).await;
+    let Settled { done, .. } = generate_until_settled(&prompt).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     assert_eq!(done["generation"]["attempts"], 2);
     assert_eq!(
@@ -342,26 +359,16 @@ async fn a_429_at_submit_is_retried_and_submitted_exactly_once() {
 
 #[tokio::test]
 async fn a_lost_submit_reply_is_reconciled_by_its_callback_and_never_resubmitted() {
-    generation_stack();
-    let api = Client::new();
-    let user = api.new_user().await;
-    let (_, box_id) = project_and_box(&api, &user).await;
     let prompt = unique("a storm [lost-reply]");
-    let (_, accepted) = generate(&user, &box_id, &image_request(&prompt), None).await;
-    let done = eventually(&api, &user, accepted["id"].as_str().unwrap(), settled).await;
+    let Settled { done, .. } = generate_until_settled(&prompt).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     assert_eq!(standin_counts(&prompt).await, (1, 1));
 }
 
 #[tokio::test]
 async fn a_lost_reply_without_callbacks_fails_at_the_deadline_unresent() {
-    generation_stack();
-    let api = Client::new();
-    let user = api.new_user().await;
-    let (_, box_id) = project_and_box(&api, &user).await;
     let prompt = unique("a storm [lost-reply] [no-callback]");
-    let (_, accepted) = generate(&user, &box_id, &image_request(&prompt), None).await;
-    let done = eventually(&api, &user, accepted["id"].as_str().unwrap(), settled).await;
+    let Settled { done, .. } = generate_until_settled(&prompt).await;
     assert_eq!(done["status"], "FAILED", "{done}");
     assert!(
         done["error_message"]
@@ -375,13 +382,8 @@ async fn a_lost_reply_without_callbacks_fails_at_the_deadline_unresent() {
 
 #[tokio::test]
 async fn a_stuck_job_fails_at_its_deadline() {
-    generation_stack();
-    let api = Client::new();
-    let user = api.new_user().await;
-    let (_, box_id) = project_and_box(&api, &user).await;
     let prompt = unique("forever [stuck]");
-    let (_, accepted) = generate(&user, &box_id, &image_request(&prompt), None).await;
-    let done = eventually(&api, &user, accepted["id"].as_str().unwrap(), settled).await;
+    let Settled { done, .. } = generate_until_settled(&prompt).await;
     assert_eq!(done["status"], "FAILED", "{done}");
     assert!(
         done["error_message"]
@@ -463,13 +465,13 @@ async fn the_same_idempotency_key_answers_the_same_asset_without_a_second_submis
 
 #[tokio::test]
 async fn duplicate_and_late_callbacks_change_nothing_twice() {
-    generation_stack();
-    let api = Client::new();
-    let user = api.new_user().await;
-    let (_, box_id) = project_and_box(&api, &user).await;
     let prompt = unique("an echo [callbacks:5] [late-callback]");
-    let (_, accepted) = generate(&user, &box_id, &image_request(&prompt), None).await;
-    let done = eventually(&api, &user, accepted["id"].as_str().unwrap(), settled).await;
+    let Settled {
+        api,
+        user,
+        box_id,
+        done,
+    } = generate_until_settled(&prompt).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
     // Past the late callback.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -560,6 +562,11 @@ async fn forged_unsigned_stale_and_foreign_callbacks_are_refused() {
         let reply = post(url.clone(), vec![]).await.unwrap();
         assert_eq!(reply.status(), StatusCode::UNAUTHORIZED, "{url}");
     }
+    // Not a generation id at all.
+    let reply = post(callback_url(&user.id, "not-a-generation", &token_a), vec![])
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::NOT_FOUND);
     // The right token but no signature, a wrong one, a stale one.
     let url = callback_url(&user.id, a_id, &token_a);
     let reply = post(url.clone(), vec![]).await.unwrap();

@@ -264,13 +264,17 @@ impl LocalStack {
                     source.function
                 );
             };
-            tasks.push(pumps::spawn_sqs_pump(
-                aws_sdk_sqs::Client::new(&sdk),
-                source.queue_url,
-                source.queue_arn,
-                source.batch_size,
-                consumer.clone(),
-            ));
+            // Lambda's SQS event source mapping starts with five
+            // concurrent batches; so does the local one.
+            for _ in 0..pumps::SQS_POLLERS {
+                tasks.push(pumps::spawn_sqs_pump(
+                    aws_sdk_sqs::Client::new(&sdk),
+                    source.queue_url.clone(),
+                    source.queue_arn.clone(),
+                    source.batch_size,
+                    consumer.clone(),
+                ));
+            }
         }
         let schedules = pumps::schedules(&template, &resolved, options.schedule_every)?;
         tasks.extend(pumps::spawn_schedules(

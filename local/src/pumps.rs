@@ -150,6 +150,10 @@ pub async fn receive(
     }
 }
 
+/// Pollers per SQS event source: Lambda's event source mapping for a
+/// standard queue starts with five concurrent batches.
+pub const SQS_POLLERS: usize = 5;
+
 /// Long-polls `queue_url` and hands each batch to `consumer` like Lambda's
 /// event source mapping: messages the consumer reports as failed, or all of
 /// them when it errors, stay on the queue and come back after the visibility

@@ -90,17 +90,11 @@ pub async fn register_standin(
     let spec = spec
         .validated(&rules)
         .map_err(|e| anyhow::anyhow!("stand-in provider: {} {:?}", e.message, e.fields))?;
-    let provider = Provider {
-        id: assetbox_shared::validation::new_id(),
-        name: spec.name,
-        base_url: spec.base_url,
-        auth: spec.auth,
-        secret_ref: spec.secret_ref,
-        callback_signing: spec.callback_signing,
-        active: spec.active,
-        created_at: now.clone(),
-        updated_at: now.clone(),
-    };
+    let provider = spec.into_provider(
+        assetbox_shared::validation::new_id(),
+        now.clone(),
+        now.clone(),
+    );
     table.insert_provider(&provider).await?;
     let mut models = Vec::new();
     for raw in defs["models"].as_array().cloned().unwrap_or_default() {

@@ -39,6 +39,13 @@ pub fn required(settings: &dyn Settings, key: &'static str) -> Result<String, Co
         .ok_or(ConfigError::Missing(key))
 }
 
+/// A yes/no setting: `true` (any case) is yes; anything else, or unset, no.
+pub fn flag(settings: &dyn Settings, key: &'static str) -> bool {
+    settings
+        .get(key)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 /// Optional setting parsed with `FromStr`, falling back to `default` when unset.
 pub fn parsed_or<T: std::str::FromStr>(
     settings: &dyn Settings,

@@ -118,43 +118,8 @@ pub mod media {
     }
 
     pub fn mp4(frames: u32, seed: u8) -> Vec<u8> {
-        let config = mp4::Mp4Config {
-            major_brand: str::parse("isom").unwrap(),
-            minor_version: 512,
-            compatible_brands: vec![
-                str::parse("isom").unwrap(),
-                str::parse("iso2").unwrap(),
-                str::parse("avc1").unwrap(),
-                str::parse("mp41").unwrap(),
-            ],
-            timescale: 1000,
-        };
-        let mut writer = mp4::Mp4Writer::write_start(Cursor::new(Vec::new()), &config).unwrap();
-        writer
-            .add_track(&mp4::TrackConfig {
-                track_type: mp4::TrackType::Video,
-                timescale: 25,
-                language: "und".into(),
-                media_conf: mp4::MediaConfig::AvcConfig(mp4::AvcConfig {
-                    width: 64,
-                    height: 48,
-                    seq_param_set: vec![0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0x40, 0x0c],
-                    pic_param_set: vec![0x68, 0xce, 0x3c, 0x80],
-                }),
-            })
-            .unwrap();
-        for i in 0..frames {
-            let sample = mp4::Mp4Sample {
-                start_time: i as u64,
-                duration: 1,
-                rendering_offset: 0,
-                is_sync: i == 0,
-                bytes: bytes::Bytes::from(vec![0, 0, 0, 2, 0x65, seed ^ i as u8]),
-            };
-            writer.write_sample(1, &sample).unwrap();
-        }
-        writer.write_end().unwrap();
-        writer.into_writer().into_inner()
+        // The stand-in provider's own video maker: a real H.264 MP4.
+        assetbox_local::standin::media::mp4(frames, 64, 48, seed)
     }
 
     /// A structurally valid WebM of `width`×`height` VP8 video, as a muxer

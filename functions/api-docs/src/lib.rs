@@ -45,6 +45,8 @@ pub fn document() -> Value {
     doc.merge(upload_abort::UploadAbortDoc::openapi());
     doc.merge(upload_sign::UploadSignDoc::openapi());
     doc.merge(project_export::ProjectExportDoc::openapi());
+    doc.merge(generate_dispatch::GenerateDispatchDoc::openapi());
+    doc.merge(generation_callback::GenerationCallbackDoc::openapi());
     doc.merge(DocsDoc::openapi());
     doc.info.title = "assetbox".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
@@ -85,8 +87,8 @@ pub fn document() -> Value {
 }
 
 const DESCRIPTION: &str = "Backend of an AI production asset manager: projects \
-of ordered boxes (shots), each holding uploaded or imported image and video \
-assets, with share links for reviewers.\n\n\
+of ordered boxes (shots), each holding uploaded, imported or AI-generated \
+image and video assets, with share links for reviewers.\n\n\
 Send `Authorization: Bearer <access_token>` (from `POST /api/auth/login`) on \
 every route that lists the `bearer` security scheme. Errors are JSON: \
 `{\"error\": {\"code\", \"message\", \"fields\"}}` from the API, or \
@@ -96,7 +98,11 @@ a 401 before the route runs). Lists are pages: pass `next_cursor` back as \
 alike.\n\n\
 Large files go straight to storage: `POST /v1/files/uploads`, `PUT` each part \
 to its URL, then complete; the `/s3` routes offer the same to Uppy's \
-`@uppy/aws-s3` client.";
+`@uppy/aws-s3` client.\n\n\
+Generation: `GET /api/ai/models/` lists the models with the JSON Schema of \
+their `params`; `POST /api/boxes/{id}/generate/` answers 202 with the new \
+asset, which moves from `PENDING` through `PROCESSING` to `COMPLETED` or \
+`FAILED` (poll `GET /api/assets/{id}/`).";
 
 fn tags() -> Value {
     json!([
@@ -109,6 +115,8 @@ fn tags() -> Value {
         {"name": "files", "description": "Uploaded files, completed or not."},
         {"name": "uploads", "description": "Direct uploads to storage in parts."},
         {"name": "companion", "description": "Uploads from Uppy's `@uppy/aws-s3` client (the Companion S3 contract)."},
+        {"name": "ai", "description": "The AI model registry: models for everyone, providers and models managed by admins."},
+        {"name": "generation", "description": "Generating images and videos with a registry model, and the providers' callbacks."},
         {"name": "docs", "description": "This document."}
     ])
 }

@@ -358,23 +358,9 @@ pub async fn create_provider(
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = spec.validated(rules(&state))?;
     let now = clock::rfc3339(clock::now());
-    let provider = provider_of(validation::new_id(), spec, now.clone(), now);
+    let provider = spec.into_provider(validation::new_id(), now.clone(), now);
     state.env.table.insert_provider(&provider).await?;
     Ok(created(provider))
-}
-
-fn provider_of(id: String, spec: ProviderSpec, created_at: String, updated_at: String) -> Provider {
-    Provider {
-        id,
-        name: spec.name,
-        base_url: spec.base_url,
-        auth: spec.auth,
-        secret_ref: spec.secret_ref,
-        callback_signing: spec.callback_signing,
-        active: spec.active,
-        created_at,
-        updated_at,
-    }
 }
 
 async fn found_provider(state: &FilesState, id: &str) -> Result<Provider, ApiError> {
@@ -425,21 +411,8 @@ pub async fn update_provider(
     ApiJson(patch): ApiJson<Value>,
 ) -> Result<Json<Provider>, ApiError> {
     let current = found_provider(&state, &id).await?;
-    let as_spec = ProviderSpec {
-        name: current.name.clone(),
-        base_url: current.base_url.clone(),
-        auth: current.auth.clone(),
-        secret_ref: current.secret_ref.clone(),
-        callback_signing: current.callback_signing,
-        active: current.active,
-    };
-    let spec = merged(&as_spec, patch)?.validated(rules(&state))?;
-    let provider = provider_of(
-        current.id,
-        spec,
-        current.created_at,
-        clock::rfc3339(clock::now()),
-    );
+    let spec = merged(&ProviderSpec::of(&current), patch)?.validated(rules(&state))?;
+    let provider = spec.into_provider(current.id, current.created_at, clock::rfc3339(clock::now()));
     if !state
         .env
         .table

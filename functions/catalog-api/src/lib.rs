@@ -67,16 +67,12 @@ pub fn app(settings: &dyn Settings, sdk: &aws_config::SdkConfig) -> Result<Route
         sharing: assetbox_shared::sharing::SharingPolicy::from_settings(settings)?,
         registry: assetbox_shared::ai::RegistryRules {
             secret_prefix: config::required(settings, vars::PROVIDER_SECRET_PREFIX)?,
-            allow_http: settings
-                .get(vars::IMPORT_ALLOW_PRIVATE_NETWORKS)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            allow_http: config::flag(settings, vars::IMPORT_ALLOW_PRIVATE_NETWORKS),
         },
         imports: state::ImportQueue {
             client: aws_sdk_sqs::Client::new(sdk),
             url: config::required(settings, vars::IMPORT_QUEUE_URL)?,
-            allow_private: settings
-                .get(vars::IMPORT_ALLOW_PRIVATE_NETWORKS)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            allow_private: config::flag(settings, vars::IMPORT_ALLOW_PRIVATE_NETWORKS),
         },
     };
     let files = files::router(aws_state.clone())

@@ -277,7 +277,7 @@ async fn generate(
         content_type: "application/octet-stream".into(),
         prompt_text: Some(prompt),
         ai_model: Some(model.id.clone()),
-        generation: Some(Job {
+        generation: Some(Box::new(Job {
             model: model.id.clone(),
             model_name: model.spec.name.clone(),
             provider: model.spec.provider.clone(),
@@ -295,7 +295,7 @@ async fn generate(
             outputs: Vec::new(),
             output_of: None,
             callback_base: request_base(&headers),
-        }),
+        })),
         ..AssetRecord::in_box(
             validation::new_id(),
             &caller.user_id,

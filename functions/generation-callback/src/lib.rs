@@ -73,7 +73,9 @@ fn refused(why: Refused) -> ApiError {
     request_body(content = Object, description = "The provider's callback body (the same as its query answer)."),
     responses(
         (status = 202, description = "Received: the generation will ask the provider.", body = CallbackAccepted),
+        (status = 400, description = "The query string is malformed (e.g. `owner` given twice).", body = ErrorBody),
         (status = 401, description = "The token, the signature or its timestamp does not hold.", body = ErrorBody),
+        (status = 404, description = "`generation` is not a generation id.", body = ErrorBody),
     )
 )]
 // Long on purpose: each check in turn, each refusal the same 401.
@@ -84,6 +86,11 @@ async fn callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<CallbackAccepted>), ApiError> {
+    // Not an id we ever make: no such generation (as every route answers a
+    // malformed id), before any secret is used.
+    if !validation::is_ulid(&generation) {
+        return Err(ApiError::not_found("generation"));
+    }
     let (Some(owner), Some(token)) = (query.owner, query.token) else {
         return Err(refused(Refused::Token));
     };
@@ -92,9 +99,6 @@ async fn callback(
         StatusCode::ACCEPTED,
         Json(CallbackAccepted { received: true }),
     );
-    if !validation::is_ulid(&generation) {
-        return Err(refused(Refused::Token));
-    }
     let Some(asset) = env.uploads.table.get_asset(&owner, &generation).await? else {
         return Ok(accepted); // deleted since: a late callback
     };

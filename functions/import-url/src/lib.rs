@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use assetbox_shared::assets::AssetStatus;
 use assetbox_shared::clock;
-use assetbox_shared::config::{ConfigError, Settings, vars};
+use assetbox_shared::config::{self, ConfigError, Settings, vars};
 use assetbox_shared::db::Refusal;
 use assetbox_shared::download::{self, FetchError, Limits, Placement, Stored};
 use assetbox_shared::imports::ImportRequest;
@@ -51,9 +51,7 @@ impl Importer {
         settings: &dyn Settings,
         sdk: &aws_config::SdkConfig,
     ) -> Result<Self, ConfigError> {
-        let allow_private = settings
-            .get(vars::IMPORT_ALLOW_PRIVATE_NETWORKS)
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let allow_private = config::flag(settings, vars::IMPORT_ALLOW_PRIVATE_NETWORKS);
         let http = download::guarded_client(allow_private, "assetbox-import/1").map_err(|e| {
             ConfigError::Invalid {
                 key: vars::IMPORT_ALLOW_PRIVATE_NETWORKS,
@@ -149,7 +147,7 @@ impl Importer {
         asset.quota_bytes = stored.size;
         asset.updated_at = now();
         match table
-            .finish_import(&asset, self.env.policy.quota_bytes)
+            .record_fetched_object(&asset, self.env.policy.quota_bytes)
             .await
             .map_err(|e| e.to_string())?
         {

@@ -194,6 +194,33 @@ fn checked_name(field: &str, raw: &str) -> Result<String, ApiError> {
 }
 
 impl ProviderSpec {
+    /// The provider this spec defines.
+    pub fn into_provider(self, id: String, created_at: String, updated_at: String) -> Provider {
+        Provider {
+            id,
+            name: self.name,
+            base_url: self.base_url,
+            auth: self.auth,
+            secret_ref: self.secret_ref,
+            callback_signing: self.callback_signing,
+            active: self.active,
+            created_at,
+            updated_at,
+        }
+    }
+
+    /// The spec of a stored provider (what a PATCH is merged into).
+    pub fn of(provider: &Provider) -> Self {
+        Self {
+            name: provider.name.clone(),
+            base_url: provider.base_url.clone(),
+            auth: provider.auth.clone(),
+            secret_ref: provider.secret_ref.clone(),
+            callback_signing: provider.callback_signing,
+            active: provider.active,
+        }
+    }
+
     /// The spec, checked and normalised.
     pub fn validated(mut self, rules: &RegistryRules) -> Result<Self, ApiError> {
         self.name = checked_name("name", &self.name)?;

@@ -51,9 +51,9 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     mac
 }
 
-/// The token of a generation's callback URL, bound to its owner and id.
-pub fn callback_token(secret: &[u8], owner: &str, generation: &str) -> String {
-    let tag = mac(
+/// The HMAC a generation's callback token is the first 16 bytes of.
+fn token_tag(secret: &[u8], owner: &str, generation: &str) -> [u8; 32] {
+    mac(
         secret,
         &[
             b"assetbox-callback:",
@@ -63,8 +63,13 @@ pub fn callback_token(secret: &[u8], owner: &str, generation: &str) -> String {
         ],
     )
     .finalize()
-    .into_bytes();
-    hex::encode(&tag[..16])
+    .into_bytes()
+    .into()
+}
+
+/// The token of a generation's callback URL, bound to its owner and id.
+pub fn callback_token(secret: &[u8], owner: &str, generation: &str) -> String {
+    hex::encode(&token_tag(secret, owner, generation)[..16])
 }
 
 /// Whether `token` is the generation's (constant time).
@@ -77,21 +82,11 @@ pub fn check_token(
     let Ok(given) = hex::decode(token) else {
         return Err(Refused::Token);
     };
-    let full = mac(
-        secret,
-        &[
-            b"assetbox-callback:",
-            owner.as_bytes(),
-            b"/",
-            generation.as_bytes(),
-        ],
-    )
-    .finalize()
-    .into_bytes();
     // `given` must be exactly the 16-byte prefix; compare in constant time.
     if given.len() != 16 {
         return Err(Refused::Token);
     }
+    let full = token_tag(secret, owner, generation);
     let diff = given
         .iter()
         .zip(&full[..16])

@@ -96,7 +96,7 @@ pub struct AssetRecord {
     pub error_message: Option<String>,
     /// The generation that makes it, when generated (its job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation: Option<Job>,
+    pub generation: Option<Box<Job>>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -276,7 +276,7 @@ impl AssetView {
         file_url: Option<String>,
         thumbnail_url: Option<String>,
     ) -> Self {
-        let job = r.generation.as_ref();
+        let job = r.generation.as_deref();
         Self {
             ai_model_name: job.map(|j| j.model_name.clone()),
             generation_config: job.map(|j| j.params.clone()),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
-use super::{AssetFilters, AssetRecord, AssetScope};
+use super::{AssetFilters, AssetRecord, AssetScope, AssetStatus};
 use crate::db::keys::{self, prefix};
 use crate::db::{GSI1_KEYS, Listing, Meanings, Refusal, StoreError, Table, built, n, s, s_or_null};
 use crate::pagination::StringKey;
@@ -340,6 +340,56 @@ impl Table {
     }
 
     /// The asset of a file in a box, and the box's count, into a transaction.
+    /// Records an object stored for an asset that had none — an import's
+    /// fetched URL, a generation's result — with only the fields the fetch
+    /// learns (edits made meanwhile, favourite or prompt, stay) and its bytes
+    /// counted against the quota, in one transaction. `StateChanged` when it
+    /// has an object already (a duplicate finished it), is settled, or is
+    /// gone.
+    pub async fn record_fetched_object(
+        &self,
+        asset: &AssetRecord,
+        quota: u64,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let Some(key) = asset.s3_key.as_deref() else {
+            return Err(StoreError::Failed(
+                "a fetched object is recorded with its key".into(),
+            ));
+        };
+        let update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&asset.owner)))
+            .key(keys::SK, s(keys::asset_sk(&asset.id)))
+            .update_expression(
+                "SET #status = :processing, s3_key = :key, asset_type = :type, \
+                 content_type = :ct, #size = :size, quota_bytes = :size, #name = :name, \
+                 updated_at = :now",
+            )
+            .condition_expression("s3_key = :none AND #status IN (:pending, :processing)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#size", "size")
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":processing", s(AssetStatus::Processing.as_str()))
+            .expression_attribute_values(":pending", s(AssetStatus::Pending.as_str()))
+            .expression_attribute_values(":none", s(""))
+            .expression_attribute_values(":key", s(key))
+            .expression_attribute_values(":type", s(asset.asset_type.as_str()))
+            .expression_attribute_values(":ct", s(&asset.content_type))
+            .expression_attribute_values(":size", n(asset.size))
+            .expression_attribute_values(":name", s(&asset.name))
+            .expression_attribute_values(":now", s(&asset.updated_at));
+        self.transact(
+            vec![
+                TransactWriteItem::builder()
+                    .update(built(update.build())?)
+                    .build(),
+                self.quota_change(&asset.owner, asset.size as i128, quota)?,
+            ],
+            vec![Refusal::StateChanged, Refusal::QuotaExceeded],
+        )
+        .await
+    }
+
     pub(crate) fn add_asset(
         &self,
         asset: &AssetRecord,

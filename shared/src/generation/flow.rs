@@ -65,9 +65,7 @@ impl GenerationEnv {
         settings: &dyn Settings,
         sdk: &aws_config::SdkConfig,
     ) -> Result<Self, ConfigError> {
-        let allow_private = settings
-            .get(vars::IMPORT_ALLOW_PRIVATE_NETWORKS)
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let allow_private = config::flag(settings, vars::IMPORT_ALLOW_PRIVATE_NETWORKS);
         let callback_secret = config::required(settings, vars::CALLBACK_SECRET)?.into_bytes();
         if callback_secret.len() < 32 {
             return Err(ConfigError::Invalid {
@@ -173,27 +171,17 @@ impl GenerationEnv {
             return Ok(());
         }
         let now = now_text();
-        let fail = |reason: String| async move {
-            table
-                .finish_job(
-                    &asset.owner,
-                    &asset.id,
-                    &[JobState::Recorded, JobState::Submitting],
-                    Err(&reason),
-                    &now_text(),
-                )
-                .await
-                .map_err(store)
-                .map(|_| ())
+        let fail = |reason: &'static str| {
+            self.fail_from(asset, &[JobState::Recorded, JobState::Submitting], reason)
         };
         let Some((model, provider)) = self.definition(job).await? else {
-            return fail("the model is no longer in the registry".into()).await;
+            return fail("the model is no longer in the registry").await;
         };
         let keys = match self.keys_of(&provider).await {
             Ok(keys) => keys,
             Err(reason) => {
                 tracing::error!(generation = asset.id, reason, "provider key unavailable");
-                return fail("the provider's key is not available".into()).await;
+                return fail("the provider's key is not available").await;
             }
         };
         let parent_asset_url = match &job.parent_asset {
@@ -223,66 +211,23 @@ impl GenerationEnv {
         tracing::info!(generation = asset.id, attempt, outcome = ?outcome_kind(&outcome), "submitted");
         let (owner, generation) = (asset.owner.clone(), asset.id.clone());
         match outcome {
-            SubmitOutcome::Accepted(task) => {
-                table
-                    .record_submit(asset, job, Some(&task), &now_text())
-                    .await
-                    .map_err(store)?;
-                self.send(
-                    &PollMessage::Poll {
-                        owner,
-                        generation,
-                        poll: 0,
-                    },
-                    FIRST_POLL_SECS,
-                )
-                .await
-            }
+            SubmitOutcome::Accepted(task) => self.start_polling(asset, job, Some(&task)).await,
             SubmitOutcome::Unknown(reason) => {
                 tracing::warn!(
                     generation = asset.id,
                     reason,
                     "submit outcome unknown: not resent"
                 );
-                table
-                    .record_submit(asset, job, None, &now_text())
-                    .await
-                    .map_err(store)?;
-                self.send(
-                    &PollMessage::Poll {
-                        owner,
-                        generation,
-                        poll: 0,
-                    },
-                    FIRST_POLL_SECS,
-                )
-                .await
+                self.start_polling(asset, job, None).await
             }
-            SubmitOutcome::Refused(reason) => table
-                .finish_job(
-                    &owner,
-                    &generation,
-                    &[JobState::Submitting],
-                    Err(&reason),
-                    &now_text(),
-                )
-                .await
-                .map(|_| ())
-                .map_err(store),
+            SubmitOutcome::Refused(reason) => {
+                self.fail_from(asset, &[JobState::Submitting], &reason)
+                    .await
+            }
             SubmitOutcome::RetryLater { reason, .. } if attempt >= MAX_SUBMIT_ATTEMPTS => {
                 let why =
                     format!("the provider stayed unavailable after {attempt} attempts ({reason})");
-                table
-                    .finish_job(
-                        &owner,
-                        &generation,
-                        &[JobState::Submitting],
-                        Err(&why),
-                        &now_text(),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(store)
+                self.fail_from(asset, &[JobState::Submitting], &why).await
             }
             SubmitOutcome::RetryLater {
                 reason,
@@ -305,6 +250,27 @@ impl GenerationEnv {
                 .await
             }
         }
+    }
+
+    /// Records a sent submit (`submitted` with its task, or `unconfirmed`)
+    /// and queues the first poll.
+    async fn start_polling(
+        &self,
+        asset: &AssetRecord,
+        job: &Job,
+        task: Option<&str>,
+    ) -> Result<(), StepError> {
+        self.uploads
+            .table
+            .record_submit(asset, job, task, &now_text())
+            .await
+            .map_err(store)?;
+        let first = PollMessage::Poll {
+            owner: asset.owner.clone(),
+            generation: asset.id.clone(),
+            poll: 0,
+        };
+        self.send(&first, FIRST_POLL_SECS).await
     }
 
     /// A short-lived URL of the parent image for the provider to fetch.
@@ -333,7 +299,7 @@ impl GenerationEnv {
         else {
             return Ok(()); // deleted meanwhile
         };
-        let Some(job) = asset.generation.clone() else {
+        let Some(job) = asset.generation.as_deref().cloned() else {
             return Ok(());
         };
         match (job.state, message) {
@@ -376,9 +342,19 @@ impl GenerationEnv {
         from: JobState,
         reason: &str,
     ) -> Result<(), StepError> {
+        self.fail_from(asset, &[from], reason).await
+    }
+
+    /// Fails the job (and its asset) if it is still in one of `from`.
+    async fn fail_from(
+        &self,
+        asset: &AssetRecord,
+        from: &[JobState],
+        reason: &str,
+    ) -> Result<(), StepError> {
         self.uploads
             .table
-            .finish_job(&asset.owner, &asset.id, &[from], Err(reason), &now_text())
+            .finish_job(&asset.owner, &asset.id, from, Err(reason), &now_text())
             .await
             .map(|_| ())
             .map_err(store)
@@ -627,14 +603,19 @@ impl GenerationEnv {
         extra.prompt_text.clone_from(&primary.prompt_text);
         extra.ai_model.clone_from(&primary.ai_model);
         extra.content_type = "application/octet-stream".into();
-        extra.generation = Some(Job {
+        extra.generation = Some(Box::new(Job {
             state: JobState::Stored,
             outputs: Vec::new(),
             output_of: Some(primary.id.clone()),
             finished_at: Some(now.clone()),
             ..job.clone()
-        });
-        if table.record_output_asset(&extra).await.map_err(store)? {
+        }));
+        if table
+            .create_pending_asset(&extra)
+            .await
+            .map_err(store)?
+            .is_ok()
+        {
             return Ok(Some(extra));
         }
         // Raced by another copy, or the box went.
@@ -700,7 +681,7 @@ impl GenerationEnv {
         done.updated_at = now_text();
         match env
             .table
-            .finish_output(&done, env.policy.quota_bytes)
+            .record_fetched_object(&done, env.policy.quota_bytes)
             .await
             .map_err(|e| FetchError::Transient(e.to_string()))?
         {

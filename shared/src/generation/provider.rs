@@ -86,6 +86,8 @@ pub struct TaskReport {
 
 pub struct ProviderClient {
     http: reqwest::Client,
+    allow_private: bool,
+    call_timeout: Duration,
 }
 
 impl ProviderClient {
@@ -94,7 +96,15 @@ impl ProviderClient {
     pub fn new(allow_private: bool) -> reqwest::Result<Self> {
         Ok(Self {
             http: crate::download::guarded_client(allow_private, "assetbox-generation/1")?,
+            allow_private,
+            call_timeout: CALL_TIMEOUT,
         })
+    }
+
+    /// The same client with another limit per call (tests of timeouts).
+    pub fn with_call_timeout(mut self, limit: Duration) -> Self {
+        self.call_timeout = limit;
+        self
     }
 
     /// The guarded client (results are downloaded with it too).
@@ -114,6 +124,9 @@ impl ProviderClient {
         });
         let mut url = reqwest::Url::parse(&format!("{}{path}", provider.base_url))
             .map_err(|_| NoAnswer::Blocked("the provider's URL is not valid".into()))?;
+        // The resolver guards names; an IP literal never reaches it.
+        crate::download::check_url(&url, self.allow_private)
+            .map_err(|b| NoAnswer::Blocked(format!("{}: {b}", provider.name)))?;
         let key = keys.api_key.expose();
         if let KeyPlacement::Query { name } = &provider.auth {
             url.query_pairs_mut().append_pair(name, key);
@@ -122,7 +135,7 @@ impl ProviderClient {
             Method::Get => self.http.get(url),
             Method::Post => self.http.post(url),
         }
-        .timeout(CALL_TIMEOUT);
+        .timeout(self.call_timeout);
         request = match &provider.auth {
             KeyPlacement::Bearer => request.bearer_auth(key),
             KeyPlacement::Header { name } => request.header(name.as_str(), key),

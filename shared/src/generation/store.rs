@@ -321,59 +321,6 @@ impl Table {
         self.run_update(update).await
     }
 
-    /// Records an extra output's asset (`PENDING`, in the same box);
-    /// `Ok(false)` when it exists already (a resumed store) or the box went.
-    pub async fn record_output_asset(&self, asset: &AssetRecord) -> Result<bool, StoreError> {
-        let mut items = Vec::new();
-        let mut meanings = Vec::new();
-        self.add_asset(asset, &mut items, &mut meanings)?;
-        Ok(self.transact(items, meanings).await?.is_ok())
-    }
-
-    /// Records an output's stored object on its asset — only while it has
-    /// none — with its bytes against the quota, in one transaction.
-    pub async fn finish_output(
-        &self,
-        asset: &AssetRecord,
-        quota: u64,
-    ) -> Result<Result<(), Refusal>, StoreError> {
-        let Some(key) = asset.s3_key.as_deref() else {
-            return Err(StoreError::Failed("an output finishes with its key".into()));
-        };
-        let update = Update::builder()
-            .table_name(self.name())
-            .key(keys::PK, s(keys::user_pk(&asset.owner)))
-            .key(keys::SK, s(keys::asset_sk(&asset.id)))
-            .update_expression(
-                "SET #status = :processing, s3_key = :key, asset_type = :type, \
-                 content_type = :ct, #size = :size, quota_bytes = :size, #name = :name, \
-                 updated_at = :now",
-            )
-            .condition_expression("s3_key = :none AND #status IN (:pending, :processing)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#size", "size")
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":processing", s(AssetStatus::Processing.as_str()))
-            .expression_attribute_values(":pending", s(AssetStatus::Pending.as_str()))
-            .expression_attribute_values(":none", s(""))
-            .expression_attribute_values(":key", s(key))
-            .expression_attribute_values(":type", s(asset.asset_type.as_str()))
-            .expression_attribute_values(":ct", s(&asset.content_type))
-            .expression_attribute_values(":size", n(asset.size))
-            .expression_attribute_values(":name", s(&asset.name))
-            .expression_attribute_values(":now", s(&asset.updated_at));
-        self.transact(
-            vec![
-                TransactWriteItem::builder()
-                    .update(built(update.build())?)
-                    .build(),
-                self.quota_change(&asset.owner, asset.size as i128, quota)?,
-            ],
-            vec![Refusal::StateChanged, Refusal::QuotaExceeded],
-        )
-        .await
-    }
-
     /// An output that could not be stored: its asset `FAILED` with why
     /// (only while it has no object).
     pub async fn fail_output(

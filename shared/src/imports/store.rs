@@ -1,14 +1,15 @@
 //! Imported assets in the table: the `PENDING` asset and its moves, each
 //! conditional on `PENDING`.
 
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::assets::{AssetRecord, AssetStatus};
 use crate::db::keys;
-use crate::db::{Refusal, StoreError, Table, built, condition_held};
+use crate::db::{Refusal, StoreError, Table, condition_held};
 
 impl Table {
-    /// Records a pending import in its box (and the box's count).
+    /// Records a pending asset in its box (and the box's count): an import,
+    /// or a generation's extra output. `ParentGone` when the box went.
     pub async fn create_pending_asset(
         &self,
         asset: &AssetRecord,
@@ -17,55 +18,6 @@ impl Table {
         let mut meanings = Vec::new();
         self.add_asset(asset, &mut items, &mut meanings)?;
         self.transact(items, meanings).await
-    }
-
-    /// Records the fetched object on the pending asset — only the fields the
-    /// import learns, so edits made meanwhile (favourite, prompt) stay — with
-    /// its bytes counted against the quota in the same transaction.
-    /// `StateChanged` when it is no longer pending (a duplicate finished it,
-    /// or it was deleted).
-    pub async fn finish_import(
-        &self,
-        asset: &AssetRecord,
-        quota: u64,
-    ) -> Result<Result<(), Refusal>, StoreError> {
-        let Some(key) = asset.s3_key.as_deref() else {
-            return Err(StoreError::Failed(
-                "an import finishes with its object's key".into(),
-            ));
-        };
-        let s = |v: &str| AttributeValue::S(v.to_owned());
-        let update = Update::builder()
-            .table_name(self.name())
-            .key(keys::PK, s(&keys::user_pk(&asset.owner)))
-            .key(keys::SK, s(&keys::asset_sk(&asset.id)))
-            .update_expression(
-                "SET #status = :processing, s3_key = :key, asset_type = :type, \
-                 content_type = :ct, #size = :size, quota_bytes = :size, #name = :name, \
-                 updated_at = :now",
-            )
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#size", "size")
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":processing", s(AssetStatus::Processing.as_str()))
-            .expression_attribute_values(":pending", s(AssetStatus::Pending.as_str()))
-            .expression_attribute_values(":key", s(key))
-            .expression_attribute_values(":type", s(asset.asset_type.as_str()))
-            .expression_attribute_values(":ct", s(&asset.content_type))
-            .expression_attribute_values(":size", AttributeValue::N(asset.size.to_string()))
-            .expression_attribute_values(":name", s(&asset.name))
-            .expression_attribute_values(":now", s(&asset.updated_at));
-        self.transact(
-            vec![
-                TransactWriteItem::builder()
-                    .update(built(update.build())?)
-                    .build(),
-                self.quota_change(&asset.owner, asset.size as i128, quota)?,
-            ],
-            vec![Refusal::StateChanged, Refusal::QuotaExceeded],
-        )
-        .await
     }
 
     /// Marks a pending asset `FAILED` with a reason; `false` when it was no
