@@ -1470,9 +1470,8 @@ async fn a_duplicate_import_of_another_type_leaves_no_object() {
     let url = format!("{base}/flip");
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
 
-    // The local pump hands over one batch at a time (Lambda runs several):
-    // keep it busy so the request and its duplicate arrive in one batch,
-    // whose messages are fetched at once.
+    // Another import in flight beside the two deliveries (the local event
+    // source, like Lambda's, runs several batches at once).
     let busy = api
         .post(
             &format!("/api/boxes/{b}/import/"),
@@ -1501,11 +1500,13 @@ async fn a_duplicate_import_of_another_type_leaves_no_object() {
         .unwrap();
     let done = settled(&api, &user, &id).await;
     assert_eq!(done["status"], "PROCESSING", "{done}");
-    // Both deliveries fetched; wait for the loser to finish too.
+    // Both deliveries fetched; wait for the loser to clean up after itself
+    // (its object is stored before it learns it lost) and the busy import.
     let mut objects = Vec::new();
     for _ in 0..100 {
         objects = stack().objects_of(&user.id).await;
-        if served.load(Ordering::SeqCst) == 2 && objects.len() == 2 {
+        let of_asset = objects.iter().filter(|k| k.contains(&id)).count();
+        if served.load(Ordering::SeqCst) == 2 && objects.len() == 2 && of_asset == 1 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -11,8 +11,11 @@
 //!   size of each upload operation (see `uploads.rs`).
 //! - `export`: thumbnails, .docx building and type sniffing (see `export.rs`).
 //! - `ingest`: a 24 MP JPEG to its thumbnail beside vipsthumbnail (`ingest.rs`).
+//! - `generation`: dispatch CPU, provider and AWS calls per generation and
+//!   time to `COMPLETED` on the callback and poll-only paths (`generation.rs`).
 
 mod export;
+mod generation;
 mod ingest;
 mod uploads;
 
@@ -77,6 +80,15 @@ enum What {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// AI generation: dispatch CPU; provider and AWS calls per generation
+    /// and time to COMPLETED, by callback and by polling alone.
+    Generation {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Also one poll-only job that takes this long at the stand-in (0: none).
+        #[arg(long, default_value_t = 60)]
+        long_job_secs: u64,
+    },
     /// One thumbnail in this process (what `ingest` runs per sample).
     #[command(hide = true)]
     IngestChild { path: PathBuf },
@@ -120,12 +132,17 @@ async fn main() -> anyhow::Result<()> {
         What::Export { runs } => export::run(runs),
         What::Ingest { runs } => ingest::run(runs),
         What::IngestChild { path } => ingest::child(&path),
+        What::Generation {
+            runs,
+            long_job_secs,
+        } => generation::run(runs, long_job_secs).await,
         What::All { binary } => {
             size(&binary)?;
             coldstart(&binary, 30, "http").await?;
             handler(20_000).await?;
             uploads::run(15).await?;
             export::run(15)?;
+            generation::run(5, 60).await?;
             ingest::run(5)
         }
     }
@@ -265,6 +282,15 @@ async fn coldstart(binary: &Path, runs: usize, kind: &str) -> anyhow::Result<()>
             .env(
                 "IMPORT_QUEUE_URL",
                 "https://sqs.us-east-1.amazonaws.com/123456789012/bench-import",
+            )
+            .env(
+                "GENERATION_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/bench-generation",
+            )
+            .env("PROVIDER_SECRET_PREFIX", "bench/providers/")
+            .env(
+                "CALLBACK_SECRET",
+                "bench-callback-secret-of-at-least-32-bytes",
             )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

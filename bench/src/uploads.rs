@@ -89,18 +89,44 @@ async fn sdk_sign_rate(count: u32) -> f64 {
 }
 
 /// Counts AWS calls on their way to the emulator.
-struct Proxy {
+pub(crate) struct Proxy {
     target: String,
     http: reqwest::Client,
-    calls: Mutex<Vec<String>>,
+    pub(crate) calls: Mutex<Vec<String>>,
 }
 
-/// The operation a request to the emulator is: DynamoDB names it in
-/// `x-amz-target`; S3 by method and query.
+impl Proxy {
+    /// A counting proxy in front of `target`, served on a free loopback
+    /// port; its URL.
+    pub(crate) async fn spawn(target: String) -> anyhow::Result<(Arc<Self>, String)> {
+        let proxy = Arc::new(Self {
+            target,
+            http: reqwest::Client::new(),
+            calls: Mutex::new(Vec::new()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(proxy.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok((proxy, url))
+    }
+}
+
+/// The operation a request to the emulator is: JSON protocols (DynamoDB,
+/// SQS, Secrets Manager) name it in `x-amz-target`; S3 by method and query.
 fn operation(request: &Request) -> String {
     if let Some(target) = request.headers().get("x-amz-target") {
         let target = target.to_str().unwrap_or_default();
-        return format!("dynamodb:{}", target.rsplit('.').next().unwrap_or(target));
+        let (service, op) = target.split_once('.').unwrap_or(("?", target));
+        let service = match service {
+            s if s.starts_with("DynamoDB") => "dynamodb",
+            "AmazonSQS" => "sqs",
+            "secretsmanager" => "secretsmanager",
+            other => other,
+        };
+        return format!("{service}:{op}");
     }
     let query = request.uri().query().unwrap_or_default();
     let has = |p: &str| {
@@ -252,17 +278,7 @@ pub async fn run(runs: usize) -> anyhow::Result<()> {
         ..Options::default()
     })
     .await?;
-    let proxy = Arc::new(Proxy {
-        target: stack.emulator.endpoint.clone(),
-        http: reqwest::Client::new(),
-        calls: Mutex::new(Vec::new()),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let proxy_url = format!("http://{}", listener.local_addr()?);
-    let app = axum::Router::new()
-        .fallback(forward)
-        .with_state(proxy.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (proxy, proxy_url) = Proxy::spawn(stack.emulator.endpoint.clone()).await?;
     let sdk = emulator_sdk_config(&proxy_url).await;
     let function = |binary: &str| -> anyhow::Result<HttpService> {
         let spec = stack

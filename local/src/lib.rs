@@ -56,6 +56,9 @@ pub struct Options {
     pub deliver_s3_events: bool,
     /// Time between the stand-in provider's task states.
     pub standin_step: Duration,
+    /// Where the functions send their AWS calls, when not straight to the
+    /// emulator (the bench puts a counting proxy there).
+    pub functions_endpoint: Option<String>,
 }
 
 /// Template parameters that `cargo run -p assetbox-local` (and the tests'
@@ -77,6 +80,7 @@ impl Default for Options {
             parameters: Vec::new(),
             deliver_s3_events: true,
             standin_step: Duration::from_millis(700),
+            functions_endpoint: None,
         }
     }
 }
@@ -188,9 +192,13 @@ impl LocalStack {
         .await?;
 
         let specs = template.functions(&resolved)?;
+        let functions_sdk = match &options.functions_endpoint {
+            Some(endpoint) => emulator_sdk_config(endpoint).await,
+            None => sdk.clone(),
+        };
         let mut bound = HashMap::new();
         for spec in &specs {
-            let function = functions::build(spec, &sdk)
+            let function = functions::build(spec, &functions_sdk)
                 .with_context(|| format!("wiring {}", spec.logical_id))?;
             bound.insert(
                 spec.logical_id.clone(),

@@ -19,6 +19,10 @@ struct Args {
     /// Fire every schedule this often (seconds) instead of its template rate.
     #[arg(long)]
     schedule_every: Option<u64>,
+    /// Time between the stand-in AI provider's task states (waiting →
+    /// queuing → generating → success), in milliseconds.
+    #[arg(long, default_value_t = 700)]
+    standin_step_ms: u64,
     /// Override a template parameter, e.g. `--parameter UserQuotaBytes=1073741824`.
     #[arg(long = "parameter", value_parser = parse_parameter)]
     parameters: Vec<(String, String)>,
@@ -42,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         emulator_port: args.emulator_port,
         schedule_every: args.schedule_every.map(Duration::from_secs),
         parameters,
+        standin_step: Duration::from_millis(args.standin_step_ms),
         ..Options::default()
     })
     .await?;
@@ -61,6 +66,14 @@ Register and log in:
        -H 'content-type: application/json' -d '{{"name":"Teaser"}}'
   curl -s {api}/api/projects/ -H "authorization: Bearer $TOKEN"
 
+Generate (the stand-in AI provider at {standin} is registered with {models}):
+  curl -s {api}/api/ai/models/ -H "authorization: Bearer $TOKEN"
+  curl -s -X POST {api}/api/boxes/<box id>/generate/ -H "authorization: Bearer $TOKEN" \
+       -H 'content-type: application/json' \
+       -d '{{"ai_model":"{image_model}","prompt_text":"a red fox in snow","params":{{"width":640,"height":360}}}}'
+  then GET {api}/api/assets/<id>/ until COMPLETED (prompt markers such as [fail:why]
+  or [busy:1] make the stand-in misbehave: README, "AI generation").
+
 Browser front ends: CORS as the template's CorsAllowedOrigins says (any origin by
 default; --parameter CorsAllowedOrigins=http://localhost:5173 to allow one). Uppy:
 see the README ("Front ends").
@@ -68,6 +81,20 @@ see the README ("Front ends").
 State lives in memory: Ctrl-C stops everything this command started, and its users,
 tokens and data go with it."#,
         emu = stack.emulator.endpoint,
+        standin = stack.standin.url,
+        models = stack
+            .registered
+            .models
+            .iter()
+            .map(|m| format!("{} ({}, {})", m.spec.name, m.spec.kind.as_str(), m.id))
+            .collect::<Vec<_>>()
+            .join(" and "),
+        image_model = stack
+            .registered
+            .models
+            .iter()
+            .find(|m| m.spec.kind.as_str() == "image")
+            .map_or("?", |m| m.id.as_str()),
         table = stack.physical_id("Table").unwrap_or("?"),
         bucket = stack.physical_id("MediaBucket").unwrap_or("?"),
     );

@@ -12,11 +12,13 @@
 //! `[busy:N]` (the first N submits of this prompt get 429, `[maintenance:N]`
 //! 455), `[fail:why]` (the task fails with that message), `[stuck]` (never
 //! finishes), `[no-callback]`, `[callbacks:N]` (N duplicates), `[late-callback]`
-//! (one more a few seconds after), `[not-media]` (the result is text),
+//! (one more a few seconds after), `[takes:N]` (the task succeeds after N
+//! seconds instead of three steps), `[not-media]` (the result is text),
 //! `[expired]` (the result URL has expired before anyone fetches it),
 //! `[lost-reply]` (the task is created but the answer is a 502, as when a
-//! gateway drops it). `GET /_standin/stats?prompt=` counts what it received
-//! and created, so tests can prove nothing was submitted twice.
+//! gateway drops it). `GET /_standin/stats?prompt=` counts what it received,
+//! created, was asked and called back, and when the task succeeded, so tests
+//! can prove nothing was submitted twice and the bench can count calls.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -60,6 +62,8 @@ struct Task {
     request: Value,
     prompt: String,
     created: Instant,
+    /// When it reports success (unix ms), unless it fails or sticks.
+    success_ms: u128,
     callback: Option<String>,
     created_at: String,
 }
@@ -68,7 +72,11 @@ struct Task {
 struct Counts {
     received: u32,
     created: u32,
+    /// Query (record info / prediction) calls about its tasks.
+    queries: u32,
     callbacks: u32,
+    /// When its latest task reports success (unix ms).
+    success_ms: u128,
 }
 
 #[derive(Default)]
@@ -190,6 +198,10 @@ impl Standin {
         callback: Option<String>,
     ) -> String {
         let id = format!("task-{}", ulid::Ulid::new().to_string().to_lowercase());
+        let step = self.step_of(&prompt);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         let task = Task {
             id: id.clone(),
             shape,
@@ -197,12 +209,15 @@ impl Standin {
             request,
             prompt: prompt.clone(),
             created: Instant::now(),
+            success_ms: now_ms + (step * 3).as_millis(),
             callback,
             created_at: now_text(),
         };
         let mut inner = self.inner.lock().expect("stand-in state");
         inner.total.created += 1;
-        inner.by_prompt.entry(prompt.clone()).or_default().created += 1;
+        let counts = inner.by_prompt.entry(prompt.clone()).or_default();
+        counts.created += 1;
+        counts.success_ms = task.success_ms;
         let callbacks = match (marker(&prompt, "no-callback"), marker(&prompt, "stuck")) {
             (None, None) if task.callback.is_some() => marker(&prompt, "callbacks")
                 .and_then(|n| n.parse().ok())
@@ -216,7 +231,7 @@ impl Standin {
             let task_id = id.clone();
             let late = marker(&prompt, "late-callback").is_some();
             tokio::spawn(async move {
-                tokio::time::sleep(me.config.step * 3 + Duration::from_millis(50)).await;
+                tokio::time::sleep(step * 3 + Duration::from_millis(50)).await;
                 for _ in 0..callbacks {
                     me.send_callback(&task_id).await;
                 }
@@ -229,9 +244,20 @@ impl Standin {
         id
     }
 
+    /// Time between a task's states: the configured step, or a third of
+    /// `[takes:N]` seconds.
+    fn step_of(&self, prompt: &str) -> Duration {
+        marker(prompt, "takes")
+            .and_then(|n| n.parse::<u64>().ok())
+            .map_or(self.config.step, |secs| {
+                Duration::from_millis(secs * 1000 / 3)
+            })
+    }
+
     /// The task's state now: one step per state, the end by its markers.
     fn state_of(&self, task: &Task) -> &'static str {
-        let steps = task.created.elapsed().as_millis() / self.config.step.as_millis().max(1);
+        let step = self.step_of(&task.prompt);
+        let steps = task.created.elapsed().as_millis() / step.as_millis().max(1);
         match steps {
             0 => "waiting",
             1 => "queuing",
@@ -288,6 +314,17 @@ impl Standin {
         keys.into_iter()
             .map(|k| format!("{}/files/{k}", self.base))
             .collect()
+    }
+
+    /// The task as the query endpoint shows it (counted as a query).
+    fn queried(&self, task_id: &str) -> Option<Value> {
+        {
+            let mut inner = self.inner.lock().expect("stand-in state");
+            let prompt = inner.tasks.get(task_id)?.prompt.clone();
+            inner.total.queries += 1;
+            inner.by_prompt.entry(prompt).or_default().queries += 1;
+        }
+        self.record(task_id)
     }
 
     fn record(&self, task_id: &str) -> Option<Value> {
@@ -374,7 +411,13 @@ impl Standin {
                     .header("webhook-signature", sig)
             }
         };
-        self.inner.lock().expect("stand-in state").total.callbacks += 1;
+        {
+            let mut inner = self.inner.lock().expect("stand-in state");
+            inner.total.callbacks += 1;
+            if let Some(prompt) = inner.tasks.get(task_id).map(|t| t.prompt.clone()) {
+                inner.by_prompt.entry(prompt).or_default().callbacks += 1;
+            }
+        }
         if let Err(e) = request.body(text).send().await {
             tracing::warn!(error = %e, "stand-in callback not delivered");
         }
@@ -431,7 +474,7 @@ async fn record_info(
         return Json(json!({"code": 401, "msg": "You do not have access permissions"}))
             .into_response();
     }
-    match s.record(&q.task_id) {
+    match s.queried(&q.task_id) {
         Some(record) => Json(record).into_response(),
         None => Json(json!({"code": 404, "msg": "task not found"})).into_response(),
     }
@@ -487,7 +530,7 @@ async fn get_prediction(
         )
             .into_response();
     }
-    match s.record(&id) {
+    match s.queried(&id) {
         Some(record) => Json(record).into_response(),
         None => (StatusCode::NOT_FOUND, Json(json!({"detail": "Not found."}))).into_response(),
     }
@@ -516,10 +559,11 @@ async fn stats(State(s): State<Standin>, Query(q): Query<StatsQuery>) -> Json<Va
         None => Some(&inner.total),
     };
     Json(match counts {
-        Some(c) => {
-            json!({"received": c.received, "created": c.created, "callbacks": inner.total.callbacks})
-        }
-        None => json!({"received": 0, "created": 0, "callbacks": inner.total.callbacks}),
+        Some(c) => json!({
+            "received": c.received, "created": c.created, "queries": c.queries,
+            "callbacks": c.callbacks, "success_ms": c.success_ms,
+        }),
+        None => json!({"received": 0, "created": 0, "queries": 0, "callbacks": 0}),
     })
 }
 
