@@ -180,6 +180,8 @@ async fn text_to_image_completes_with_dimensions_a_thumbnail_and_its_generation(
     assert!(done["thumbnail_url"].is_string(), "{done}");
     assert_eq!(done["generation"]["state"], "stored");
     assert_eq!(done["generation"]["attempts"], 1);
+    // The callback path: its wake-up learned the result, not the schedule.
+    assert_eq!(done["generation"]["finished_by"], "callback", "{done}");
     assert!(done["generation"]["submitted_at"].is_string());
     assert!(done["generation"]["finished_at"].is_string());
     // Our copy, not the provider's link.
@@ -287,14 +289,19 @@ async fn a_predictions_shaped_model_with_two_outputs_makes_two_assets() {
         .await;
     let assets = listed.body["results"].as_array().unwrap().clone();
     assert_eq!(assets.len(), 2, "{assets:?}");
+    let mut sizes = 0;
     for asset in &assets {
         let done = eventually(&api, &user, asset["id"].as_str().unwrap(), settled).await;
         assert_eq!(done["status"], "COMPLETED", "{done}");
         assert_eq!(done["width"], 32);
+        sizes += done["size"].as_u64().unwrap();
     }
     let extra = assets.iter().find(|a| a["id"] != first["id"]).unwrap();
     assert_eq!(extra["generation"]["output_of"], first["id"]);
     assert_eq!(box_assets_count(&api, &user, &box_id).await, 2);
+    // Both counted against the quota.
+    assert!(sizes > 0);
+    assert_eq!(stack().quota_used(&user.id).await, sizes.to_string());
     assert_eq!(standin_counts(&prompt).await, (1, 1));
 }
 
@@ -303,8 +310,9 @@ async fn without_callbacks_polling_alone_finishes_the_job() {
     let prompt = unique("a quiet lake [no-callback]");
     let Settled { done, .. } = generate_until_settled(&prompt).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
-    // Finished by a poll: the first comes 3 s after the submit (a callback
-    // would have come after ~0.8 s).
+    assert_eq!(done["generation"]["finished_by"], "poll", "{done}");
+    // The first poll comes 3 s after the submit (a callback would have
+    // come after ~0.8 s).
     let at = |field: &str| {
         time::OffsetDateTime::parse(
             done["generation"][field].as_str().unwrap(),

@@ -221,7 +221,17 @@ async fn sqs_pump_deletes_what_the_consumer_handled_and_keeps_its_failures() {
 
     let stack = stack();
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
-    let queue_url = stack.physical_ids["GenerationPollQueue"].clone();
+    // A queue of its own: the stack's queues have their functions' pumps.
+    let name = format!("pump-test-{}", ulid::Ulid::new());
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "120")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     for body in ["ok-1", "fail", "ok-2"] {
         sqs.send_message()
             .queue_url(&queue_url)
@@ -252,7 +262,7 @@ async fn sqs_pump_deletes_what_the_consumer_handled_and_keeps_its_failures() {
     let pump = spawn_sqs_pump(
         sqs.clone(),
         queue_url.clone(),
-        stack.arns["GenerationPollQueue"].clone(),
+        format!("arn:aws:sqs:us-east-1:123456789012:{name}"),
         10,
         consumer,
     );

@@ -48,6 +48,12 @@ async fn serve() -> String {
             }),
         )
         .route(
+            "/busy/api/v1/jobs/recordInfo",
+            get(|| async {
+                (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "9")]).into_response()
+            }),
+        )
+        .route(
             "/down/api/v1/jobs/createTask",
             post(|| async { StatusCode::SERVICE_UNAVAILABLE }),
         )
@@ -209,4 +215,16 @@ async fn a_query_reads_state_and_every_result() {
         assetbox_shared::ai::response::TaskState::Succeeded
     );
     assert_eq!(report.outputs.len(), 2);
+    // A busy query: try later, when the provider says.
+    let busy = client
+        .query(
+            &provider(format!("{url}/busy")),
+            &model(),
+            &keys(),
+            "t-1",
+            "G1",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(busy.retry_after, Some(9), "{busy:?}");
 }

@@ -295,6 +295,7 @@ async fn generate(
             outputs: Vec::new(),
             output_of: None,
             callback_base: request_base(&headers),
+            finished_by: None,
         })),
         ..AssetRecord::in_box(
             validation::new_id(),

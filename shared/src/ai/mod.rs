@@ -420,6 +420,16 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// What made us ask the provider the answer that finished a job.
+    pub enum FinishedBy {
+        /// A scheduled poll.
+        Poll = "poll",
+        /// A provider's callback (its wake-up).
+        Callback = "callback",
+    }
+}
+
 impl JobState {
     /// Still holding one of the owner's running-generation slots.
     pub fn is_running(self) -> bool {
@@ -465,6 +475,9 @@ pub struct Job {
     /// unless `PUBLIC_API_URL` says otherwise).
     #[serde(default)]
     pub callback_base: Option<String>,
+    /// Set when it succeeded at the provider.
+    #[serde(default)]
+    pub finished_by: Option<FinishedBy>,
 }
 
 /// What the asset JSON shows of a generation.
@@ -480,6 +493,8 @@ pub struct JobView {
     pub deadline: String,
     /// For an extra output, the generation's own asset.
     pub output_of: Option<String>,
+    /// Whether a callback or a scheduled poll learned of its success.
+    pub finished_by: Option<FinishedBy>,
 }
 
 impl From<&Job> for JobView {
@@ -492,6 +507,7 @@ impl From<&Job> for JobView {
             finished_at: job.finished_at.clone(),
             deadline: job.deadline.clone(),
             output_of: job.output_of.clone(),
+            finished_by: job.finished_by,
         }
     }
 }

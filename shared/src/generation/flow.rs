@@ -13,7 +13,7 @@ use super::provider::{ProviderClient, ProviderKeys, TaskReport, echoes_generatio
 use crate::ai::response::{Output, TaskState};
 use crate::ai::schedule::{FIRST_POLL_SECS, next_poll_delay, resubmit_delay};
 use crate::ai::{
-    Job, JobState, Model, PollMessage, Provider, SubmitOutcome, SubmitValues, signing,
+    FinishedBy, Job, JobState, Model, PollMessage, Provider, SubmitOutcome, SubmitValues, signing,
 };
 use crate::assets::{AssetRecord, AssetStatus};
 use crate::clock;
@@ -412,11 +412,15 @@ impl GenerationEnv {
             .await
         {
             Ok(report) => self.act_on(asset, &job, report, scheduled).await,
-            Err(reason) if scheduled => {
-                tracing::info!(generation = asset.id, reason, "poll failed; polling on");
-                self.next_poll(asset, &job, None).await
+            Err(not_now) if scheduled => {
+                tracing::info!(
+                    generation = asset.id,
+                    reason = not_now.reason,
+                    "poll failed; polling on"
+                );
+                self.next_poll(asset, &job, not_now.retry_after).await
             }
-            Err(reason) => Err(reason),
+            Err(not_now) => Err(not_now.reason),
         }
     }
 
@@ -445,7 +449,14 @@ impl GenerationEnv {
                 )
                 .await
             }
-            TaskState::Succeeded => self.store_results(asset, job, Some(report.outputs)).await,
+            TaskState::Succeeded => {
+                let by = match scheduled {
+                    true => FinishedBy::Poll,
+                    false => FinishedBy::Callback,
+                };
+                self.store_results(asset, job, Some((report.outputs, by)))
+                    .await
+            }
         }
     }
 
@@ -501,11 +512,11 @@ impl GenerationEnv {
         &self,
         asset: &AssetRecord,
         job: &Job,
-        outputs: Option<Vec<Output>>,
+        found: Option<(Vec<Output>, FinishedBy)>,
     ) -> Result<(), StepError> {
         let table = &self.uploads.table;
-        let outputs = match outputs {
-            Some(outputs) => outputs,
+        let (outputs, by) = match found {
+            Some((outputs, by)) => (outputs, Some(by)),
             // Resumed: ask again for the results (the URLs were not kept).
             None => {
                 let Some((model, provider)) = self.definition(job).await? else {
@@ -519,7 +530,7 @@ impl GenerationEnv {
                     .provider
                     .query(&provider, &model, &keys, &task, &asset.id)
                     .await?;
-                report.outputs
+                (report.outputs, None)
             }
         };
         let mut ids = job.outputs.clone();
@@ -528,7 +539,13 @@ impl GenerationEnv {
                 .chain((1..outputs.len()).map(|_| crate::validation::new_id()))
                 .collect();
             if !table
-                .claim_storing(&asset.owner, &asset.id, &ids, &now_text())
+                .claim_storing(
+                    &asset.owner,
+                    &asset.id,
+                    &ids,
+                    by.unwrap_or(FinishedBy::Poll),
+                    &now_text(),
+                )
                 .await
                 .map_err(store)?
             {

@@ -73,6 +73,20 @@ pub enum NoAnswer {
     Blocked(String),
 }
 
+/// A query that got no usable answer: try again later (after
+/// `retry_after` seconds when the provider said so).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotNow {
+    pub reason: String,
+    pub retry_after: Option<u64>,
+}
+
+impl From<NotNow> for String {
+    fn from(not_now: NotNow) -> Self {
+        not_now.reason
+    }
+}
+
 /// What a query says about a task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskReport {
@@ -190,7 +204,7 @@ impl ProviderClient {
         }
     }
 
-    /// Asks the provider where a task is. `Err` is a reason to try later.
+    /// Asks the provider where a task is. `Err`: try later.
     pub async fn query(
         &self,
         provider: &Provider,
@@ -198,7 +212,7 @@ impl ProviderClient {
         keys: &ProviderKeys,
         task_id: &str,
         generation_id: &str,
-    ) -> Result<TaskReport, String> {
+    ) -> Result<TaskReport, NotNow> {
         let values = QueryValues {
             task_id,
             generation_id,
@@ -207,16 +221,27 @@ impl ProviderClient {
             .call(provider, keys, &model.spec.query, &values)
             .await
             .map_err(|e| match e {
-                NoAnswer::NotSent(r) | NoAnswer::Lost(r) | NoAnswer::Blocked(r) => r,
+                NoAnswer::NotSent(reason) | NoAnswer::Lost(reason) | NoAnswer::Blocked(reason) => {
+                    NotNow {
+                        reason,
+                        retry_after: None,
+                    }
+                }
             })?;
         let spec = &model.spec.response;
         if answer.status == 429 || answer.status >= 500 {
-            return Err(format!("{} answered {}", provider.name, answer.status));
+            return Err(NotNow {
+                reason: format!("{} answered {}", provider.name, answer.status),
+                retry_after: answer.retry_after,
+            });
         }
         let state = spec
             .state
             .read(answer.status, &answer.body)
-            .map_err(|e| format!("{}: {e}", provider.name))?;
+            .map_err(|e| NotNow {
+                reason: format!("{}: {e}", provider.name),
+                retry_after: None,
+            })?;
         let outputs = match state {
             TaskState::Succeeded => spec.results.read(&answer.body).map_err(|e| e.to_string()),
             _ => Ok(Vec::new()),

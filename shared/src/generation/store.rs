@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
-use crate::ai::{Job, JobState};
+use crate::ai::{FinishedBy, Job, JobState};
 use crate::assets::{AssetRecord, AssetStatus};
 use crate::db::keys;
 use crate::db::{Refusal, StoreError, Table, built, condition_held, n, s};
@@ -305,11 +305,16 @@ impl Table {
         owner: &str,
         id: &str,
         outputs: &[String],
+        by: FinishedBy,
         now: &str,
     ) -> Result<bool, StoreError> {
         let update = self
             .job_update(owner, id)
-            .update_expression("SET #g.#st = :storing, #g.outputs = :outputs, updated_at = :now")
+            .update_expression(
+                "SET #g.#st = :storing, #g.outputs = :outputs, #g.finished_by = :by, \
+                 updated_at = :now",
+            )
+            .expression_attribute_values(":by", s(by.as_str()))
             .condition_expression("#g.#st = :submitted")
             .expression_attribute_values(":storing", s(JobState::Storing.as_str()))
             .expression_attribute_values(":submitted", s(JobState::Submitted.as_str()))
