@@ -365,6 +365,48 @@ async fn a_429_at_submit_is_retried_and_submitted_exactly_once() {
     );
 }
 
+/// A job is on the `due` index (`GENERATION#<shard>`) from the moment it
+/// is recorded — before any submit succeeds, so a crash mid-submit is still
+/// found at its deadline — and off it once it ends. One that the provider
+/// keeps refusing (429) is not tried again past its deadline.
+#[tokio::test]
+async fn a_refused_job_is_due_from_its_record_and_not_retried_past_its_deadline() {
+    generation_stack();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let (_, box_id) = project_and_box(&api, &user).await;
+    let prompt = unique("always busy [busy:99]");
+    let (status, accepted) = generate(&user, &box_id, &image_request(&prompt), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["id"].as_str().unwrap();
+    assert_eq!(accepted["generation"]["state"], "recorded", "{accepted}");
+    let due_of =
+        |items: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>| {
+            items
+                .into_iter()
+                .find(|i| i["sk"].as_s().is_ok_and(|sk| sk.ends_with(id)))
+                .and_then(|i| i.get("due_pk").and_then(|v| v.as_s().ok()).cloned())
+        };
+    let due = due_of(stack().items_of(&user.id).await);
+    assert!(
+        due.as_deref().is_some_and(|d| d.starts_with("GENERATION#")),
+        "{due:?}"
+    );
+    let done = eventually(&api, &user, id, settled).await;
+    assert_eq!(done["status"], "FAILED", "{done}");
+    assert!(
+        done["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{done}"
+    );
+    assert_eq!(due_of(stack().items_of(&user.id).await), None);
+    // Tried at 0, 5 and 15 s; the next, at 35 s, is past the 20 s deadline.
+    let (received, created) = standin_counts(&prompt).await;
+    assert_eq!((received, created), (3, 0));
+}
+
 #[tokio::test]
 async fn a_lost_submit_reply_is_reconciled_by_its_callback_and_never_resubmitted() {
     let prompt = unique("a storm [lost-reply]");

@@ -396,7 +396,18 @@ impl Table {
         items: &mut Vec<TransactWriteItem>,
         meanings: &mut Meanings,
     ) -> Result<(), StoreError> {
-        items.push(self.put_new(Self::asset_item(asset)?)?);
+        self.add_asset_item(Self::asset_item(asset)?, asset, items, meanings)
+    }
+
+    /// [`Self::add_asset`] with the item given (extra attributes set).
+    pub(crate) fn add_asset_item(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        asset: &AssetRecord,
+        items: &mut Vec<TransactWriteItem>,
+        meanings: &mut Meanings,
+    ) -> Result<(), StoreError> {
+        items.push(self.put_new(item)?);
         meanings.push(Refusal::StateChanged);
         items.push(self.box_count_change(&asset.owner, &asset.box_id, 1)?);
         meanings.push(Refusal::ParentGone);

@@ -308,7 +308,14 @@ impl GenerationEnv {
             (JobState::Recorded, PollMessage::Resubmit { attempt, .. })
                 if *attempt == job.submit_attempts =>
             {
-                self.submit(&asset).await
+                // Past its deadline, a refused job is not tried again.
+                match self.is_late(&job) {
+                    true => {
+                        self.fail(&asset, job.state, "the generation timed out")
+                            .await
+                    }
+                    false => self.submit(&asset).await,
+                }
             }
             (JobState::Recorded | JobState::Submitting, _) => self.fail_if_late(&asset, &job).await,
             (JobState::Submitted | JobState::Unconfirmed, PollMessage::Poll { poll, .. }) => {

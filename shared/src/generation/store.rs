@@ -82,8 +82,10 @@ impl Table {
     }
 
     /// Records a generation before the provider is called: its `PENDING`
-    /// asset (job `recorded`), the box's count, one of the owner's running
-    /// slots (at most `cap`), and the `Idempotency-Key` when given.
+    /// asset (job `recorded`, on the `due` index from the start, so a job
+    /// whose submit crashed is still found at its deadline), the box's
+    /// count, one of the owner's running slots (at most `cap`), and the
+    /// `Idempotency-Key` when given.
     pub async fn record_generation(
         &self,
         asset: &AssetRecord,
@@ -91,9 +93,17 @@ impl Table {
         key: Option<(&str, &KeyUse)>,
         now_epoch: i64,
     ) -> Result<Result<(), NotRecorded>, StoreError> {
+        let job = asset
+            .generation
+            .as_deref()
+            .ok_or_else(|| StoreError::Failed("a generation is recorded with its job".into()))?;
+        let (due_pk, due_sk) = due_keys(asset, job);
+        let mut item = Self::asset_item(asset)?;
+        item.insert(keys::DUE_PK.to_owned(), s(due_pk));
+        item.insert(keys::DUE_SK.to_owned(), s(due_sk));
         let mut items = Vec::new();
         let mut meanings = Vec::new();
-        self.add_asset(asset, &mut items, &mut meanings)?;
+        self.add_asset_item(item, asset, &mut items, &mut meanings)?;
         items.push(self.running_change(&asset.owner, 1, Some(cap))?);
         meanings.push(Refusal::QuotaExceeded);
         if let Some((digest, used)) = key {
