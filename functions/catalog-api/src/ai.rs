@@ -53,7 +53,7 @@ pub struct ModelSummary {
     pub kind: ModelKind,
     pub provider_name: String,
     /// JSON Schema (2020-12) of the `params` a generation may pass.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub params_schema: Value,
 }
 

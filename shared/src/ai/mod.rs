@@ -521,7 +521,7 @@ pub struct GenerateRequest {
     pub prompt_text: String,
     /// Parameters, checked against the model's `params_schema`.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>)]
     pub params: Option<Value>,
     #[serde(default)]
     pub seed: Option<i64>,

@@ -81,6 +81,34 @@ export async function sharedHeadliners(token: string): Promise<Map<string, strin
   );
 }
 
+/** The image models a generation form offers, and a generation with one. */
+export async function generateInto(box: string): Promise<string> {
+  const models = await api.GET("/api/ai/models/");
+  if (models.error) {
+    throw new Error(models.error.message);
+  }
+  const image = models.data.results.find((m) => m.kind === "image");
+  if (!image) {
+    throw new Error("no image model");
+  }
+  const schema: Record<string, unknown> = image.params_schema;
+  void schema;
+  const { data, error } = await api.POST("/api/boxes/{id}/generate/", {
+    params: { path: { id: box }, header: { "Idempotency-Key": "5f0c6b7e-generate-1" } },
+    body: { ai_model: image.id, prompt_text: "a red fox in snow", params: { width: 640 }, seed: 7 },
+  });
+  if (error) {
+    // 429 at the running cap; 422 for a model or parent that cannot be used.
+    throw new Error("error" in error ? error.error.message : error.message);
+  }
+  const state: "PENDING" | "PROCESSING" | "COMPLETED" | "FAILED" = data.status;
+  const job = data.generation;
+  const attempts: number | undefined = job?.attempts;
+  void state;
+  void attempts;
+  return data.id;
+}
+
 // What the types must refuse (each line is an error, or tsc fails on an
 // unused @ts-expect-error):
 export function refused(): void {
@@ -92,6 +120,8 @@ export function refused(): void {
   void api.GET("/api/assets/", { params: { query: { limit: "many" } } });
   // @ts-expect-error the token is a required path parameter
   void api.GET("/api/shared/{token}/", { params: { path: {} } });
+  // @ts-expect-error prompt_text is required to generate
+  void api.POST("/api/boxes/{id}/generate/", { params: { path: { id: "b" } }, body: { ai_model: "m" } });
   // @ts-expect-error num_parts is required
   void api.POST("/v1/files/uploads", { body: { file_name: "a.png", file_size: 1, file_content_type: "image/png", part_size: 1 } });
 }
