@@ -97,7 +97,11 @@ async fn usable_model(env: &GenerationEnv, id: &str) -> Result<(Model, String), 
         return Err(unusable());
     }
     match table.get_provider(&model.spec.provider).await? {
-        Some((provider, false)) if provider.active => Ok((model, provider.name)),
+        Some((provider, false)) if provider.active => {
+            // Checked fresh here; the submit that follows reuses them.
+            env.remember(&model, &provider);
+            Ok((model, provider.name))
+        }
         _ => Err(unusable()),
     }
 }

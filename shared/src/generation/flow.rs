@@ -4,8 +4,9 @@
 //! job state it reads and moves it with a conditional write, so duplicated,
 //! late or out-of-order messages change nothing twice.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
@@ -47,7 +48,17 @@ pub struct GenerationEnv {
     pub limits: GenerationLimits,
     pub allow_private: bool,
     pub secret_prefix: String,
+    /// Registry entries read lately.
+    definitions: Mutex<DefinitionCache>,
 }
+
+/// (model id, provider id) → when read, and what.
+type DefinitionCache = HashMap<(String, String), (Instant, (Model, Provider))>;
+
+/// How long a warm function reuses a model and provider it read: a poll
+/// chain reads them once a minute instead of at every step (registry edits
+/// reach running jobs within this).
+pub const DEFINITION_TTL: Duration = Duration::from_secs(60);
 
 /// Why a step did not finish: try the message again later.
 pub type StepError = String;
@@ -99,6 +110,7 @@ impl GenerationEnv {
             },
             allow_private,
             secret_prefix: config::required(settings, vars::PROVIDER_SECRET_PREFIX)?,
+            definitions: Mutex::default(),
         })
     }
 
@@ -146,8 +158,15 @@ impl GenerationEnv {
     }
 
     /// The model and provider a job runs on (deleted ones included: a
-    /// running generation finishes on its definition).
+    /// running generation finishes on its definition), read at most once
+    /// per [`DEFINITION_TTL`].
     pub async fn definition(&self, job: &Job) -> Result<Option<(Model, Provider)>, StepError> {
+        let ids = (job.model.clone(), job.provider.clone());
+        if let Some((at, found)) = self.definitions.lock().expect("definitions").get(&ids)
+            && at.elapsed() < DEFINITION_TTL
+        {
+            return Ok(Some(found.clone()));
+        }
         let table = &self.uploads.table;
         let Some((model, _)) = table.get_model(&job.model).await.map_err(store)? else {
             return Ok(None);
@@ -155,7 +174,17 @@ impl GenerationEnv {
         let Some((provider, _)) = table.get_provider(&job.provider).await.map_err(store)? else {
             return Ok(None);
         };
+        self.remember(&model, &provider);
         Ok(Some((model, provider)))
+    }
+
+    /// Keeps a model and provider just read (dispatch checks them fresh,
+    /// then its submit reuses them).
+    pub fn remember(&self, model: &Model, provider: &Provider) {
+        self.definitions.lock().expect("definitions").insert(
+            (model.id.clone(), provider.id.clone()),
+            (Instant::now(), (model.clone(), provider.clone())),
+        );
     }
 
     /// Sends the submit of a `recorded` job once — after claiming it, so no
