@@ -130,9 +130,7 @@ async fn submit(client: &ProviderClient, base: String) -> SubmitOutcome {
 #[tokio::test]
 async fn each_answer_means_what_the_money_rule_needs() {
     let url = serve().await;
-    let client = ProviderClient::new(true)
-        .unwrap()
-        .with_call_timeout(Duration::from_millis(500));
+    let client = ProviderClient::new(true).with_call_timeout(Duration::from_millis(500));
     assert_eq!(
         submit(&client, format!("{url}/ok")).await,
         SubmitOutcome::Accepted("t-1".into())
@@ -166,7 +164,7 @@ async fn a_refused_connection_sent_nothing_and_may_be_retried() {
         .unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let client = ProviderClient::new(true).unwrap();
+    let client = ProviderClient::new(true);
     assert!(matches!(
         submit(&client, url).await,
         SubmitOutcome::RetryLater {
@@ -179,7 +177,7 @@ async fn a_refused_connection_sent_nothing_and_may_be_retried() {
 #[tokio::test]
 async fn loopback_is_refused_unless_private_networks_are_allowed() {
     let url = serve().await;
-    let guarded = ProviderClient::new(false).unwrap();
+    let guarded = ProviderClient::new(false);
     // An IP literal never reaches the resolver's check: the URL's is made first.
     let https = url.replace("http://", "https://");
     assert!(matches!(
@@ -199,7 +197,7 @@ async fn loopback_is_refused_unless_private_networks_are_allowed() {
 #[tokio::test]
 async fn a_query_reads_state_and_every_result() {
     let url = serve().await;
-    let client = ProviderClient::new(true).unwrap();
+    let client = ProviderClient::new(true);
     let report = client
         .query(
             &provider(format!("{url}/ok")),

@@ -90,10 +90,7 @@ impl GenerationEnv {
             sqs: aws_sdk_sqs::Client::new(sdk),
             queue_url: config::required(settings, vars::GENERATION_QUEUE_URL)?,
             secrets: SecretCache::new(sdk, Duration::from_secs(cache_secs)),
-            provider: ProviderClient::new(allow_private).map_err(|e| ConfigError::Invalid {
-                key: vars::IMPORT_ALLOW_PRIVATE_NETWORKS,
-                reason: e.to_string(),
-            })?,
+            provider: ProviderClient::new(allow_private),
             callback_secret,
             public_api_url: settings
                 .get(vars::PUBLIC_API_URL)
@@ -693,7 +690,7 @@ impl GenerationEnv {
         let stored = match output {
             Output::Url(url) => {
                 download::fetch_into_bucket(
-                    self.provider.http(),
+                    self.provider.http().map_err(FetchError::Transient)?,
                     self.allow_private,
                     &env.bucket,
                     &url,

@@ -3,6 +3,7 @@
 //! through the model's pointers. The key is never logged; errors name the
 //! provider and the status, not the request.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -99,7 +100,9 @@ pub struct TaskReport {
 }
 
 pub struct ProviderClient {
-    http: reqwest::Client,
+    /// Built on first use: loading the TLS roots is a few milliseconds of
+    /// cold start that the callback function, which never calls out, skips.
+    http: OnceLock<reqwest::Client>,
     allow_private: bool,
     call_timeout: Duration,
 }
@@ -107,12 +110,12 @@ pub struct ProviderClient {
 impl ProviderClient {
     /// Provider calls go through the download guard too: an admin-set base
     /// URL must not reach the metadata service or the VPC.
-    pub fn new(allow_private: bool) -> reqwest::Result<Self> {
-        Ok(Self {
-            http: crate::download::guarded_client(allow_private, "assetbox-generation/1")?,
+    pub fn new(allow_private: bool) -> Self {
+        Self {
+            http: OnceLock::new(),
             allow_private,
             call_timeout: CALL_TIMEOUT,
-        })
+        }
     }
 
     /// The same client with another limit per call (tests of timeouts).
@@ -122,8 +125,13 @@ impl ProviderClient {
     }
 
     /// The guarded client (results are downloaded with it too).
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    pub fn http(&self) -> Result<&reqwest::Client, String> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let built = crate::download::guarded_client(self.allow_private, "assetbox-generation/1")
+            .map_err(|e| format!("the HTTP client could not be built: {e}"))?;
+        Ok(self.http.get_or_init(|| built))
     }
 
     async fn call(
@@ -145,9 +153,10 @@ impl ProviderClient {
         if let KeyPlacement::Query { name } = &provider.auth {
             url.query_pairs_mut().append_pair(name, key);
         }
+        let http = self.http().map_err(NoAnswer::NotSent)?;
         let mut request = match spec.method {
-            Method::Get => self.http.get(url),
-            Method::Post => self.http.post(url),
+            Method::Get => http.get(url),
+            Method::Post => http.post(url),
         }
         .timeout(self.call_timeout);
         request = match &provider.auth {
