@@ -100,6 +100,7 @@ pub fn stack() -> &'static Stack {
                     deliver_s3_events: *DELIVER_S3_EVENTS.get_or_init(|| false),
                     ..Options::default()
                 };
+                let stack_name = options.stack_name.clone();
                 match LocalStack::start(options).await {
                     Ok(local) => {
                         let env = local
@@ -136,7 +137,7 @@ pub fn stack() -> &'static Stack {
                                 .map(|((id, _), arn)| (id.clone(), arn.clone()))
                                 .collect(),
                             functions: local.functions.clone(),
-                            stack_name: "assetbox-local".into(),
+                            stack_name,
                             standin_url: local.standin.url.clone(),
                             image_model: model_of(&local, "image"),
                             video_model: model_of(&local, "img2vid"),

@@ -7,10 +7,11 @@
 //! lists and new generations, and the generations running on it finish on
 //! the definition they started with (so nothing is ever refused for them).
 
-use assetbox_shared::ai::{Model, ModelKind, ModelSpec, Provider, ProviderSpec, RegistryRules};
+use assetbox_shared::ai::{Model, ModelKind, ModelSpec, Provider, ProviderSpec};
 use assetbox_shared::clock;
+use assetbox_shared::db::StoreError;
 use assetbox_shared::db::keys;
-use assetbox_shared::error::{ApiError, ErrorBody};
+use assetbox_shared::error::{ApiError, ErrorBody, found_by_id};
 use assetbox_shared::http::caller::Caller;
 use assetbox_shared::http::{ApiJson, created};
 use assetbox_shared::validation;
@@ -114,19 +115,6 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Admin {
     }
 }
 
-fn rules(state: &FilesState) -> &RegistryRules {
-    &state.registry
-}
-
-/// A registry id from the path: anything but a ULID is unknown.
-fn known_id(id: &str, what: &str) -> Result<(), ApiError> {
-    if validation::is_ulid(id) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(what))
-    }
-}
-
 /// List the active AI models
 #[utoipa::path(
     get, path = "/api/ai/models/", tag = "ai",
@@ -140,8 +128,7 @@ pub async fn list_models(
     caller: Caller,
 ) -> Result<Json<ModelList>, ApiError> {
     let table = &state.env.table;
-    let providers = table.list_providers().await?;
-    let models = table.list_models().await?;
+    let (providers, models) = table.registry().await?;
     let results = models
         .into_iter()
         .filter_map(|m| {
@@ -164,12 +151,30 @@ pub async fn list_models(
 
 async fn checked_model(state: &FilesState, mut spec: ModelSpec) -> Result<ModelSpec, ApiError> {
     spec.validate()?;
-    known_id(&spec.provider, "provider")
-        .map_err(|_| ApiError::field("provider", "no such provider"))?;
-    match state.env.table.get_provider(&spec.provider).await? {
-        Some((_, false)) => Ok(spec),
-        _ => Err(ApiError::field("provider", "no such provider")),
+    let no_such = || ApiError::field("provider", "no such provider");
+    if !validation::is_ulid(&spec.provider) {
+        return Err(no_such());
     }
+    match state.env.table.live_provider(&spec.provider).await? {
+        Some(_) => Ok(spec),
+        None => Err(no_such()),
+    }
+}
+
+/// Deletes (deactivates) a registry entry, or 404.
+async fn delete_entry(
+    state: &FilesState,
+    what: &str,
+    id: &str,
+    sk: String,
+) -> Result<StatusCode, ApiError> {
+    let now = clock::rfc3339(clock::now());
+    let table = &state.env.table;
+    found_by_id(what, id, || async {
+        Ok::<_, StoreError>(table.delete_registry_entry(sk, &now).await?.then_some(()))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Define a model (admins)
@@ -201,11 +206,7 @@ pub async fn create_model(
 }
 
 async fn found_model(state: &FilesState, id: &str) -> Result<Model, ApiError> {
-    known_id(id, "model")?;
-    match state.env.table.get_model(id).await? {
-        Some((model, false)) => Ok(model),
-        _ => Err(ApiError::not_found("model")),
-    }
+    found_by_id("model", id, || state.env.table.live_model(id)).await
 }
 
 /// A model's definition (admins)
@@ -305,17 +306,7 @@ pub async fn delete_model(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    known_id(&id, "model")?;
-    let now = clock::rfc3339(clock::now());
-    if !state
-        .env
-        .table
-        .delete_registry_entry(keys::model_sk(&id), &now)
-        .await?
-    {
-        return Err(ApiError::not_found("model"));
-    }
-    Ok(StatusCode::NO_CONTENT)
+    delete_entry(&state, "model", &id, keys::model_sk(&id)).await
 }
 
 /// List the providers (admins)
@@ -356,7 +347,7 @@ pub async fn create_provider(
     _admin: Admin,
     ApiJson(spec): ApiJson<ProviderSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let spec = spec.validated(rules(&state))?;
+    let spec = spec.validated(&state.registry)?;
     let now = clock::rfc3339(clock::now());
     let provider = spec.into_provider(validation::new_id(), now.clone(), now);
     state.env.table.insert_provider(&provider).await?;
@@ -364,11 +355,7 @@ pub async fn create_provider(
 }
 
 async fn found_provider(state: &FilesState, id: &str) -> Result<Provider, ApiError> {
-    known_id(id, "provider")?;
-    match state.env.table.get_provider(id).await? {
-        Some((provider, false)) => Ok(provider),
-        _ => Err(ApiError::not_found("provider")),
-    }
+    found_by_id("provider", id, || state.env.table.live_provider(id)).await
 }
 
 /// A provider (admins)
@@ -411,7 +398,7 @@ pub async fn update_provider(
     ApiJson(patch): ApiJson<Value>,
 ) -> Result<Json<Provider>, ApiError> {
     let current = found_provider(&state, &id).await?;
-    let spec = merged(&ProviderSpec::of(&current), patch)?.validated(rules(&state))?;
+    let spec = merged(&ProviderSpec::of(&current), patch)?.validated(&state.registry)?;
     let provider = spec.into_provider(current.id, current.created_at, clock::rfc3339(clock::now()));
     if !state
         .env
@@ -442,15 +429,5 @@ pub async fn delete_provider(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    known_id(&id, "provider")?;
-    let now = clock::rfc3339(clock::now());
-    if !state
-        .env
-        .table
-        .delete_registry_entry(keys::provider_sk(&id), &now)
-        .await?
-    {
-        return Err(ApiError::not_found("provider"));
-    }
-    Ok(StatusCode::NO_CONTENT)
+    delete_entry(&state, "provider", &id, keys::provider_sk(&id)).await
 }

@@ -90,14 +90,11 @@ async fn usable_model(env: &GenerationEnv, id: &str) -> Result<(Model, String), 
         err.status = StatusCode::UNPROCESSABLE_ENTITY;
         err
     };
-    let Some((model, deleted)) = table.get_model(id).await? else {
+    let Some(model) = table.live_model(id).await?.filter(|m| m.spec.active) else {
         return Err(unusable());
     };
-    if deleted || !model.spec.active {
-        return Err(unusable());
-    }
-    match table.get_provider(&model.spec.provider).await? {
-        Some((provider, false)) if provider.active => {
+    match table.live_provider(&model.spec.provider).await? {
+        Some(provider) if provider.active => {
             // Checked fresh here; the submit that follows reuses them.
             env.remember(&model, &provider);
             Ok((model, provider.name))

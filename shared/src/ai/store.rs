@@ -11,6 +11,12 @@ use super::{Model, Provider};
 use crate::db::keys;
 use crate::db::{StoreError, Table, condition_held, store_error};
 
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+fn decode<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Failed(format!("reading {what}: {e}")))
+}
+
 impl Table {
     fn registry_item<T: Serialize>(
         entity: &str,
@@ -105,6 +111,22 @@ impl Table {
         self.get_registry(keys::model_sk(id), "ai model").await
     }
 
+    /// A model unless it is unknown or deleted.
+    pub async fn live_model(&self, id: &str) -> Result<Option<Model>, StoreError> {
+        Ok(self
+            .get_model(id)
+            .await?
+            .and_then(|(m, deleted)| (!deleted).then_some(m)))
+    }
+
+    /// A provider unless it is unknown or deleted.
+    pub async fn live_provider(&self, id: &str) -> Result<Option<Provider>, StoreError> {
+        Ok(self
+            .get_provider(id)
+            .await?
+            .and_then(|(p, deleted)| (!deleted).then_some(p)))
+    }
+
     async fn get_registry<T: DeserializeOwned>(
         &self,
         sk: String,
@@ -122,52 +144,59 @@ impl Table {
         out.item
             .map(|item| {
                 let deleted = item.contains_key("deleted_at");
-                serde_dynamo::from_item(item)
-                    .map(|record| (record, deleted))
-                    .map_err(|e| StoreError::Failed(format!("reading {what}: {e}")))
+                decode(item, what).map(|record| (record, deleted))
             })
             .transpose()
     }
 
     /// Every provider not deleted, oldest first.
     pub async fn list_providers(&self) -> Result<Vec<Provider>, StoreError> {
-        self.list_registry(keys::prefix::PROVIDER, "ai provider")
-            .await
+        self.registry_items(keys::prefix::PROVIDER)
+            .await?
+            .into_iter()
+            .map(|item| decode(item, "ai provider"))
+            .collect()
     }
 
-    /// Every model not deleted, oldest first.
-    pub async fn list_models(&self) -> Result<Vec<Model>, StoreError> {
-        self.list_registry(keys::prefix::MODEL, "ai model").await
+    /// Every provider and every model not deleted, oldest first, in one
+    /// Query of the registry's partition.
+    pub async fn registry(&self) -> Result<(Vec<Provider>, Vec<Model>), StoreError> {
+        let (mut providers, mut models) = (Vec::new(), Vec::new());
+        for item in self.registry_items("").await? {
+            let sk = item.get(keys::SK).and_then(|v| v.as_s().ok());
+            if sk.is_some_and(|sk| sk.starts_with(keys::prefix::MODEL)) {
+                models.push(decode(item, "ai model")?);
+            } else if sk.is_some_and(|sk| sk.starts_with(keys::prefix::PROVIDER)) {
+                providers.push(decode(item, "ai provider")?);
+            }
+        }
+        Ok((providers, models))
     }
 
-    async fn list_registry<T: DeserializeOwned>(
-        &self,
-        prefix: &str,
-        what: &str,
-    ) -> Result<Vec<T>, StoreError> {
+    /// The registry's items under `prefix` (all of them for `""`), deleted
+    /// ones left out.
+    async fn registry_items(&self, prefix: &str) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::new();
         let mut after = None;
         loop {
-            let out = self
+            let query = self
                 .client()
                 .query()
                 .table_name(self.name())
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .filter_expression("attribute_not_exists(deleted_at)")
                 .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_names("#sk", keys::SK)
                 .expression_attribute_values(":pk", AttributeValue::S(keys::AI_PK.to_owned()))
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
-                .set_exclusive_start_key(after)
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in out.items.unwrap_or_default() {
-                found.push(
-                    serde_dynamo::from_item(item)
-                        .map_err(|e| StoreError::Failed(format!("reading {what}: {e}")))?,
-                );
-            }
+                .set_exclusive_start_key(after);
+            // DynamoDB refuses an empty key value, so "all" is no prefix.
+            let query = match prefix {
+                "" => query.key_condition_expression("#pk = :pk"),
+                _ => query
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", keys::SK)
+                    .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned())),
+            };
+            let out = query.send().await.map_err(store_error)?;
+            found.extend(out.items.unwrap_or_default());
             after = out.last_evaluated_key;
             if after.is_none() {
                 return Ok(found);

@@ -235,16 +235,15 @@ impl GenerationEnv {
             .await;
         let attempt = job.submit_attempts + 1;
         tracing::info!(generation = asset.id, attempt, outcome = ?outcome_kind(&outcome), "submitted");
-        let (owner, generation) = (asset.owner.clone(), asset.id.clone());
         match outcome {
-            SubmitOutcome::Accepted(task) => self.start_polling(asset, job, Some(&task)).await,
+            SubmitOutcome::Accepted(task) => self.start_polling(asset, Some(&task)).await,
             SubmitOutcome::Unknown(reason) => {
                 tracing::warn!(
                     generation = asset.id,
                     reason,
                     "submit outcome unknown: not resent"
                 );
-                self.start_polling(asset, job, None).await
+                self.start_polling(asset, None).await
             }
             SubmitOutcome::Refused(reason) => {
                 self.fail_from(asset, &[JobState::Submitting], &reason)
@@ -261,19 +260,16 @@ impl GenerationEnv {
             } => {
                 let note = format!("attempt {attempt} was refused ({reason}); it will be retried");
                 table
-                    .release_submit(&owner, &generation, &note, &now_text())
+                    .release_submit(&asset.owner, &asset.id, &note, &now_text())
                     .await
                     .map_err(store)?;
-                let delay = resubmit_delay(attempt, retry_after);
-                self.send(
-                    &PollMessage::Resubmit {
-                        owner,
-                        generation,
-                        attempt,
-                    },
-                    delay,
-                )
-                .await
+                let again = PollMessage::Resubmit {
+                    owner: asset.owner.clone(),
+                    generation: asset.id.clone(),
+                    attempt,
+                };
+                self.send(&again, resubmit_delay(attempt, retry_after))
+                    .await
             }
         }
     }
@@ -283,12 +279,11 @@ impl GenerationEnv {
     async fn start_polling(
         &self,
         asset: &AssetRecord,
-        job: &Job,
         task: Option<&str>,
     ) -> Result<(), StepError> {
         self.uploads
             .table
-            .record_submit(asset, job, task, &now_text())
+            .record_submit(asset, task, &now_text())
             .await
             .map_err(store)?;
         let first = PollMessage::Poll {

@@ -197,15 +197,14 @@ impl Table {
     }
 
     /// `submitting` → `submitted` (task id known) or `unconfirmed` (outcome
-    /// unknown): the asset is `PROCESSING` and the job on the `due` index.
+    /// unknown): the asset is `PROCESSING` (the job is on the `due` index
+    /// since its record).
     pub async fn record_submit(
         &self,
         asset: &AssetRecord,
-        job: &Job,
         task_id: Option<&str>,
         now: &str,
     ) -> Result<bool, StoreError> {
-        let (due_pk, due_sk) = due_keys(asset, job);
         let state = match task_id {
             Some(_) => JobState::Submitted,
             None => JobState::Unconfirmed,
@@ -214,17 +213,13 @@ impl Table {
             .job_update(&asset.owner, &asset.id)
             .update_expression(
                 "SET #g.#st = :state, #g.submitted_at = :now, #status = :processing, \
-                 #g.task_id = :task, #due_pk = :due_pk, #due_sk = :due_sk, updated_at = :now",
+                 #g.task_id = :task, updated_at = :now",
             )
             .condition_expression("#g.#st = :submitting")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#due_pk", keys::DUE_PK)
-            .expression_attribute_names("#due_sk", keys::DUE_SK)
             .expression_attribute_values(":state", s(state.as_str()))
             .expression_attribute_values(":submitting", s(JobState::Submitting.as_str()))
             .expression_attribute_values(":processing", s(AssetStatus::Processing.as_str()))
-            .expression_attribute_values(":due_pk", s(due_pk))
-            .expression_attribute_values(":due_sk", s(due_sk))
             .expression_attribute_values(":now", s(now));
         update = update
             .expression_attribute_values(":task", task_id.map_or(AttributeValue::Null(true), s));
