@@ -23,24 +23,6 @@ fn generation_stack() -> &'static assetbox_e2e::Stack {
 /// 100 ms polls before a wait gives up (the binaries share two cores).
 const POLLS: usize = 600;
 
-async fn project_and_box(api: &Client, user: &User) -> (String, String) {
-    let token = Some(user.access_token.as_str());
-    let project = api
-        .post("/api/projects/", token, &json!({"name": "Teaser"}))
-        .await;
-    assert_eq!(project.status, StatusCode::CREATED, "{:?}", project.body);
-    let project = project.body["id"].as_str().unwrap().to_owned();
-    let b = api
-        .post(
-            "/api/boxes/",
-            token,
-            &json!({"project": project, "name": "Shot 1"}),
-        )
-        .await;
-    assert_eq!(b.status, StatusCode::CREATED, "{:?}", b.body);
-    (project, b.body["id"].as_str().unwrap().to_owned())
-}
-
 /// `POST /api/boxes/{id}/generate/`, with an `Idempotency-Key` when given.
 async fn generate(
     user: &User,
@@ -95,7 +77,7 @@ async fn fresh_box() -> (Client, User, String) {
     generation_stack();
     let api = Client::new();
     let user = api.new_user().await;
-    let (_, box_id) = project_and_box(&api, &user).await;
+    let (_, box_id) = api.project_and_box(&user).await;
     (api, user, box_id)
 }
 
@@ -232,7 +214,7 @@ async fn image_to_video_from_a_completed_image_makes_a_video_with_its_duration()
     let (status, _) = generate(&user, &box_id, &video_parent, None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let other = api.new_user().await;
-    let (_, other_box) = project_and_box(&api, &other).await;
+    let (_, other_box) = api.project_and_box(&other).await;
     let foreign_parent =
         json!({"ai_model": stack().video_model, "prompt_text": "x", "parent_asset": image["id"]});
     let (status, _) = generate(&other, &other_box, &foreign_parent, None).await;
@@ -273,7 +255,7 @@ async fn a_predictions_shaped_model_with_two_outputs_makes_two_assets() {
         names.contains(&"Predictions image (two outputs)"),
         "{names:?}"
     );
-    let (_, box_id) = project_and_box(&api, &user).await;
+    let (_, box_id) = api.project_and_box(&user).await;
     let prompt = unique("two foxes");
     let request =
         json!({"ai_model": model.body["id"], "prompt_text": prompt, "params": {"width": 32}});
@@ -854,7 +836,7 @@ async fn the_registry_is_for_admins_validated_and_never_shows_a_secret() {
             .status,
         StatusCode::NOT_FOUND
     );
-    let (_, box_id) = project_and_box(&api, &user).await;
+    let (_, box_id) = api.project_and_box(&user).await;
     let (status, _) = generate(
         &user,
         &box_id,

@@ -189,25 +189,51 @@ async fn gateway_answers_like_api_gateway() {
 }
 
 #[tokio::test]
-async fn schedules_fire_into_their_queue() {
-    // The test stack fires schedules every second instead of hourly.
+async fn the_schedule_fires_a_cleanup_run_named_by_its_time() {
+    // Test stacks fire schedules every 20 s instead of hourly; the firing's
+    // message carries its scheduled time, which names the run, and the
+    // cleanup function works every step of it.
+    use aws_sdk_dynamodb::types::AttributeValue;
     let stack = stack();
-    let sqs = aws_sdk_sqs::Client::new(&stack.sdk().await);
-    let received = sqs
-        .receive_message()
-        .queue_url(&stack.cleanup_queue_url)
-        .wait_time_seconds(5)
-        .send()
-        .await
-        .expect("receive");
-    let bodies: Vec<_> = received
-        .messages()
-        .iter()
-        .filter_map(|m| m.body())
-        .collect();
-    assert!(
-        bodies.contains(&r#"{"kind":"scheduled-run"}"#),
-        "{bodies:?}"
+    let dynamodb = stack.dynamodb().await;
+    let waited = std::time::Instant::now();
+    let runs = loop {
+        let out = dynamodb
+            .scan()
+            .table_name(&stack.table)
+            .filter_expression("entity = :step")
+            .expression_attribute_values(":step", AttributeValue::S("cleanup_step".into()))
+            .send()
+            .await
+            .expect("scan");
+        let runs: std::collections::BTreeSet<String> = out
+            .items()
+            .iter()
+            .filter_map(|item| item.get("run")?.as_s().ok().cloned())
+            // Runs of the schedule are named by a time; test runs by a message id.
+            .filter(|run| run.ends_with('Z'))
+            .collect();
+        if !runs.is_empty() {
+            break runs;
+        }
+        assert!(
+            waited.elapsed() < assetbox_e2e::SCHEDULE_EVERY * 3,
+            "no scheduled cleanup run"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let run = runs.iter().next().unwrap();
+    let steps = stack.finished_run(run, 20).await;
+    let tasks: std::collections::BTreeSet<&str> =
+        steps.iter().map(|s| s.step.task.as_str()).collect();
+    assert_eq!(
+        tasks.into_iter().collect::<Vec<_>>(),
+        [
+            "expire-uploads",
+            "orphan-multipart",
+            "purge-files",
+            "stuck-generations"
+        ]
     );
 }
 

@@ -47,6 +47,13 @@ pub fn build(spec: &FunctionSpec, sdk: &SdkConfig) -> anyhow::Result<LocalFuncti
                 Box::pin(async move { Ok(poller.handle(event).await) })
             }))
         }
+        "cleanup" => {
+            let cleaner = Arc::new(cleanup::Cleaner::from_settings(env, sdk)?);
+            LocalFunction::Sqs(Arc::new(move |event| {
+                let cleaner = cleaner.clone();
+                Box::pin(async move { Ok(cleaner.handle(event).await) })
+            }))
+        }
         "ingest-object" => {
             let ingestor = Arc::new(ingest_object::Ingestor::from_settings(env, sdk)?);
             LocalFunction::S3(Arc::new(move |event| {

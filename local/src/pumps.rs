@@ -60,6 +60,11 @@ pub fn schedules(
         let props = resolved
             .resolve(template, schedule.get("Properties").unwrap_or(&Value::Null))
             .map_err(|e| anyhow!("{id}: {e:?}"))?;
+        // As EventBridge Scheduler: a DISABLED schedule does not fire.
+        if props.get("State").and_then(Value::as_str) == Some("DISABLED") {
+            tracing::info!(schedule = id, "schedule disabled");
+            continue;
+        }
         let arn = props
             .pointer("/Target/Arn")
             .and_then(Value::as_str)
@@ -104,7 +109,7 @@ pub fn spawn_schedules(sqs: aws_sdk_sqs::Client, schedules: Vec<Schedule>) -> Ve
                     let sent = sqs
                         .send_message()
                         .queue_url(&schedule.queue_url)
-                        .message_body(&schedule.input)
+                        .message_body(scheduled_input(&schedule.input, time::OffsetDateTime::now_utc()))
                         .send()
                         .await;
                     match sent {
@@ -115,6 +120,17 @@ pub fn spawn_schedules(sqs: aws_sdk_sqs::Client, schedules: Vec<Schedule>) -> Ve
             })
         })
         .collect()
+}
+
+/// A schedule's input as EventBridge Scheduler sends it: the context
+/// attribute `<aws.scheduler.scheduled-time>` replaced by the firing's time
+/// (RFC 3339, whole seconds, UTC).
+pub fn scheduled_input(input: &str, at: time::OffsetDateTime) -> String {
+    let at = at.replace_nanosecond(0).unwrap_or(at);
+    let at = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    input.replace("<aws.scheduler.scheduled-time>", &at)
 }
 
 /// A function that consumes SQS batches, as an event source mapping with
@@ -259,5 +275,18 @@ mod tests {
         );
         assert!(parse_rate("cron(0 * * * ? *)").is_err());
         assert!(parse_rate("rate(1 fortnight)").is_err());
+    }
+
+    #[test]
+    fn the_scheduled_time_is_filled_in() {
+        let at = time::OffsetDateTime::from_unix_timestamp(1_764_928_800).unwrap()
+            + Duration::from_millis(250);
+        assert_eq!(
+            scheduled_input(
+                r#"{"kind":"scheduled-run","scheduled_time":"<aws.scheduler.scheduled-time>"}"#,
+                at
+            ),
+            r#"{"kind":"scheduled-run","scheduled_time":"2025-12-05T10:00:00Z"}"#
+        );
     }
 }

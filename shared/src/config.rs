@@ -123,6 +123,19 @@ pub mod vars {
     pub const GENERATION_MAX_POLLS: &str = "GENERATION_MAX_POLLS";
     /// Seconds a provider secret is cached in a warm function (default 300).
     pub const SECRET_CACHE_SECONDS: &str = "SECRET_CACHE_SECONDS";
+    /// The cleanup queue (the cleanup function queues its follow-ups there).
+    pub const CLEANUP_QUEUE_URL: &str = "CLEANUP_QUEUE_URL";
+    /// Closed file records (failed, aborted, expired) are purged this many
+    /// days after they were created (default 7).
+    pub const CLEANUP_PURGE_AFTER_DAYS: &str = "CLEANUP_PURGE_AFTER_DAYS";
+    /// Items one cleanup step reads at most (1 to 100, default 100).
+    pub const CLEANUP_PAGE_SIZE: &str = "CLEANUP_PAGE_SIZE";
+    /// Seconds a cleanup step works before it leaves the rest to its
+    /// follow-up (default 30).
+    pub const CLEANUP_STEP_SECONDS: &str = "CLEANUP_STEP_SECONDS";
+    /// A multipart upload no open record knows is aborted once this many
+    /// seconds old (default 3600).
+    pub const CLEANUP_ORPHAN_AFTER_SECONDS: &str = "CLEANUP_ORPHAN_AFTER_SECONDS";
     /// Public base URL of the web app; share links point under it.
     pub const PUBLIC_APP_URL: &str = "PUBLIC_APP_URL";
 }

@@ -19,6 +19,15 @@ pub enum Outcome {
     Drop(String),
 }
 
+/// A message's JSON body as `T`; `None` when it has none or it is not one
+/// (a message to drop).
+pub fn json_body<T: serde::de::DeserializeOwned>(record: &SqsMessage) -> Option<T> {
+    record
+        .body
+        .as_deref()
+        .and_then(|b| serde_json::from_str(b).ok())
+}
+
 /// Runs `handle` on each record, `concurrency` at a time, and reports the
 /// ones to retry as batch item failures (the function's event source
 /// mapping must have `ReportBatchItemFailures`).

@@ -7,8 +7,8 @@
 //! shape: `mod.rs` types and rules (no AWS SDK, axum or `db`), `store.rs` its
 //! items and conditional writes, `flow.rs` a workflow two functions share.
 //! `ai/` is the AI registry (providers and models as data) and the rules of
-//! a generation; `generation/` runs the jobs on their assets. Cleanup lands
-//! as `cleanup/` the same way.
+//! a generation; `generation/` runs the jobs on their assets; `cleanup/`
+//! pages through what the others leave behind.
 
 // Plain rules and values.
 pub mod clock;
@@ -37,3 +37,4 @@ pub mod sharing;
 pub mod imports;
 pub mod ingestion;
 pub mod generation;
+pub mod cleanup;

@@ -129,6 +129,25 @@ impl Client {
     }
 
     /// Registers a fresh user (unique e-mail) and logs in.
+    /// A project of `user` with one box in it: their ids.
+    pub async fn project_and_box(&self, user: &User) -> (String, String) {
+        let token = Some(user.access_token.as_str());
+        let project = self
+            .post("/api/projects/", token, &json!({"name": "Teaser"}))
+            .await;
+        assert_eq!(project.status, StatusCode::CREATED, "{:?}", project.body);
+        let project = project.body["id"].as_str().unwrap().to_owned();
+        let b = self
+            .post(
+                "/api/boxes/",
+                token,
+                &json!({"project": project, "name": "Shot 1"}),
+            )
+            .await;
+        assert_eq!(b.status, StatusCode::CREATED, "{:?}", b.body);
+        (project, b.body["id"].as_str().unwrap().to_owned())
+    }
+
     pub async fn new_user(&self) -> User {
         let email = format!(
             "user-{}@example.com",

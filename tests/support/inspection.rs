@@ -104,3 +104,59 @@ impl Stack {
             .collect()
     }
 }
+
+impl Stack {
+    /// The table through our own store (the cleanup's step records).
+    pub async fn store(&self) -> assetbox_shared::db::Table {
+        assetbox_shared::db::Table::new(self.dynamodb().await, &self.table)
+    }
+
+    /// Starts a cleanup run of `tasks` now, as the scheduler would (without
+    /// a scheduled time, the message's id names the run), and waits until
+    /// every step it queued is done; its step records.
+    pub async fn run_cleanup(&self, tasks: &[&str]) -> Vec<assetbox_shared::cleanup::StepRecord> {
+        let body = serde_json::json!({ "kind": "scheduled-run", "tasks": tasks });
+        let sent = self
+            .sqs()
+            .await
+            .send_message()
+            .queue_url(&self.cleanup_queue_url)
+            .message_body(body.to_string())
+            .send()
+            .await
+            .expect("queue a cleanup run");
+        let run = sent.message_id().expect("a message id").to_owned();
+        let parsed: Vec<assetbox_shared::cleanup::Task> =
+            serde_json::from_value(serde_json::json!(tasks)).expect("task names");
+        let first = assetbox_shared::cleanup::first_steps(
+            &run,
+            "",
+            &parsed,
+            assetbox_shared::db::keys::DUE_SHARDS,
+        )
+        .len();
+        self.finished_run(&run, first).await
+    }
+
+    /// Waits until run `run`, which started with `first` steps, is done:
+    /// every step record done and one record per follow-up queued.
+    pub async fn finished_run(
+        &self,
+        run: &str,
+        first: usize,
+    ) -> Vec<assetbox_shared::cleanup::StepRecord> {
+        use assetbox_shared::cleanup::StepState;
+        let store = self.store().await;
+        let mut steps = Vec::new();
+        for _ in 0..1200 {
+            steps = store.cleanup_steps(run).await.expect("read the run");
+            let follow_ups = steps.iter().filter(|s| s.follow_up).count();
+            if steps.len() == first + follow_ups && steps.iter().all(|s| s.state == StepState::Done)
+            {
+                return steps;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("cleanup run {run} did not finish: {steps:#?}");
+    }
+}

@@ -70,6 +70,9 @@ pub fn stack_with(parameters: Vec<(String, String)>, deliver_s3_events: bool) ->
     stack()
 }
 
+/// How often test stacks fire their schedules.
+pub const SCHEDULE_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Starts the stack once for this test binary, on its own runtime thread so
 /// it outlives every test's runtime. The emulator exits with the process.
 pub fn stack() -> &'static Stack {
@@ -94,7 +97,10 @@ pub fn stack() -> &'static Stack {
                 ]);
                 parameters.extend(EXTRA_PARAMETERS.get_or_init(Vec::new).iter().cloned());
                 let options = Options {
-                    schedule_every: Some(std::time::Duration::from_secs(1)),
+                    // Cleanup runs every 20 s instead of hourly: often enough
+                    // for a test to see one, rarely enough to stay out of
+                    // the way (tests start their own runs: `run_cleanup`).
+                    schedule_every: Some(SCHEDULE_EVERY),
                     standin_step: std::time::Duration::from_millis(250),
                     parameters,
                     deliver_s3_events: *DELIVER_S3_EVENTS.get_or_init(|| false),

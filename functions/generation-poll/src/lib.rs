@@ -13,7 +13,7 @@ use std::sync::Arc;
 use assetbox_shared::ai::PollMessage;
 use assetbox_shared::config::{ConfigError, Settings};
 use assetbox_shared::generation::flow::GenerationEnv;
-use assetbox_shared::lambda::{Outcome, run_sqs_batch};
+use assetbox_shared::lambda::{Outcome, json_body, run_sqs_batch};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 /// Messages of one batch handled at once.
@@ -41,11 +41,7 @@ impl Poller {
     }
 
     async fn process(&self, record: &SqsMessage) -> Outcome {
-        let Some(message) = record
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str::<PollMessage>(b).ok())
-        else {
+        let Some(message) = json_body::<PollMessage>(record) else {
             return Outcome::Drop("not a generation message".into());
         };
         match self.env.handle(&message).await {

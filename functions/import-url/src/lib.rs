@@ -29,7 +29,7 @@ use assetbox_shared::config::{self, ConfigError, Settings, vars};
 use assetbox_shared::db::Refusal;
 use assetbox_shared::download::{self, FetchError, Limits, Placement, Stored};
 use assetbox_shared::imports::ImportRequest;
-use assetbox_shared::lambda::{Outcome, run_sqs_batch};
+use assetbox_shared::lambda::{Outcome, json_body, run_sqs_batch};
 use assetbox_shared::media::AssetType;
 use assetbox_shared::uploads;
 use assetbox_shared::uploads::flow::UploadEnv;
@@ -75,11 +75,7 @@ impl Importer {
 
     /// Handles one message.
     async fn process(&self, record: &SqsMessage) -> Outcome {
-        let Some(request) = record
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str::<ImportRequest>(b).ok())
-        else {
+        let Some(request) = json_body::<ImportRequest>(record) else {
             return Outcome::Drop("not an import request".into());
         };
         let attempt: u32 = record

@@ -9,9 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, TransactWr
 
 use super::{BoxRecord, ProjectRecord};
 use crate::db::keys::{self, prefix};
-use crate::db::{
-    Listing, Refusal, StoreError, Table, built, condition_held, n, s, s_or_null, store_error,
-};
+use crate::db::{Listing, Refusal, StoreError, Table, built, condition_held, n, s, s_or_null};
 use crate::pagination::StringKey;
 
 /// The storage a projects handler needs. Implemented for DynamoDB in
@@ -149,49 +147,15 @@ impl ProjectStore for Table {
     }
 
     async fn get_boxes(&self, owner: &str, ids: &[String]) -> Result<Vec<BoxRecord>, StoreError> {
+        let keys = ids
+            .iter()
+            .map(|id| Self::primary_key(keys::user_pk(owner), keys::box_sk(id)))
+            .collect();
         let mut found: HashMap<String, BoxRecord> = HashMap::with_capacity(ids.len());
-        // BatchGetItem takes 100 keys; DynamoDB may hand some back unprocessed.
-        for chunk in ids.chunks(100) {
-            let mut keys_left: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|id| Self::primary_key(keys::user_pk(owner), keys::box_sk(id)))
-                .collect();
-            for _attempt in 0..8 {
-                if keys_left.is_empty() {
-                    break;
-                }
-                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut keys_left)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Failed(e.to_string()))?;
-                let out = self
-                    .client()
-                    .batch_get_item()
-                    .request_items(self.name(), request)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(self.name())
-                    .unwrap_or_default()
-                {
-                    let record: BoxRecord = serde_dynamo::from_item(item)
-                        .map_err(|e| StoreError::Failed(format!("reading box: {e}")))?;
-                    found.insert(record.id.clone(), record);
-                }
-                keys_left = out
-                    .unprocessed_keys
-                    .unwrap_or_default()
-                    .remove(self.name())
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
-            if !keys_left.is_empty() {
-                return Err(StoreError::Unavailable("boxes left unprocessed".into()));
-            }
+        for item in self.get_items(keys).await? {
+            let record: BoxRecord = serde_dynamo::from_item(item)
+                .map_err(|e| StoreError::Failed(format!("reading box: {e}")))?;
+            found.insert(record.id.clone(), record);
         }
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }

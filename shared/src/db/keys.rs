@@ -23,6 +23,7 @@
 //! | comment rate bucket | `SHARE#<sha256(token)>` | `RATE#<hour>` | | | TTL |
 //! | AI provider | `AI` | `PROVIDER#<id>` | | | |
 //! | AI model | `AI` | `MODEL#<id>` | | | |
+//! | cleanup step | `CLEANUP#<run>` | `STEP#<task>#<part>#<position>` | | | TTL 3 days |
 //!
 //! - A project's box order is the list `box_order` on the project item, not a
 //!   sort key: a reorder of any number of boxes is one conditional write
@@ -73,6 +74,8 @@ pub mod prefix {
     pub const MODEL: &str = "MODEL#";
     pub const IDEMPOTENCY: &str = "IDEMPOTENCY#";
     pub const GENERATION: &str = "GENERATION#";
+    pub const CLEANUP: &str = "CLEANUP#";
+    pub const STEP: &str = "STEP#";
 }
 
 /// The partition of the AI registry (providers and models: a few dozen
@@ -96,6 +99,17 @@ pub fn idempotency_sk(key_digest: &str) -> String {
 /// The `due` partition of running generations in one shard.
 pub fn due_generation_pk(shard: u32) -> String {
     format!("{}{shard}", prefix::GENERATION)
+}
+
+/// The partition of one cleanup run: a record per step it took.
+pub fn cleanup_run_pk(run: &str) -> String {
+    format!("{}{run}", prefix::CLEANUP)
+}
+
+/// One step of a cleanup run: its task, part (a `due` shard, a status) and
+/// the position it started from (a digest, `start` for the first page).
+pub fn cleanup_step_sk(task: &str, part: u32, position: &str) -> String {
+    format!("{}{task}#{part}#{position}", prefix::STEP)
 }
 
 /// The owner's quota counter item.

@@ -217,6 +217,53 @@ impl Table {
             .map_err(|e| StoreError::Failed(format!("reading {what}: {e}")))
     }
 
+    /// Items by primary key, strongly consistent, in BatchGetItems of at
+    /// most 100 keys; keys DynamoDB hands back unprocessed are asked again
+    /// a few times. Missing items are simply absent; the order is not kept.
+    pub(crate) async fn get_items(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut keys_left = chunk.to_vec();
+            for _attempt in 0..8 {
+                if keys_left.is_empty() {
+                    break;
+                }
+                let request = built(
+                    aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                        .set_keys(Some(std::mem::take(&mut keys_left)))
+                        .consistent_read(true)
+                        .build(),
+                )?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.name, request)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                found.extend(
+                    out.responses
+                        .unwrap_or_default()
+                        .remove(&self.name)
+                        .unwrap_or_default(),
+                );
+                keys_left = out
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.name)
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+            if !keys_left.is_empty() {
+                return Err(StoreError::Unavailable("reads left unprocessed".into()));
+            }
+        }
+        Ok(found)
+    }
+
     /// Sets `fields` on an existing item (names and values bound, never
     /// spliced into the expression) and returns it; `None` when there is no
     /// such item.
@@ -281,6 +328,23 @@ impl Table {
         after: Option<StringKey>,
         key_names: &[&str],
     ) -> Result<Listing<T>, StoreError> {
+        let page = self.query_items(query, limit, after, key_names).await?;
+        let items = serde_dynamo::from_items(page.items)
+            .map_err(|e| StoreError::Failed(format!("reading page: {e}")))?;
+        Ok(Listing {
+            items,
+            next: page.next,
+        })
+    }
+
+    /// [`Self::query_page`] with the items as stored (keys included).
+    pub(crate) async fn query_items(
+        &self,
+        query: QueryFluentBuilder,
+        limit: u32,
+        after: Option<StringKey>,
+        key_names: &[&str],
+    ) -> Result<Listing<HashMap<String, AttributeValue>>, StoreError> {
         let out = query
             .limit(limit as i32 + 1)
             .set_exclusive_start_key(after.as_ref().map(key_to_attributes))
@@ -298,8 +362,6 @@ impl Table {
                 .as_ref()
                 .and_then(|k| attributes_to_key(k, key_names))
         };
-        let items = serde_dynamo::from_items(items)
-            .map_err(|e| StoreError::Failed(format!("reading page: {e}")))?;
         Ok(Listing { items, next })
     }
 }

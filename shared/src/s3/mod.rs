@@ -62,6 +62,16 @@ fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     }
 }
 
+/// A multipart upload S3 holds open (see [`Bucket::multipart_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenMultipart {
+    pub key: String,
+    pub upload_id: String,
+    /// When it was created, seconds since the epoch (0 if S3 did not say,
+    /// which makes it count as old).
+    pub initiated_epoch: i64,
+}
+
 /// An object being read (see [`Bucket::open`]).
 pub struct OpenedObject {
     pub size: u64,
@@ -393,6 +403,49 @@ impl Bucket {
             Err(err) if code(&err) == Some("NoSuchUpload") => Ok(()),
             Err(err) => Err(classify(&err)),
         }
+    }
+
+    /// One page (at most `max`) of the multipart uploads in progress under
+    /// `prefix`, after the position `after` (key and upload id markers), and
+    /// the position of the next page when S3 has more.
+    pub async fn multipart_page(
+        &self,
+        prefix: &str,
+        after: Option<(String, String)>,
+        max: u32,
+    ) -> Result<(Vec<OpenMultipart>, Option<(String, String)>), ObjectError> {
+        let (key_marker, upload_marker) = after.unzip();
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.name)
+            .prefix(prefix)
+            .max_uploads(max as i32)
+            .set_key_marker(key_marker)
+            .set_upload_id_marker(upload_marker)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let uploads = out
+            .uploads()
+            .iter()
+            .filter_map(|u| {
+                Some(OpenMultipart {
+                    key: u.key()?.to_owned(),
+                    upload_id: u.upload_id()?.to_owned(),
+                    initiated_epoch: u.initiated().map(|t| t.secs()).unwrap_or(0),
+                })
+            })
+            .collect();
+        let next = match (
+            out.is_truncated(),
+            out.next_key_marker(),
+            out.next_upload_id_marker(),
+        ) {
+            (Some(true), Some(key), Some(upload)) => Some((key.to_owned(), upload.to_owned())),
+            _ => None,
+        };
+        Ok((uploads, next))
     }
 
     /// Size and ETag of an object, `None` if absent.

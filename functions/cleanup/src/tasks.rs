@@ -1,0 +1,367 @@
+//! The tasks. Each reads one page of its items, then changes each item
+//! conditionally on the state it read: a user who moved the item on a
+//! moment before wins and the item counts as skipped.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use assetbox_shared::assets::AssetRecord;
+use assetbox_shared::cleanup::{
+    Counts, DueEntry, DueKind, ItemOutcome, PURGED_STATUSES, Step, Task, in_rounds,
+};
+use assetbox_shared::clock;
+use assetbox_shared::pagination::StringKey;
+use assetbox_shared::s3::OpenMultipart;
+use assetbox_shared::uploads::{FileRecord, UploadStatus, parse_object_key};
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::{Cleaner, Retry};
+
+/// What an expired upload tells its owner.
+const EXPIRED: &str = "the upload was not completed before it expired";
+/// What a generation stuck past its deadline tells its owner (the words
+/// the poll uses when it sees the deadline itself).
+const TIMED_OUT: &str = "the generation timed out";
+/// Where every upload's object lives.
+const UPLOADS_PREFIX: &str = "uploads/";
+
+/// One page of `step`: what it did and where its follow-up starts (`None`
+/// when the part is done).
+pub(crate) async fn work(
+    cleaner: &Cleaner,
+    step: &Step,
+    started: Instant,
+) -> Result<(Counts, Option<StringKey>), Retry> {
+    let as_of = OffsetDateTime::parse(&step.as_of, &Rfc3339)
+        .map_err(|e| format!("step time {:?}: {e}", step.as_of))?;
+    let cutoff = cleaner.policy.cutoff(step.task, as_of);
+    let worker = Worker {
+        cleaner,
+        started,
+        now: clock::rfc3339(clock::now()),
+    };
+    match step.task {
+        Task::ExpireUploads => worker.expire_uploads(step, &cutoff).await,
+        Task::StuckGenerations => worker.stuck_generations(step, &cutoff).await,
+        Task::PurgeFiles => worker.purge_files(step, &cutoff).await,
+        Task::OrphanMultipart => {
+            let before = (as_of - cleaner.policy.orphan_after).unix_timestamp();
+            worker.orphan_multipart(step, before).await
+        }
+    }
+}
+
+/// When a multipart upload started, in epoch seconds: the later of S3's
+/// `Initiated` and the time in the ULID its key names (ours all do), so an
+/// upload counts as young if either says so. (The emulator reports one
+/// fixed `Initiated` for every upload; the ULID still tells.)
+fn started_at(upload: &OpenMultipart) -> i64 {
+    let minted = parse_object_key(&upload.key)
+        .and_then(|(_, id)| ulid::Ulid::from_string(id).ok())
+        .map(|id| (id.timestamp_ms() / 1000) as i64)
+        .unwrap_or(0);
+    upload.initiated_epoch.max(minted)
+}
+
+struct Worker<'a> {
+    cleaner: &'a Cleaner,
+    started: Instant,
+    now: String,
+}
+
+fn keyed<T>(records: Vec<T>, id: impl Fn(&T) -> &str) -> HashMap<String, T> {
+    records
+        .into_iter()
+        .map(|r| (id(&r).to_owned(), r))
+        .collect()
+}
+
+fn failed(what: &str, id: &str, error: impl std::fmt::Display) -> ItemOutcome {
+    tracing::warn!(item = id, error = %error, "cleanup: {what} failed; left for the next run");
+    ItemOutcome::Failed
+}
+
+impl Worker<'_> {
+    /// One page of the `due` entries of `kind` in the step's shard, each
+    /// with the record it stands for (`None` when it went meanwhile), and
+    /// the position after the page.
+    async fn due<T: DeserializeOwned>(
+        &self,
+        step: &Step,
+        kind: DueKind,
+        cutoff: &str,
+        id: fn(&T) -> &str,
+    ) -> Result<(Vec<(Option<T>, StringKey)>, Option<StringKey>), Retry> {
+        let table = &self.cleaner.table;
+        let page = table
+            .due_page(
+                kind,
+                step.part,
+                cutoff,
+                step.after.clone(),
+                self.cleaner.policy.page_size,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut records = keyed(
+            table
+                .due_records::<T>(kind, &page.items)
+                .await
+                .map_err(|e| e.to_string())?,
+            id,
+        );
+        let items = page
+            .items
+            .into_iter()
+            .map(|e: DueEntry| (records.remove(&e.id), e.position))
+            .collect();
+        Ok((items, page.next))
+    }
+
+    async fn expire_uploads(
+        &self,
+        step: &Step,
+        cutoff: &str,
+    ) -> Result<(Counts, Option<StringKey>), Retry> {
+        let (items, more) = self
+            .due::<FileRecord>(step, DueKind::Upload, cutoff, |f| &f.id)
+            .await?;
+        Ok(
+            in_rounds(&self.cleaner.policy, self.started, items, more, |file| {
+                self.expire(file, cutoff)
+            })
+            .await,
+        )
+    }
+
+    /// Aborts an open upload's S3 side (a single PUT's object is deleted),
+    /// then closes it `expired` and gives its reserved bytes back in one
+    /// transaction conditional on it still being open. S3 first, as the
+    /// abort route does: both S3 calls are idempotent, so a failed record
+    /// write is simply tried again. A complete cannot race it: complete
+    /// refuses an upload past its expiry, and the cutoff lies a grace
+    /// period after it.
+    async fn expire(&self, file: Option<FileRecord>, cutoff: &str) -> ItemOutcome {
+        let Some(mut file) = file else {
+            return ItemOutcome::Skipped; // deleted meanwhile
+        };
+        let table = &self.cleaner.table;
+        // A refusal is either a user who moved the upload on (it is no
+        // longer open: they win) or another transaction on the owner's
+        // quota counter at the same moment (an owner with many expired
+        // uploads): re-read and try again while it is still open.
+        for _attempt in 0..3 {
+            if !file.upload_status.is_open() || file.expires_at.as_str() >= cutoff {
+                return ItemOutcome::Skipped;
+            }
+            let bucket = &self.cleaner.bucket;
+            let s3 = match &file.upload_id {
+                Some(upload_id) => bucket.abort(&file.s3_key, upload_id).await,
+                None => bucket.delete(&file.s3_key).await,
+            };
+            if let Err(e) = s3 {
+                return failed("expiring an upload's S3 side", &file.id, e);
+            }
+            match table
+                .close_upload(&file, UploadStatus::Expired, Some(EXPIRED), &self.now)
+                .await
+            {
+                Ok(Ok(())) => return ItemOutcome::Done,
+                Ok(Err(_)) => match table.get_file(&file.owner, &file.id).await {
+                    Ok(Some(now)) => file = now,
+                    Ok(None) => return ItemOutcome::Skipped,
+                    Err(e) => return failed("re-reading an upload", &file.id, e),
+                },
+                Err(e) => return failed("expiring an upload", &file.id, e),
+            }
+        }
+        failed(
+            "expiring an upload",
+            &file.id,
+            "it kept clashing with other writes",
+        )
+    }
+
+    async fn stuck_generations(
+        &self,
+        step: &Step,
+        cutoff: &str,
+    ) -> Result<(Counts, Option<StringKey>), Retry> {
+        let (items, more) = self
+            .due::<AssetRecord>(step, DueKind::Generation, cutoff, |a| &a.id)
+            .await?;
+        Ok(
+            in_rounds(&self.cleaner.policy, self.started, items, more, |asset| {
+                self.time_out(asset, cutoff)
+            })
+            .await,
+        )
+    }
+
+    /// Fails a generation still running past its deadline (and its asset),
+    /// giving back the owner's running slot, conditional on the job state
+    /// read: a poll that finished it a moment before wins.
+    async fn time_out(&self, asset: Option<AssetRecord>, cutoff: &str) -> ItemOutcome {
+        let Some(asset) = asset else {
+            return ItemOutcome::Skipped;
+        };
+        let Some(job) = asset.generation.as_deref() else {
+            return ItemOutcome::Skipped;
+        };
+        if !job.state.is_running() || job.deadline.as_str() >= cutoff {
+            return ItemOutcome::Skipped;
+        }
+        match self
+            .cleaner
+            .table
+            .finish_job(
+                &asset.owner,
+                &asset.id,
+                &[job.state],
+                Err(TIMED_OUT),
+                &self.now,
+            )
+            .await
+        {
+            Ok(true) => ItemOutcome::Done,
+            Ok(false) => ItemOutcome::Skipped,
+            Err(e) => failed("failing a stuck generation", &asset.id, e),
+        }
+    }
+
+    async fn purge_files(
+        &self,
+        step: &Step,
+        cutoff: &str,
+    ) -> Result<(Counts, Option<StringKey>), Retry> {
+        let Some(&status) = PURGED_STATUSES.get(step.part as usize) else {
+            return Err(format!("purge-files has no part {}", step.part));
+        };
+        let page = self
+            .cleaner
+            .table
+            .closed_files_page(
+                status,
+                cutoff,
+                step.after.clone(),
+                self.cleaner.policy.page_size,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(in_rounds(
+            &self.cleaner.policy,
+            self.started,
+            page.items,
+            page.next,
+            |file| self.purge(file),
+        )
+        .await)
+    }
+
+    /// Deletes a closed file record that no asset holds, and whatever
+    /// object its key still names (normally none: abort, expiry and
+    /// failed ingestion remove it; a crash may not have).
+    async fn purge(&self, file: FileRecord) -> ItemOutcome {
+        if file.asset_id.is_some() || file.upload_status.is_open() {
+            return ItemOutcome::Skipped; // its asset's retention decides
+        }
+        if let Err(e) = self.cleaner.bucket.delete(&file.s3_key).await {
+            return failed("deleting a purged file's object", &file.id, e);
+        }
+        match self.cleaner.table.delete_file(&file).await {
+            Ok(Ok(())) => ItemOutcome::Done,
+            Ok(Err(_)) => ItemOutcome::Skipped,
+            Err(e) => failed("purging a file record", &file.id, e),
+        }
+    }
+
+    async fn orphan_multipart(
+        &self,
+        step: &Step,
+        initiated_before: i64,
+    ) -> Result<(Counts, Option<StringKey>), Retry> {
+        let after = step
+            .after
+            .as_ref()
+            .and_then(|k| Some((k.get("key")?.clone(), k.get("upload_id")?.clone())));
+        let (uploads, next) = self
+            .cleaner
+            .bucket
+            .multipart_page(UPLOADS_PREFIX, after, self.cleaner.policy.page_size)
+            .await
+            .map_err(|e| e.to_string())?;
+        let position = |key: &str, upload_id: &str| {
+            StringKey::from([
+                ("key".to_owned(), key.to_owned()),
+                ("upload_id".to_owned(), upload_id.to_owned()),
+            ])
+        };
+        // The records of the old ones, in one read.
+        let mut ids: Vec<(String, String)> = uploads
+            .iter()
+            .filter(|u| started_at(u) < initiated_before)
+            .filter_map(|u| parse_object_key(&u.key))
+            .map(|(owner, id)| (owner.to_owned(), id.to_owned()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let files = keyed(
+            self.cleaner
+                .table
+                .files_by_ids(&ids)
+                .await
+                .map_err(|e| e.to_string())?,
+            |f| &f.id,
+        );
+        let items = uploads
+            .into_iter()
+            .map(|u| {
+                let at = position(&u.key, &u.upload_id);
+                (u, at)
+            })
+            .collect();
+        let more = next.map(|(key, upload_id)| position(&key, &upload_id));
+        Ok(
+            in_rounds(&self.cleaner.policy, self.started, items, more, |upload| {
+                self.abort_orphan(upload, initiated_before, &files)
+            })
+            .await,
+        )
+    }
+
+    /// Aborts a multipart upload older than the orphan age unless an open
+    /// upload record claims it (by its id, or an open record that has not
+    /// learnt its id yet: Uppy's signed uploads create it in the browser).
+    async fn abort_orphan(
+        &self,
+        upload: OpenMultipart,
+        initiated_before: i64,
+        files: &HashMap<String, FileRecord>,
+    ) -> ItemOutcome {
+        if started_at(&upload) >= initiated_before {
+            return ItemOutcome::Skipped;
+        }
+        let claimed = parse_object_key(&upload.key)
+            .and_then(|(_, id)| files.get(id))
+            .is_some_and(|f| {
+                f.upload_status.is_open()
+                    && f.upload_id
+                        .as_deref()
+                        .is_none_or(|known| known == upload.upload_id)
+            });
+        if claimed {
+            return ItemOutcome::Skipped;
+        }
+        match self
+            .cleaner
+            .bucket
+            .abort(&upload.key, &upload.upload_id)
+            .await
+        {
+            Ok(()) => ItemOutcome::Done,
+            Err(e) => failed("aborting an orphan multipart upload", &upload.key, e),
+        }
+    }
+}
