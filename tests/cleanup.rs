@@ -4,13 +4,10 @@
 //! rewriting their timestamps — and the index sort keys built from them —
 //! into the past: the same records, as if the time had passed.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use assetbox_e2e::{Client, Stack, User, stack_with};
-use assetbox_shared::cleanup::StepRecord;
-use assetbox_shared::clock;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use assetbox_e2e::{Client, Stack, User, ago, stack_with, text, within_pages};
+use aws_sdk_dynamodb::types::AttributeValue;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -18,101 +15,21 @@ const MIB: u64 = 1024 * 1024;
 /// This binary's page size: 1,000 uploads take many steps.
 const PAGE: u32 = 50;
 
-/// Steps read 50 items at most; a multipart upload no record knows is an
-/// orphan after 5 s (an hour by default); no scheduled runs, so each test
+/// Steps read 50 items at most; assets older than 10 days (the default)
+/// go unless kept; a multipart upload no record knows is an
+/// orphan after 20 s (an hour by default); no scheduled runs, so each test
 /// sees only the runs it starts.
 fn cleanup_stack() -> &'static Stack {
     stack_with(
         vec![
             ("CleanupScheduleState".into(), "DISABLED".into()),
             ("CleanupPageSize".into(), PAGE.to_string()),
-            ("CleanupOrphanAfterSeconds".into(), "5".into()),
+            ("CleanupOrphanAfterSeconds".into(), "20".into()),
         ],
-        false,
+        // Uploaded assets are ingested (the retention tests need COMPLETED
+        // assets with thumbnails).
+        true,
     )
-}
-
-fn ago(by: Duration) -> String {
-    clock::rfc3339(clock::now() - by)
-}
-
-const DAY: Duration = Duration::from_secs(24 * 3600);
-
-fn text(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-/// Sets attributes of one item (it must exist).
-async fn rewrite(user: &User, sk: &str, set: &[(&str, AttributeValue)]) {
-    let mut update = cleanup_stack()
-        .dynamodb()
-        .await
-        .update_item()
-        .table_name(&cleanup_stack().table)
-        .key("pk", text(format!("USER#{}", user.id)))
-        .key("sk", text(sk))
-        .condition_expression("attribute_exists(pk)");
-    let mut parts = Vec::new();
-    for (i, (name, value)) in set.iter().enumerate() {
-        update = update
-            .expression_attribute_names(format!("#a{i}"), name.split('.').next().unwrap())
-            .expression_attribute_values(format!(":v{i}"), value.clone());
-        match name.split_once('.') {
-            Some((_, inner)) => {
-                update = update.expression_attribute_names(format!("#b{i}"), inner);
-                parts.push(format!("#a{i}.#b{i} = :v{i}"));
-            }
-            None => parts.push(format!("#a{i} = :v{i}")),
-        }
-    }
-    update
-        .update_expression(format!("SET {}", parts.join(", ")))
-        .send()
-        .await
-        .expect("rewrite an item");
-}
-
-/// An open upload whose expiry passed a day ago.
-async fn expire_long_ago(user: &User, id: &str) {
-    let at = ago(DAY);
-    rewrite(
-        user,
-        &format!("FILE#{id}"),
-        &[
-            ("expires_at", text(&at)),
-            ("due_sk", text(format!("{at}#{id}"))),
-        ],
-    )
-    .await;
-}
-
-/// A file record created eight days ago (past the 7-day purge age).
-async fn created_long_ago(user: &User, id: &str) {
-    let at = ago(8 * DAY);
-    rewrite(
-        user,
-        &format!("FILE#{id}"),
-        &[
-            ("created", text(&at)),
-            ("gsi2sk", text(format!("{at}#{id}"))),
-        ],
-    )
-    .await;
-}
-
-async fn initiate(api: &Client, user: &User, size: u64, parts: u32) -> (String, String, String) {
-    let reply = api
-        .post(
-            "/v1/files/uploads",
-            Some(&user.access_token),
-            &json!({ "file_name": "take.mp4", "file_size": size, "file_content_type": "video/mp4",
-                     "num_parts": parts, "part_size": 5 * MIB }),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
-    let field = |name: &str| reply.body[name].as_str().unwrap().to_owned();
-    let key = format!("uploads/{}/{}/original.mp4", user.id, field("id"));
-    (field("id"), field("upload_id"), key)
 }
 
 async fn file(api: &Client, user: &User, id: &str) -> (StatusCode, Value) {
@@ -122,37 +39,15 @@ async fn file(api: &Client, user: &User, id: &str) -> (StatusCode, Value) {
     (reply.status, reply.body)
 }
 
-async fn object_exists(stack: &Stack, key: &str) -> bool {
-    stack
-        .s3()
-        .await
-        .head_object()
-        .bucket(stack.bucket())
-        .key(key)
-        .send()
-        .await
-        .is_ok()
-}
-
-fn within_pages(steps: &[StepRecord]) {
-    for step in steps {
-        assert!(step.counts.found <= PAGE, "{step:?}");
-        assert_eq!(
-            step.counts.found,
-            step.counts.done + step.counts.skipped + step.counts.failed
-        );
-    }
-}
-
 #[tokio::test]
 async fn expired_uploads_give_back_their_quota_and_their_s3_side() {
     let stack = cleanup_stack();
     let api = Client::new();
     let user = api.new_user().await;
     let token = Some(user.access_token.as_str());
-    let (multipart, _, multipart_key) = initiate(&api, &user, 10 * MIB, 2).await;
-    let (young, _, young_key) = initiate(&api, &user, 6 * MIB, 2).await;
-    // A single PUT whose object landed but was never ingested.
+    let (multipart, _, multipart_key) = api.initiate_upload(&user, 10 * MIB, 2).await;
+    let (young, _, young_key) = api.initiate_upload(&user, 6 * MIB, 2).await;
+    // A single PUT whose object never arrived.
     let params = api
         .get(
             "/s3/params?filename=still.png&type=image%2Fpng&size=4096",
@@ -161,25 +56,15 @@ async fn expired_uploads_give_back_their_quota_and_their_s3_side() {
         .await;
     assert_eq!(params.status, StatusCode::OK, "{:?}", params.body);
     let single = params.body["id"].as_str().unwrap().to_owned();
-    let single_key = params.body["key"].as_str().unwrap().to_owned();
-    let put = reqwest::Client::new()
-        .put(params.body["url"].as_str().unwrap())
-        .header("content-type", "image/png")
-        .header("if-none-match", "*")
-        .body(vec![7u8; 4096])
-        .send()
-        .await
-        .unwrap();
-    assert!(put.status().is_success());
     assert_eq!(
         stack.quota_used(&user.id).await,
         (16 * MIB + 4096).to_string()
     );
-    expire_long_ago(&user, &multipart).await;
-    expire_long_ago(&user, &single).await;
+    stack.expire_long_ago(&user, &multipart).await;
+    stack.expire_long_ago(&user, &single).await;
 
     let steps = stack.run_cleanup(&["expire-uploads"]).await;
-    within_pages(&steps);
+    within_pages(&steps, PAGE);
     for id in [&multipart, &single] {
         let (_, body) = file(&api, &user, id).await;
         assert_eq!(body["upload_status"], "expired", "{body}");
@@ -190,7 +75,6 @@ async fn expired_uploads_give_back_their_quota_and_their_s3_side() {
     );
     assert_eq!(stack.quota_used(&user.id).await, (6 * MIB).to_string());
     assert_eq!(stack.open_uploads_of(&user.id).await, [young_key]);
-    assert!(!object_exists(stack, &single_key).await);
     assert!(
         !stack
             .open_uploads_of(&user.id)
@@ -230,7 +114,7 @@ async fn a_complete_racing_the_expiry_either_lands_or_gets_409() {
     let id = reply.body["id"].as_str().unwrap().to_owned();
     let url = reply.body["presigned_urls"][0]["url"].as_str().unwrap();
     let etag = assetbox_e2e::put_to(url, bytes, &[]).await;
-    expire_long_ago(&user, &id).await;
+    stack.expire_long_ago(&user, &id).await;
     let path = format!("/v1/files/uploads/{id}/complete");
     let body = json!({ "parts": [{ "part_number": 1, "etag": etag }] });
     let (completed, _) = tokio::join!(
@@ -252,138 +136,6 @@ async fn a_complete_racing_the_expiry_either_lands_or_gets_409() {
     }
 }
 
-/// Every item of a user's partition, page by page.
-async fn all_items_of(stack: &Stack, user: &User) -> Vec<HashMap<String, AttributeValue>> {
-    let dynamodb = stack.dynamodb().await;
-    let mut items = Vec::new();
-    let mut after = None;
-    loop {
-        let out = dynamodb
-            .query()
-            .table_name(&stack.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", text(format!("USER#{}", user.id)))
-            .set_exclusive_start_key(after)
-            .send()
-            .await
-            .unwrap();
-        items.extend(out.items.unwrap_or_default());
-        after = out.last_evaluated_key;
-        if after.is_none() {
-            return items;
-        }
-    }
-}
-
-#[tokio::test]
-async fn a_thousand_expired_uploads_page_through_follow_ups_and_duplicates_change_nothing() {
-    let stack = cleanup_stack();
-    let api = Client::new();
-    let user = api.new_user().await;
-    let (original, _, _) = initiate(&api, &user, 6 * MIB, 2).await;
-    // The counter as if all 1,000 were reserved, set before any of them is
-    // due (other tests' runs expire what they find).
-    stack.set_quota_used(&user.id, 1000 * 6 * MIB).await;
-    // 999 more like it: the stored item with fresh ids, spread over the
-    // due shards as the store spreads them.
-    let item = all_items_of(stack, &user)
-        .await
-        .into_iter()
-        .find(|i| i["sk"] == text(format!("FILE#{original}")))
-        .unwrap();
-    let expired_at = ago(DAY);
-    let dynamodb = stack.dynamodb().await;
-    let clones: Vec<WriteRequest> = (0..999)
-        .map(|_| {
-            let id = ulid::Ulid::new().to_string();
-            let mut clone = item.clone();
-            let shard = assetbox_shared::db::keys::due_shard(&id);
-            for (name, value) in [
-                ("id", id.clone()),
-                ("sk", format!("FILE#{id}")),
-                ("s3_key", format!("uploads/{}/{id}/original.mp4", user.id)),
-                ("upload_id", format!("never-created-{id}")),
-                ("due_pk", format!("UPLOAD#{shard}")),
-                ("due_sk", format!("{expired_at}#{id}")),
-                ("expires_at", expired_at.clone()),
-            ] {
-                clone.insert(name.to_owned(), text(value));
-            }
-            WriteRequest::builder()
-                .put_request(PutRequest::builder().set_item(Some(clone)).build().unwrap())
-                .build()
-        })
-        .collect();
-    for batch in clones.chunks(25) {
-        dynamodb
-            .batch_write_item()
-            .request_items(&stack.table, batch.to_vec())
-            .send()
-            .await
-            .unwrap();
-    }
-    expire_long_ago(&user, &original).await;
-
-    let steps = stack.run_cleanup(&["expire-uploads"]).await;
-    within_pages(&steps);
-    // More than one page per shard: the follow-ups carried the run on.
-    assert!(steps.iter().any(|s| s.follow_up), "{steps:#?}");
-    let statuses = |items: Vec<HashMap<String, AttributeValue>>| {
-        let mut count: HashMap<String, usize> = HashMap::new();
-        for item in items {
-            if let Some(status) = item.get("upload_status").and_then(|v| v.as_s().ok()) {
-                *count.entry(status.clone()).or_default() += 1;
-            }
-        }
-        count
-    };
-    assert_eq!(
-        statuses(all_items_of(stack, &user).await),
-        HashMap::from([("expired".to_owned(), 1000)]),
-        "{steps:#?}"
-    );
-    // Every reserved byte back, none twice (the counter would go negative).
-    assert_eq!(stack.quota_used(&user.id).await, "0");
-
-    // The run's first step delivered five more times, and a scheduled run
-    // delivered twice: the duplicates find their records and do nothing.
-    let first = steps
-        .iter()
-        .find(|s| s.step.after.is_none() && s.step.part == 0)
-        .unwrap();
-    let sqs = stack.sqs().await;
-    let again = json!({ "kind": "step", "run": first.step.run, "as_of": first.step.as_of,
-                        "task": "expire-uploads", "part": 0 });
-    for _ in 0..5 {
-        sqs.send_message()
-            .queue_url(&stack.cleanup_queue_url)
-            .message_body(again.to_string())
-            .send()
-            .await
-            .unwrap();
-    }
-    let scheduled_time = clock::rfc3339(clock::now() - Duration::from_secs(1));
-    let firing = json!({ "kind": "scheduled-run", "scheduled_time": scheduled_time,
-                         "tasks": ["expire-uploads"] });
-    for _ in 0..2 {
-        sqs.send_message()
-            .queue_url(&stack.cleanup_queue_url)
-            .message_body(firing.to_string())
-            .send()
-            .await
-            .unwrap();
-    }
-    let twice = stack.finished_run(&scheduled_time, 8).await;
-    within_pages(&twice);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let store = stack.store().await;
-    assert_eq!(
-        store.cleanup_steps(&first.step.run).await.unwrap(),
-        stack.finished_run(&first.step.run, 8).await
-    );
-    assert_eq!(stack.quota_used(&user.id).await, "0");
-}
-
 #[tokio::test]
 async fn old_closed_records_are_purged_and_young_ones_kept() {
     let stack = cleanup_stack();
@@ -392,14 +144,14 @@ async fn old_closed_records_are_purged_and_young_ones_kept() {
     let token = Some(user.access_token.as_str());
     let mut aborted = Vec::new();
     for _ in 0..2 {
-        let (id, _, _) = initiate(&api, &user, 6 * MIB, 2).await;
+        let (id, _, _) = api.initiate_upload(&user, 6 * MIB, 2).await;
         let reply = api.delete(&format!("/v1/files/uploads/{id}"), token).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         aborted.push(id);
     }
-    created_long_ago(&user, &aborted[0]).await;
+    stack.created_long_ago(&user, &aborted[0]).await;
     let steps = stack.run_cleanup(&["purge-files"]).await;
-    within_pages(&steps);
+    within_pages(&steps, PAGE);
     assert_eq!(
         file(&api, &user, &aborted[0]).await.0,
         StatusCode::NOT_FOUND
@@ -433,13 +185,14 @@ async fn orphan_multipart_uploads_are_aborted_once_old_unless_a_record_claims_th
     let orphan_key =
         |user: &User| format!("uploads/{}/{}/original.mp4", user.id, ulid::Ulid::new());
     let old_orphan = create(orphan_key(&user)).await;
-    let (_, _, claimed) = initiate(&api, &user, 6 * MIB, 2).await;
-    // Past the orphan age (5 s in this binary) for those two, not for the next.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (_, _, claimed) = api.initiate_upload(&user, 6 * MIB, 2).await;
+    // Past the orphan age (20 s in this binary) for those two, not for the
+    // next (unless the run took 20 s to start).
+    tokio::time::sleep(Duration::from_secs(21)).await;
     let young_orphan = create(orphan_key(&user)).await;
 
     let steps = stack.run_cleanup(&["orphan-multipart"]).await;
-    within_pages(&steps);
+    within_pages(&steps, PAGE);
     let mut open = stack.open_uploads_of(&user.id).await;
     open.sort();
     let mut expected = vec![claimed, young_orphan];
@@ -463,17 +216,18 @@ async fn a_generation_stuck_past_its_deadline_fails_and_frees_its_slot() {
     let id = accepted.body["id"].as_str().unwrap().to_owned();
     // Its deadline passed an hour ago (as if its poll chain had died).
     let at = ago(Duration::from_secs(3600));
-    rewrite(
-        &user,
-        &format!("ASSET#{id}"),
-        &[
-            ("generation.deadline", text(&at)),
-            ("due_sk", text(format!("{at}#{id}"))),
-        ],
-    )
-    .await;
+    stack
+        .rewrite(
+            &user,
+            &format!("ASSET#{id}"),
+            &[
+                ("generation.deadline", text(&at)),
+                ("due_sk", text(format!("{at}#{id}"))),
+            ],
+        )
+        .await;
     let steps = stack.run_cleanup(&["stuck-generations"]).await;
-    within_pages(&steps);
+    within_pages(&steps, PAGE);
     let asset = api.get(&format!("/api/assets/{id}/"), token).await;
     assert_eq!(asset.body["status"], "FAILED", "{:?}", asset.body);
     assert_eq!(asset.body["error_message"], "the generation timed out");
@@ -490,7 +244,9 @@ async fn a_generation_stuck_past_its_deadline_fails_and_frees_its_slot() {
         .into_iter()
         .find(|i| i["sk"] == text(format!("ASSET#{id}")))
         .unwrap();
-    assert!(!asset_item.contains_key("due_pk"), "off the due index");
+    // Off the generations' due partition, on the retention one.
+    let due = asset_item["due_pk"].as_s().unwrap();
+    assert!(due.starts_with("RETENTION#"), "{due}");
 }
 
 #[tokio::test]
@@ -508,4 +264,172 @@ async fn messages_that_are_not_cleanup_s_are_dropped() {
     // A run after them still works: nothing blocked the queue.
     let steps = stack.run_cleanup(&["purge-files"]).await;
     assert_eq!(steps.len(), 3);
+}
+
+/// The stored keys of an asset (its object and thumbnail).
+async fn object_keys(stack: &Stack, user: &User, id: &str) -> Vec<String> {
+    let item = stack
+        .items_of(&user.id)
+        .await
+        .into_iter()
+        .find(|i| i["sk"] == text(format!("ASSET#{id}")))
+        .unwrap();
+    ["s3_key", "thumbnail_key"]
+        .iter()
+        .filter_map(|k| item.get(*k)?.as_s().ok().cloned())
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
+async fn assets_count(api: &Client, user: &User, box_id: &str) -> u64 {
+    let b = api
+        .get(&format!("/api/boxes/{box_id}/"), Some(&user.access_token))
+        .await;
+    b.body["assets_count"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn retention_deletes_old_assets_nobody_kept_and_nothing_else() {
+    let stack = cleanup_stack();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let (_, box_id) = api.project_and_box(&user).await;
+    let mut assets = Vec::new();
+    for seed in 0..5 {
+        assets.push(api.completed_asset(&user, &box_id, seed).await);
+    }
+    let id = |i: usize| assets[i]["id"].as_str().unwrap().to_owned();
+    // 0: old, not kept. 1: old favourite. 2: old headliner. 3: young.
+    // 4: old, favourited and unfavourited again (back on the partition).
+    let favorite = |i: usize, to: bool| {
+        let path = format!("/api/assets/{}/favorite/", id(i));
+        let api = &api;
+        async move {
+            let reply = api.post(&path, token, &json!({ "is_favorite": to })).await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        }
+    };
+    favorite(1, true).await;
+    favorite(4, true).await;
+    favorite(4, false).await;
+    let headliner = api
+        .patch(
+            &format!("/api/boxes/{box_id}/"),
+            token,
+            &json!({ "headliner_asset": id(2) }),
+        )
+        .await;
+    assert_eq!(headliner.status, StatusCode::OK, "{:?}", headliner.body);
+    // Kept ones are off the retention partition; the rest are on it.
+    let mut on_partition = Vec::new();
+    for i in [0, 1, 2, 4] {
+        on_partition.push(stack.asset_made_days_ago(&user, &id(i), 11).await);
+    }
+    assert_eq!(on_partition, [true, false, false, true]);
+    assert!(stack.asset_made_days_ago(&user, &id(3), 9).await);
+    let retired_keys = [
+        object_keys(stack, &user, &id(0)).await,
+        object_keys(stack, &user, &id(4)).await,
+    ]
+    .concat();
+    assert_eq!(retired_keys.len(), 4, "objects and thumbnails");
+    let size = |i: usize| assets[i]["size"].as_u64().unwrap();
+    let used_before: u64 = stack.quota_used(&user.id).await.parse().unwrap();
+
+    let steps = stack.run_cleanup(&["retention"]).await;
+    within_pages(&steps, PAGE);
+    for i in [0, 4] {
+        let gone = api.get(&format!("/api/assets/{}/", id(i)), token).await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND, "asset {i}");
+    }
+    for i in [1, 2, 3] {
+        let kept = api.get(&format!("/api/assets/{}/", id(i)), token).await;
+        assert_eq!(kept.status, StatusCode::OK, "asset {i}");
+    }
+    for key in &retired_keys {
+        assert!(!stack.object_exists(key).await, "{key}");
+    }
+    assert!(
+        stack
+            .object_exists(&object_keys(stack, &user, &id(1)).await[0])
+            .await
+    );
+    assert_eq!(assets_count(&api, &user, &box_id).await, 3);
+    assert_eq!(
+        stack.quota_used(&user.id).await,
+        (used_before - size(0) - size(4)).to_string()
+    );
+    // Nothing more on a second run.
+    stack.run_cleanup(&["retention"]).await;
+    assert_eq!(assets_count(&api, &user, &box_id).await, 3);
+}
+
+#[tokio::test]
+async fn a_user_keeping_or_deleting_an_asset_as_retention_runs_wins() {
+    let stack = cleanup_stack();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let (_, box_id) = api.project_and_box(&user).await;
+    let mut ids = Vec::new();
+    for seed in 10..13 {
+        let asset = api.completed_asset(&user, &box_id, seed).await;
+        let id = asset["id"].as_str().unwrap().to_owned();
+        assert!(stack.asset_made_days_ago(&user, &id, 11).await);
+        ids.push(id);
+    }
+    let used_before: u64 = stack.quota_used(&user.id).await.parse().unwrap();
+    let favorite_path = format!("/api/assets/{}/favorite/", ids[0]);
+    let box_path = format!("/api/boxes/{box_id}/");
+    let delete_path = format!("/api/assets/{}/", ids[2]);
+    let favorite_body = json!({ "is_favorite": true });
+    let headliner_body = json!({ "headliner_asset": ids[1] });
+    let (favorite, headliner, deleted, _) = tokio::join!(
+        api.post(&favorite_path, token, &favorite_body),
+        api.patch(&box_path, token, &headliner_body),
+        api.delete(&delete_path, token),
+        stack.run_cleanup(&["retention"]),
+    );
+    let exists = |id: &str| {
+        let path = format!("/api/assets/{id}/");
+        let api = &api;
+        async move { api.get(&path, token).await.status == StatusCode::OK }
+    };
+    // Kept if the user's write landed first, else gone and the write found
+    // nothing (404, or a headliner refused as not this box's asset).
+    assert_eq!(
+        favorite.status == StatusCode::OK,
+        exists(&ids[0]).await,
+        "{:?}",
+        favorite.body
+    );
+    assert_eq!(
+        headliner.status == StatusCode::OK,
+        exists(&ids[1]).await,
+        "{:?}",
+        headliner.body
+    );
+    assert!(!exists(&ids[2]).await);
+    assert!(
+        [StatusCode::NO_CONTENT, StatusCode::NOT_FOUND].contains(&deleted.status),
+        "{:?}",
+        deleted.body
+    );
+    // Each asset gone is counted out once, whoever deleted it.
+    let mut left = 0;
+    let mut freed = 0;
+    for id in &ids {
+        if exists(id).await {
+            left += 1;
+        } else {
+            freed += 1;
+        }
+    }
+    assert_eq!(assets_count(&api, &user, &box_id).await, left);
+    let per_asset = used_before / 3;
+    assert_eq!(
+        stack.quota_used(&user.id).await,
+        (used_before - freed * per_asset).to_string()
+    );
 }

@@ -5,12 +5,10 @@
 
 use std::time::Duration;
 
-use assetbox_e2e::{
-    Client, User, form, media, put_to, send_signed, stack, stack_delivering_s3_events,
-};
+use assetbox_e2e::{Client, User, media, put_to, send_signed, stack, stack_delivering_s3_events};
 use assetbox_shared::uploads::flow::UploadEnv;
 use ingest_object::{Ingestor, Outcome};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// Polls of 100 ms before a wait gives up: generous, because the test
@@ -87,7 +85,7 @@ async fn an_exif_rotated_jpeg_completes_with_upright_dimensions_once() {
     let token = Some(user.access_token.as_str());
     let b = shot(&api, &user).await;
     let photo = media::with_exif_orientation(&media::jpeg(1200, 800, 3), 6);
-    let uploaded = small_upload(&api, &user, &b, "portrait.jpg", &photo).await;
+    let uploaded = api.small_upload(&user, &b, "portrait.jpg", &photo).await;
     assert_eq!(uploaded["status"], "PROCESSING");
 
     // The stack delivers the ObjectCreated event; ingest-object finishes it.
@@ -137,7 +135,7 @@ async fn an_mp4_gets_its_duration_and_size_from_its_headers() {
     // 50 frames at 25 fps; the writer puts `moov` after `mdat`, so finding
     // it means walking past the media by box headers.
     let video = media::mp4(50, 7);
-    small_upload(&api, &user, &b, "take.mp4", &video).await;
+    api.small_upload(&user, &b, "take.mp4", &video).await;
     let asset = finished(&api, &user, &b).await;
     assert_eq!(asset["status"], "COMPLETED", "{asset}");
     assert_eq!(asset["asset_type"], "VIDEO");
@@ -279,20 +277,6 @@ async fn eventually(api: &Client, user: &User, path: &str, done: impl Fn(&Value)
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{path} never reached the expected state");
-}
-
-async fn small_upload(api: &Client, user: &User, box_id: &str, name: &str, bytes: &[u8]) -> Value {
-    let (content_type, body) = form(&[("file", Some(name), bytes)]);
-    let uploaded = api
-        .send(
-            Method::POST,
-            &format!("/api/boxes/{box_id}/upload/"),
-            Some(&user.access_token),
-            Some((&content_type, body)),
-        )
-        .await;
-    assert_eq!(uploaded.status, StatusCode::CREATED, "{:?}", uploaded.body);
-    uploaded.body
 }
 
 #[tokio::test]
@@ -448,7 +432,7 @@ async fn a_webm_gets_its_duration_and_size_from_its_headers() {
     let user = api.new_user().await;
     let b = shot(&api, &user).await;
     let video = media::webm(640, 360, Some(2500), 200_000);
-    let uploaded = small_upload(&api, &user, &b, "clip.webm", &video).await;
+    let uploaded = api.small_upload(&user, &b, "clip.webm", &video).await;
     assert_eq!(uploaded["content_type"], "video/webm");
     let asset = finished(&api, &user, &b).await;
     assert_eq!(asset["status"], "COMPLETED", "{asset}");
@@ -491,7 +475,9 @@ async fn duplicate_and_racing_deliveries_finish_an_asset_once() {
     let api = Client::new();
     let user = api.new_user().await;
     let b = shot(&api, &user).await;
-    let uploaded = small_upload(&api, &user, &b, "still.png", &media::png(900, 600, 9)).await;
+    let uploaded = api
+        .small_upload(&user, &b, "still.png", &media::png(900, 600, 9))
+        .await;
     let key = stack
         .objects_of(&user.id)
         .await
@@ -747,7 +733,7 @@ async fn an_image_declaring_a_gigabyte_of_pixels_completes_without_a_thumbnail()
     let b = shot(&api, &user).await;
     let bomb = media::png_declaring(19_000, 19_000);
     assert!(bomb.len() < 4096, "{} bytes", bomb.len());
-    small_upload(&api, &user, &b, "bomb.png", &bomb).await;
+    api.small_upload(&user, &b, "bomb.png", &bomb).await;
     let asset = finished(&api, &user, &b).await;
     assert_eq!(asset["status"], "COMPLETED", "{asset}");
     assert_eq!(

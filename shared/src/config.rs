@@ -136,6 +136,9 @@ pub mod vars {
     /// A multipart upload no open record knows is aborted once this many
     /// seconds old (default 3600).
     pub const CLEANUP_ORPHAN_AFTER_SECONDS: &str = "CLEANUP_ORPHAN_AFTER_SECONDS";
+    /// Assets older than this many days that are neither a favourite nor a
+    /// headliner are deleted (default 10; 0 turns the policy off).
+    pub const RETENTION_DAYS: &str = "RETENTION_DAYS";
     /// Public base URL of the web app; share links point under it.
     pub const PUBLIC_APP_URL: &str = "PUBLIC_APP_URL";
 }

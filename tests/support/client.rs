@@ -129,6 +129,21 @@ impl Client {
     }
 
     /// Registers a fresh user (unique e-mail) and logs in.
+    /// `POST /api/boxes/{id}/upload/` of `bytes` named `name`: the new asset.
+    pub async fn small_upload(&self, user: &User, box_id: &str, name: &str, bytes: &[u8]) -> Value {
+        let (content_type, body) = form(&[("file", Some(name), bytes)]);
+        let uploaded = self
+            .send(
+                Method::POST,
+                &format!("/api/boxes/{box_id}/upload/"),
+                Some(&user.access_token),
+                Some((&content_type, body)),
+            )
+            .await;
+        assert_eq!(uploaded.status, StatusCode::CREATED, "{:?}", uploaded.body);
+        uploaded.body
+    }
+
     /// A project of `user` with one box in it: their ids.
     pub async fn project_and_box(&self, user: &User) -> (String, String) {
         let token = Some(user.access_token.as_str());

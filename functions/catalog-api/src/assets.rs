@@ -290,6 +290,9 @@ pub async fn update_asset(
         .update_asset(&caller.user_id, &id, fields)
         .await?
         .ok_or_else(|| ApiError::not_found("asset"))?;
+    if body.is_favorite.is_some() {
+        follow_favorite(&state, &asset).await;
+    }
     Ok(Json(view(&state, asset).await?))
 }
 
@@ -338,10 +341,21 @@ pub async fn toggle_favorite(
         }
         let now = clock::rfc3339(clock::now());
         if let Some(updated) = state.env.table.set_favorite(&asset, to, &now).await? {
+            follow_favorite(&state, &updated).await;
             return Ok(Json(view(&state, updated).await?));
         }
     }
     Err(ApiError::conflict("the asset changed meanwhile; retry"))
+}
+
+/// Moves the asset's retention entry after its favourite flag changed.
+/// The change itself stands either way: a failure here only leaves a kept
+/// asset for the retention task to read and skip (or a freed one to wait
+/// for the next write), so it is logged, not answered.
+async fn follow_favorite(state: &FilesState, asset: &AssetRecord) {
+    if let Err(e) = state.env.table.follow_favorite(asset).await {
+        tracing::warn!(asset = asset.id, error = %e, "retention entry not moved");
+    }
 }
 
 /// Delete an asset

@@ -415,12 +415,21 @@ async fn write_box_fields(
             .set_headliner(&caller.user_id, &found.id, asset_id, name.as_deref(), &now)
             .await?
         {
-            Ok(()) => Ok(BoxRecord {
-                name: name.unwrap_or(found.name),
-                headliner_asset: Some(asset_id.clone()),
-                updated_at: now,
-                ..found
-            }),
+            Ok(()) => {
+                follow_headliner(
+                    state,
+                    caller,
+                    found.headliner_asset.as_deref(),
+                    Some(asset_id),
+                )
+                .await;
+                Ok(BoxRecord {
+                    name: name.unwrap_or(found.name),
+                    headliner_asset: Some(asset_id.clone()),
+                    updated_at: now,
+                    ..found
+                })
+            }
             Err(Refusal::ParentGone) => Err(ApiError::box_gone(BoxNamed::InPath)),
             Err(_) => Err(ApiError::field(
                 "headliner_asset",
@@ -431,7 +440,8 @@ async fn write_box_fields(
     if name.is_none() && headliner.is_none() {
         return Ok(found);
     }
-    state
+    let before = found.headliner_asset.clone();
+    let updated = state
         .env
         .table
         .update_box(
@@ -442,7 +452,40 @@ async fn write_box_fields(
             &now,
         )
         .await?
-        .ok_or_else(|| ApiError::not_found("box"))
+        .ok_or_else(|| ApiError::not_found("box"))?;
+    if headliner.is_some() {
+        follow_headliner(state, caller, before.as_deref(), None).await;
+    }
+    Ok(updated)
+}
+
+/// Moves retention entries after a box's headliner changed from `before`
+/// to `after`: the new headliner is kept, the one it replaced is not
+/// (unless a favourite). The change stands either way — the retention
+/// delete checks the box itself — so failures are logged, not answered.
+async fn follow_headliner(
+    state: &FilesState,
+    caller: &Caller,
+    before: Option<&str>,
+    after: Option<&str>,
+) {
+    let table = &state.env.table;
+    if let Some(kept) = after
+        && let Err(e) = table.retention_off(&caller.user_id, kept).await
+    {
+        tracing::warn!(asset = kept, error = %e, "retention entry not removed");
+    }
+    let Some(freed) = before.filter(|b| Some(*b) != after) else {
+        return;
+    };
+    let result = match table.get_asset(&caller.user_id, freed).await {
+        Ok(Some(asset)) => table.retention_on(&asset).await.map(|_| ()),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::warn!(asset = freed, error = %e, "retention entry not restored");
+    }
 }
 
 /// Times a box delete looks again for assets the box index has not shown

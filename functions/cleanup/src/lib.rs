@@ -23,12 +23,11 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 mod tasks;
 
+use tasks::{Parts, Retry};
+
 /// Messages of one batch handled at once (each step works its own page
 /// with [`CleanupPolicy::concurrency`] items at a time).
 const CONCURRENCY: usize = 2;
-
-/// Why a message could not be handled now: SQS delivers it again.
-type Retry = String;
 
 pub struct Cleaner {
     table: Table,
@@ -132,7 +131,12 @@ impl Cleaner {
             return Ok(());
         }
         let started = Instant::now();
-        let (counts, next) = tasks::work(self, &step, started).await?;
+        let parts = Parts {
+            table: &self.table,
+            bucket: &self.bucket,
+            policy: &self.policy,
+        };
+        let (counts, next) = tasks::work(parts, &step, started).await?;
         if let Some(after) = &next {
             let follow_up = Step {
                 after: Some(after.clone()),

@@ -5,19 +5,28 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use assetbox_shared::assets::AssetRecord;
+use assetbox_shared::assets::{AssetRecord, AssetStatus};
 use assetbox_shared::cleanup::{
-    Counts, DueEntry, DueKind, ItemOutcome, PURGED_STATUSES, Step, Task, in_rounds,
+    CleanupPolicy, Counts, DueEntry, DueKind, ItemOutcome, PURGED_STATUSES, Step, Task, in_rounds,
 };
 use assetbox_shared::clock;
+use assetbox_shared::db::Table;
 use assetbox_shared::pagination::StringKey;
-use assetbox_shared::s3::OpenMultipart;
+use assetbox_shared::s3::{Bucket, OpenMultipart};
 use assetbox_shared::uploads::{FileRecord, UploadStatus, parse_object_key};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::{Cleaner, Retry};
+/// Why a message could not be handled now: SQS delivers it again.
+pub(crate) type Retry = String;
+
+/// What the tasks work with.
+pub(crate) struct Parts<'a> {
+    pub table: &'a Table,
+    pub bucket: &'a Bucket,
+    pub policy: &'a CleanupPolicy,
+}
 
 /// What an expired upload tells its owner.
 const EXPIRED: &str = "the upload was not completed before it expired";
@@ -30,13 +39,14 @@ const UPLOADS_PREFIX: &str = "uploads/";
 /// One page of `step`: what it did and where its follow-up starts (`None`
 /// when the part is done).
 pub(crate) async fn work(
-    cleaner: &Cleaner,
+    cleaner: Parts<'_>,
     step: &Step,
     started: Instant,
 ) -> Result<(Counts, Option<StringKey>), Retry> {
     let as_of = OffsetDateTime::parse(&step.as_of, &Rfc3339)
         .map_err(|e| format!("step time {:?}: {e}", step.as_of))?;
     let cutoff = cleaner.policy.cutoff(step.task, as_of);
+    let orphan_after = cleaner.policy.orphan_after;
     let worker = Worker {
         cleaner,
         started,
@@ -46,8 +56,9 @@ pub(crate) async fn work(
         Task::ExpireUploads => worker.expire_uploads(step, &cutoff).await,
         Task::StuckGenerations => worker.stuck_generations(step, &cutoff).await,
         Task::PurgeFiles => worker.purge_files(step, &cutoff).await,
+        Task::Retention => worker.retention(step, &cutoff).await,
         Task::OrphanMultipart => {
-            let before = (as_of - cleaner.policy.orphan_after).unix_timestamp();
+            let before = (as_of - orphan_after).unix_timestamp();
             worker.orphan_multipart(step, before).await
         }
     }
@@ -66,7 +77,7 @@ fn started_at(upload: &OpenMultipart) -> i64 {
 }
 
 struct Worker<'a> {
-    cleaner: &'a Cleaner,
+    cleaner: Parts<'a>,
     started: Instant,
     now: String,
 }
@@ -94,7 +105,7 @@ impl Worker<'_> {
         cutoff: &str,
         id: fn(&T) -> &str,
     ) -> Result<(Vec<(Option<T>, StringKey)>, Option<StringKey>), Retry> {
-        let table = &self.cleaner.table;
+        let table = self.cleaner.table;
         let page = table
             .due_page(
                 kind,
@@ -129,7 +140,7 @@ impl Worker<'_> {
             .due::<FileRecord>(step, DueKind::Upload, cutoff, |f| &f.id)
             .await?;
         Ok(
-            in_rounds(&self.cleaner.policy, self.started, items, more, |file| {
+            in_rounds(self.cleaner.policy, self.started, items, more, |file| {
                 self.expire(file, cutoff)
             })
             .await,
@@ -147,7 +158,7 @@ impl Worker<'_> {
         let Some(mut file) = file else {
             return ItemOutcome::Skipped; // deleted meanwhile
         };
-        let table = &self.cleaner.table;
+        let table = self.cleaner.table;
         // A refusal is either a user who moved the upload on (it is no
         // longer open: they win) or another transaction on the owner's
         // quota counter at the same moment (an owner with many expired
@@ -156,7 +167,7 @@ impl Worker<'_> {
             if !file.upload_status.is_open() || file.expires_at.as_str() >= cutoff {
                 return ItemOutcome::Skipped;
             }
-            let bucket = &self.cleaner.bucket;
+            let bucket = self.cleaner.bucket;
             let s3 = match &file.upload_id {
                 Some(upload_id) => bucket.abort(&file.s3_key, upload_id).await,
                 None => bucket.delete(&file.s3_key).await,
@@ -193,7 +204,7 @@ impl Worker<'_> {
             .due::<AssetRecord>(step, DueKind::Generation, cutoff, |a| &a.id)
             .await?;
         Ok(
-            in_rounds(&self.cleaner.policy, self.started, items, more, |asset| {
+            in_rounds(self.cleaner.policy, self.started, items, more, |asset| {
                 self.time_out(asset, cutoff)
             })
             .await,
@@ -216,19 +227,80 @@ impl Worker<'_> {
         match self
             .cleaner
             .table
-            .finish_job(
-                &asset.owner,
-                &asset.id,
-                &[job.state],
-                Err(TIMED_OUT),
-                &self.now,
-            )
+            .finish_job(&asset, &[job.state], Err(TIMED_OUT), &self.now)
             .await
         {
             Ok(true) => ItemOutcome::Done,
             Ok(false) => ItemOutcome::Skipped,
             Err(e) => failed("failing a stuck generation", &asset.id, e),
         }
+    }
+
+    async fn retention(
+        &self,
+        step: &Step,
+        cutoff: &str,
+    ) -> Result<(Counts, Option<StringKey>), Retry> {
+        if self.cleaner.policy.retention.is_none() {
+            return Ok((Counts::default(), None));
+        }
+        let (items, more) = self
+            .due::<AssetRecord>(step, DueKind::Retention, cutoff, |a| &a.id)
+            .await?;
+        Ok(
+            in_rounds(self.cleaner.policy, self.started, items, more, |asset| {
+                self.retire(asset, cutoff)
+            })
+            .await,
+        )
+    }
+
+    /// Deletes an asset past the retention period with its records (its
+    /// file's, its bytes of the quota, its box's count) in one transaction
+    /// refused if it is a favourite or its box's headliner by then, and only
+    /// after that its objects: a user who kept it a moment before wins, and
+    /// nothing of a kept asset is touched. An object whose delete fails is
+    /// left to the sweep of objects no record claims.
+    async fn retire(&self, asset: Option<AssetRecord>, cutoff: &str) -> ItemOutcome {
+        let Some(asset) = asset else {
+            return ItemOutcome::Skipped;
+        };
+        let table = self.cleaner.table;
+        if asset.created_at.as_str() >= cutoff {
+            return ItemOutcome::Skipped;
+        }
+        if asset.is_favorite {
+            // Favourited without leaving the partition (a write that failed
+            // half-way): take it off now.
+            if let Err(e) = table.retention_off(&asset.owner, &asset.id).await {
+                tracing::warn!(asset = asset.id, error = %e, "retention entry not removed");
+            }
+            return ItemOutcome::Skipped;
+        }
+        let in_flight = matches!(asset.status, AssetStatus::Pending | AssetStatus::Processing)
+            || asset
+                .generation
+                .as_deref()
+                .is_some_and(|job| job.state.is_running());
+        if in_flight {
+            return ItemOutcome::Skipped;
+        }
+        match table.retire_asset(&asset).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return ItemOutcome::Skipped,
+            Err(e) => return failed("retiring an asset", &asset.id, e),
+        }
+        for key in [&asset.s3_key, &asset.thumbnail_key].into_iter().flatten() {
+            if let Err(e) = self.cleaner.bucket.delete(key).await {
+                tracing::warn!(
+                    asset = asset.id,
+                    key,
+                    error = %e,
+                    "retired asset's object left for the sweep of unclaimed objects"
+                );
+            }
+        }
+        ItemOutcome::Done
     }
 
     async fn purge_files(
@@ -251,7 +323,7 @@ impl Worker<'_> {
             .await
             .map_err(|e| e.to_string())?;
         Ok(in_rounds(
-            &self.cleaner.policy,
+            self.cleaner.policy,
             self.started,
             page.items,
             page.next,
@@ -324,7 +396,7 @@ impl Worker<'_> {
             .collect();
         let more = next.map(|(key, upload_id)| position(&key, &upload_id));
         Ok(
-            in_rounds(&self.cleaner.policy, self.started, items, more, |upload| {
+            in_rounds(self.cleaner.policy, self.started, items, more, |upload| {
                 self.abort_orphan(upload, initiated_before, &files)
             })
             .await,

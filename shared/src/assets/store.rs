@@ -5,11 +5,16 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
 
 use super::{AssetFilters, AssetRecord, AssetScope, AssetStatus};
 use crate::db::keys::{self, prefix};
-use crate::db::{GSI1_KEYS, Listing, Meanings, Refusal, StoreError, Table, built, n, s, s_or_null};
+use crate::db::{
+    GSI1_KEYS, Listing, Meanings, Refusal, StoreError, Table, built, condition_held, n, s,
+    s_or_null,
+};
 use crate::pagination::StringKey;
 use crate::uploads::{FileRecord, PARENT_BOX};
 
@@ -112,19 +117,47 @@ impl Table {
         asset: &AssetRecord,
         count_in_box: bool,
     ) -> Result<Result<(), Refusal>, StoreError> {
-        let delete = Delete::builder()
+        self.delete_asset_items(asset, count_in_box, false).await
+    }
+
+    /// The retention policy's delete: [`Self::delete_asset_records`] with
+    /// its box's count, refused (`StateChanged`) if the asset is a favourite
+    /// or its box's headliner by the time it runs — a user who kept it a
+    /// moment before wins.
+    pub async fn retire_asset(
+        &self,
+        asset: &AssetRecord,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        self.delete_asset_items(asset, true, true).await
+    }
+
+    async fn delete_asset_items(
+        &self,
+        asset: &AssetRecord,
+        count_in_box: bool,
+        unless_kept: bool,
+    ) -> Result<Result<(), Refusal>, StoreError> {
+        let kept = if unless_kept {
+            " AND is_favorite = :false"
+        } else {
+            ""
+        };
+        let mut delete = Delete::builder()
             .table_name(self.name())
             .key(keys::PK, s(keys::user_pk(&asset.owner)))
             .key(keys::SK, s(keys::asset_sk(&asset.id)))
             // As read: an import finishing meanwhile changes both, and the
             // caller must then delete its object and release its bytes too.
-            .condition_expression("#status = :status AND quota_bytes = :quota")
+            .condition_expression(format!("#status = :status AND quota_bytes = :quota{kept}"))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(asset.status.as_str()))
             .expression_attribute_values(
                 ":quota",
                 AttributeValue::N(asset.quota_bytes.to_string()),
             );
+        if unless_kept {
+            delete = delete.expression_attribute_values(":false", AttributeValue::Bool(false));
+        }
         let mut items = vec![
             TransactWriteItem::builder()
                 .delete(built(delete.build())?)
@@ -183,6 +216,80 @@ impl Table {
         self.transact(items, vec![]).await
     }
 
+    /// Takes an asset off the retention partition (it became a favourite or
+    /// its box's headliner): only an entry of that partition goes, never a
+    /// running generation's. `false` when it had none.
+    pub async fn retention_off(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(owner)))
+            .key(keys::SK, s(keys::asset_sk(id)))
+            .update_expression("REMOVE #due_pk, #due_sk")
+            .condition_expression("begins_with(#due_pk, :retention)")
+            .expression_attribute_names("#due_pk", keys::DUE_PK)
+            .expression_attribute_names("#due_sk", keys::DUE_SK)
+            .expression_attribute_values(":retention", s(keys::prefix::RETENTION))
+            .send()
+            .await;
+        condition_held(result)
+    }
+
+    /// Puts an asset back on the retention partition (it stopped being a
+    /// favourite or its box's headliner), if it is now neither — checked in
+    /// the same transaction — and on no other `due` partition. `false` when
+    /// it stays off.
+    pub async fn retention_on(&self, asset: &AssetRecord) -> Result<bool, StoreError> {
+        let update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&asset.owner)))
+            .key(keys::SK, s(keys::asset_sk(&asset.id)))
+            .update_expression("SET #due_pk = :pk, #due_sk = :sk")
+            .condition_expression("attribute_not_exists(#due_pk) AND is_favorite = :false")
+            .expression_attribute_names("#due_pk", keys::DUE_PK)
+            .expression_attribute_names("#due_sk", keys::DUE_SK)
+            .expression_attribute_values(
+                ":pk",
+                s(keys::due_retention_pk(keys::due_shard(&asset.id))),
+            )
+            .expression_attribute_values(
+                ":sk",
+                s(keys::due_retention_sk(&asset.created_at, &asset.id)),
+            )
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        let not_headliner = ConditionCheck::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&asset.owner)))
+            .key(keys::SK, s(keys::box_sk(&asset.box_id)))
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(headliner_asset) OR headliner_asset <> :asset)",
+            )
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":asset", s(&asset.id));
+        let items = vec![
+            TransactWriteItem::builder()
+                .update(built(update.build())?)
+                .build(),
+            TransactWriteItem::builder()
+                .condition_check(built(not_headliner.build())?)
+                .build(),
+        ];
+        Ok(self.transact(items, vec![]).await?.is_ok())
+    }
+
+    /// After a write of `is_favorite`: a favourite leaves the retention
+    /// partition, an asset that stopped being one goes back (unless it is
+    /// its box's headliner). The retention delete checks both itself, so
+    /// this only keeps kept assets out of its reads.
+    pub async fn follow_favorite(&self, asset: &AssetRecord) -> Result<bool, StoreError> {
+        if asset.is_favorite {
+            self.retention_off(&asset.owner, &asset.id).await
+        } else {
+            self.retention_on(asset).await
+        }
+    }
+
     /// Sets `is_favorite` only if it is still `from` (a toggle that cannot be
     /// applied twice); `None` when it changed meanwhile or is gone.
     pub async fn set_favorite(
@@ -236,6 +343,18 @@ impl Table {
                 (keys::GSI2_SK, keys::asset_sk(&asset.id)),
             ],
         )?;
+        // On the retention partition while neither favourite nor headliner
+        // (a new asset is never the headliner yet).
+        if !asset.is_favorite {
+            item.insert(
+                keys::DUE_PK.to_owned(),
+                s(keys::due_retention_pk(keys::due_shard(&asset.id))),
+            );
+            item.insert(
+                keys::DUE_SK.to_owned(),
+                s(keys::due_retention_sk(&asset.created_at, &asset.id)),
+            );
+        }
         // A lower-cased copy makes the prompt `search` case-insensitive.
         if let Some(prompt) = &asset.prompt_text {
             item.insert(

@@ -40,6 +40,9 @@ wire_enum! {
         OrphanMultipart = "orphan-multipart",
         /// Generations past their deadline: failed "timed out".
         StuckGenerations = "stuck-generations",
+        /// Assets older than the retention period that are neither a
+        /// favourite nor a headliner: deleted with their objects.
+        Retention = "retention",
     }
 }
 
@@ -55,7 +58,7 @@ impl Task {
     /// tasks on that index, one per purged status, one bucket listing.
     pub fn parts(self, due_shards: u32) -> u32 {
         match self {
-            Self::ExpireUploads | Self::StuckGenerations => due_shards,
+            Self::ExpireUploads | Self::StuckGenerations | Self::Retention => due_shards,
             Self::PurgeFiles => PURGED_STATUSES.len() as u32,
             Self::OrphanMultipart => 1,
         }
@@ -136,6 +139,9 @@ pub struct CleanupPolicy {
     pub time_budget: Duration,
     /// Items a step changes at once.
     pub concurrency: usize,
+    /// Assets older than this are deleted unless kept (favourite,
+    /// headliner); `None`: the retention policy is off.
+    pub retention: Option<Duration>,
 }
 
 impl CleanupPolicy {
@@ -151,6 +157,7 @@ impl CleanupPolicy {
         }
         let budget: u64 = config::parsed_or(settings, vars::CLEANUP_STEP_SECONDS, 30)?;
         let orphan: u64 = config::parsed_or(settings, vars::CLEANUP_ORPHAN_AFTER_SECONDS, 3600)?;
+        let retention_days: u64 = config::parsed_or(settings, vars::RETENTION_DAYS, 10)?;
         Ok(Self {
             purge_after: Duration::from_secs(days * 24 * 3600),
             orphan_after: Duration::from_secs(orphan),
@@ -158,6 +165,8 @@ impl CleanupPolicy {
             page_size,
             time_budget: Duration::from_secs(budget),
             concurrency: 8,
+            retention: (retention_days > 0)
+                .then(|| Duration::from_secs(retention_days * 24 * 3600)),
         })
     }
 
@@ -168,6 +177,8 @@ impl CleanupPolicy {
             Task::ExpireUploads | Task::StuckGenerations => self.grace,
             Task::PurgeFiles => self.purge_after,
             Task::OrphanMultipart => self.orphan_after,
+            // Off, nothing is old enough: the task reads nothing.
+            Task::Retention => self.retention.unwrap_or(Duration::ZERO),
         };
         clock::rfc3339(as_of - age)
     }
@@ -273,7 +284,7 @@ mod tests {
     #[test]
     fn a_run_fans_out_into_every_part_of_every_task() {
         let steps = first_steps("r", "2026-12-05T10:00:00Z", Task::ALL, 8);
-        assert_eq!(steps.len(), 8 + 3 + 1 + 8);
+        assert_eq!(steps.len(), 8 + 3 + 1 + 8 + 8);
         let purge: Vec<u32> = steps
             .iter()
             .filter(|s| s.task == Task::PurgeFiles)

@@ -28,6 +28,8 @@ pub enum DueKind {
     Upload,
     /// Running generations, by deadline.
     Generation,
+    /// Assets neither favourite nor headliner, by age.
+    Retention,
 }
 
 /// One `due` entry: whose item, which, and its position in the index.
@@ -171,6 +173,7 @@ impl Table {
         let pk = match kind {
             DueKind::Upload => keys::due_upload_pk(shard),
             DueKind::Generation => keys::due_generation_pk(shard),
+            DueKind::Retention => keys::due_retention_pk(shard),
         };
         let query = self
             .client()
@@ -185,7 +188,7 @@ impl Table {
         let page = self.query_items(query, limit, after, DUE_KEYS).await?;
         let item_prefix = match kind {
             DueKind::Upload => prefix::FILE,
-            DueKind::Generation => prefix::ASSET,
+            DueKind::Generation | DueKind::Retention => prefix::ASSET,
         };
         let items = page
             .items
@@ -216,7 +219,7 @@ impl Table {
     ) -> Result<Vec<T>, StoreError> {
         let sk = match kind {
             DueKind::Upload => keys::file_sk,
-            DueKind::Generation => keys::asset_sk,
+            DueKind::Generation | DueKind::Retention => keys::asset_sk,
         };
         let keys = entries
             .iter()

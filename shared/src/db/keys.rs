@@ -75,6 +75,7 @@ pub mod prefix {
     pub const IDEMPOTENCY: &str = "IDEMPOTENCY#";
     pub const GENERATION: &str = "GENERATION#";
     pub const CLEANUP: &str = "CLEANUP#";
+    pub const RETENTION: &str = "RETENTION#";
     pub const STEP: &str = "STEP#";
 }
 
@@ -99,6 +100,17 @@ pub fn idempotency_sk(key_digest: &str) -> String {
 /// The `due` partition of running generations in one shard.
 pub fn due_generation_pk(shard: u32) -> String {
     format!("{}{shard}", prefix::GENERATION)
+}
+
+/// The `due` partition of assets the retention policy may delete (neither
+/// favourite nor headliner) in one shard.
+pub fn due_retention_pk(shard: u32) -> String {
+    format!("{}{shard}", prefix::RETENTION)
+}
+
+/// An asset's `due` sort key on the retention partition: its age.
+pub fn due_retention_sk(created_at: &str, id: &str) -> String {
+    format!("{created_at}#{id}")
 }
 
 /// The partition of one cleanup run: a record per step it took.

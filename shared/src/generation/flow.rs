@@ -382,7 +382,7 @@ impl GenerationEnv {
     ) -> Result<(), StepError> {
         self.uploads
             .table
-            .finish_job(&asset.owner, &asset.id, from, Err(reason), &now_text())
+            .finish_job(asset, from, Err(reason), &now_text())
             .await
             .map(|_| ())
             .map_err(store)
@@ -611,13 +611,7 @@ impl GenerationEnv {
         }
         let outcome = primary_failure.as_deref().map_or(Ok(()), Err);
         table
-            .finish_job(
-                &asset.owner,
-                &asset.id,
-                &[JobState::Storing],
-                outcome,
-                &now_text(),
-            )
+            .finish_job(asset, &[JobState::Storing], outcome, &now_text())
             .await
             .map(|_| ())
             .map_err(store)

@@ -357,22 +357,32 @@ impl Table {
     }
 
     /// Ends a job — `failed` (the asset too, with `reason`) or `stored` —
-    /// from one of the states `from`: leaves the `due` index and gives back
-    /// the running slot. `false`: it had moved on already.
+    /// from one of the states `from`: moves from the generation `due`
+    /// partition to the retention one (by its age; the retention task skips
+    /// an asset favourited meanwhile) and gives back the running slot.
+    /// `false`: it had moved on already.
     pub async fn finish_job(
         &self,
-        owner: &str,
-        id: &str,
+        asset: &AssetRecord,
         from: &[JobState],
         outcome: Result<(), &str>,
         now: &str,
     ) -> Result<bool, StoreError> {
+        let (owner, id) = (asset.owner.as_str(), asset.id.as_str());
         let names: Vec<String> = (0..from.len()).map(|i| format!(":from{i}")).collect();
         let mut update = self
             .job_update(owner, id)
             .condition_expression(format!("#g.#st IN ({})", names.join(", ")))
             .expression_attribute_names("#due_pk", keys::DUE_PK)
             .expression_attribute_names("#due_sk", keys::DUE_SK)
+            .expression_attribute_values(
+                ":retention_pk",
+                s(keys::due_retention_pk(keys::due_shard(id))),
+            )
+            .expression_attribute_values(
+                ":retention_sk",
+                s(keys::due_retention_sk(&asset.created_at, id)),
+            )
             .expression_attribute_values(":now", s(now));
         for (name, state) in names.iter().zip(from) {
             update = update.expression_attribute_values(name, s(state.as_str()));
@@ -380,14 +390,15 @@ impl Table {
         update = match outcome {
             Ok(()) => update
                 .update_expression(
-                    "SET #g.#st = :stored, #g.finished_at = :now, updated_at = :now \
-                     REMOVE #due_pk, #due_sk",
+                    "SET #g.#st = :stored, #g.finished_at = :now, updated_at = :now, \
+                     #due_pk = :retention_pk, #due_sk = :retention_sk",
                 )
                 .expression_attribute_values(":stored", s(JobState::Stored.as_str())),
             Err(reason) => update
                 .update_expression(
                     "SET #g.#st = :failed, #g.finished_at = :now, #status = :asset_failed, \
-                     error_message = :why, updated_at = :now REMOVE #due_pk, #due_sk",
+                     error_message = :why, updated_at = :now, \
+                     #due_pk = :retention_pk, #due_sk = :retention_sk",
                 )
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
