@@ -17,7 +17,8 @@ const PAGE: u32 = 50;
 
 /// Steps read 50 items at most; assets older than 10 days (the default)
 /// go unless kept; a multipart upload no record knows is an
-/// orphan after 20 s (an hour by default); no scheduled runs, so each test
+/// orphan after 20 s (an hour by default), an object no record claims is
+/// leaked after 20 s (two days); no scheduled runs, so each test
 /// sees only the runs it starts.
 fn cleanup_stack() -> &'static Stack {
     stack_with(
@@ -25,6 +26,7 @@ fn cleanup_stack() -> &'static Stack {
             ("CleanupScheduleState".into(), "DISABLED".into()),
             ("CleanupPageSize".into(), PAGE.to_string()),
             ("CleanupOrphanAfterSeconds".into(), "20".into()),
+            ("CleanupLeakedAfterSeconds".into(), "20".into()),
         ],
         // Uploaded assets are ingested (the retention tests need COMPLETED
         // assets with thumbnails).
@@ -165,7 +167,7 @@ async fn old_closed_records_are_purged_and_young_ones_kept() {
 }
 
 #[tokio::test]
-async fn orphan_multipart_uploads_are_aborted_once_old_unless_a_record_claims_them() {
+async fn old_orphan_uploads_and_leaked_objects_go_unless_claimed_or_young() {
     let stack = cleanup_stack();
     let api = Client::new();
     let user = api.new_user().await;
@@ -182,22 +184,42 @@ async fn orphan_multipart_uploads_are_aborted_once_old_unless_a_record_claims_th
             key
         }
     };
-    let orphan_key =
-        |user: &User| format!("uploads/{}/{}/original.mp4", user.id, ulid::Ulid::new());
-    let old_orphan = create(orphan_key(&user)).await;
+    let our_key = |leaf: &str| format!("uploads/{}/{}/{leaf}", user.id, ulid::Ulid::new());
+    let old_orphan = create(our_key("original.mp4")).await;
     let (_, _, claimed) = api.initiate_upload(&user, 6 * MIB, 2).await;
-    // Past the orphan age (20 s in this binary) for those two, not for the
-    // next (unless the run took 20 s to start).
+    // Objects: one no record claims, and an asset's (and its thumbnail).
+    let leaked = our_key("original.png");
+    stack.put_object(&leaked, vec![1; 64]).await;
+    let (_, box_id) = api.project_and_box(&user).await;
+    let kept = api.completed_asset(&user, &box_id, 7).await;
+    let kept_keys = object_keys(stack, &user, kept["id"].as_str().unwrap()).await;
+    assert_eq!(kept_keys.len(), 2);
+    // Past the orphan and leak ages (20 s in this binary) for those, not for
+    // the next two (unless the run took 20 s to start).
     tokio::time::sleep(Duration::from_secs(21)).await;
-    let young_orphan = create(orphan_key(&user)).await;
+    let young_orphan = create(our_key("original.mp4")).await;
+    let young_leaked = our_key("original.png");
+    stack.put_object(&young_leaked, vec![3; 64]).await;
 
-    let steps = stack.run_cleanup(&["orphan-multipart"]).await;
+    let steps = stack
+        .run_cleanup(&["orphan-multipart", "leaked-objects"])
+        .await;
     within_pages(&steps, PAGE);
     let mut open = stack.open_uploads_of(&user.id).await;
     open.sort();
     let mut expected = vec![claimed, young_orphan];
     expected.sort();
     assert_eq!(open, expected, "the old orphan {old_orphan} goes");
+    assert!(!stack.object_exists(&leaked).await);
+    for key in kept_keys.iter().chain([&young_leaked]) {
+        assert!(stack.object_exists(key).await, "{key}");
+    }
+    let leaked_done: u32 = steps
+        .iter()
+        .filter(|s| s.step.task.as_str() == "leaked-objects")
+        .map(|s| s.counts.done)
+        .sum();
+    assert!(leaked_done >= 1, "{steps:#?}");
 }
 
 #[tokio::test]

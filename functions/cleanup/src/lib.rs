@@ -101,7 +101,7 @@ impl Cleaner {
             Some(at) => (scheduled_time.unwrap_or_default().to_owned(), at),
             None => (message_id.to_owned(), now),
         };
-        let tasks = tasks.unwrap_or_else(|| Task::ALL.to_vec());
+        let tasks = tasks.unwrap_or_else(|| cleanup::HOURLY.to_vec());
         let steps = first_steps(&run, &clock::rfc3339(as_of), &tasks, DUE_SHARDS);
         self.send(&steps).await?;
         tracing::info!(run, steps = steps.len(), "cleanup run started");

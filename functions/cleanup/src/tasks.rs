@@ -13,7 +13,7 @@ use assetbox_shared::clock;
 use assetbox_shared::db::Table;
 use assetbox_shared::pagination::StringKey;
 use assetbox_shared::s3::{Bucket, OpenMultipart};
-use assetbox_shared::uploads::{FileRecord, UploadStatus, parse_object_key};
+use assetbox_shared::uploads::{FileRecord, UploadStatus, object_owner_and_id, parse_object_key};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -47,6 +47,7 @@ pub(crate) async fn work(
         .map_err(|e| format!("step time {:?}: {e}", step.as_of))?;
     let cutoff = cleaner.policy.cutoff(step.task, as_of);
     let orphan_after = cleaner.policy.orphan_after;
+    let leaked_after = cleaner.policy.leaked_after;
     let worker = Worker {
         cleaner,
         started,
@@ -57,6 +58,10 @@ pub(crate) async fn work(
         Task::StuckGenerations => worker.stuck_generations(step, &cutoff).await,
         Task::PurgeFiles => worker.purge_files(step, &cutoff).await,
         Task::Retention => worker.retention(step, &cutoff).await,
+        Task::LeakedObjects => {
+            let before = (as_of - leaked_after).unix_timestamp();
+            worker.leaked_objects(step, before).await
+        }
         Task::OrphanMultipart => {
             let before = (as_of - orphan_after).unix_timestamp();
             worker.orphan_multipart(step, before).await
@@ -69,11 +74,17 @@ pub(crate) async fn work(
 /// upload counts as young if either says so. (The emulator reports one
 /// fixed `Initiated` for every upload; the ULID still tells.)
 fn started_at(upload: &OpenMultipart) -> i64 {
-    let minted = parse_object_key(&upload.key)
+    last_written(&upload.key, upload.initiated_epoch)
+}
+
+/// The later of the time S3 gives for a key and the time in the ULID the
+/// key names (when it names one).
+fn last_written(key: &str, s3_time: i64) -> i64 {
+    let minted = object_owner_and_id(key)
         .and_then(|(_, id)| ulid::Ulid::from_string(id).ok())
         .map(|id| (id.timestamp_ms() / 1000) as i64)
         .unwrap_or(0);
-    upload.initiated_epoch.max(minted)
+    s3_time.max(minted)
 }
 
 struct Worker<'a> {
@@ -301,6 +312,75 @@ impl Worker<'_> {
             }
         }
         ItemOutcome::Done
+    }
+
+    async fn leaked_objects(
+        &self,
+        step: &Step,
+        modified_before: i64,
+    ) -> Result<(Counts, Option<StringKey>), Retry> {
+        let after = step.after.as_ref().and_then(|k| k.get("key").cloned());
+        let (objects, next) = self
+            .cleaner
+            .bucket
+            .object_page(UPLOADS_PREFIX, after, self.cleaner.policy.page_size)
+            .await
+            .map_err(|e| e.to_string())?;
+        let position = |key: &str| StringKey::from([("key".to_owned(), key.to_owned())]);
+        // Who claims the old ones, in one read.
+        let mut ids: Vec<(String, String)> = objects
+            .iter()
+            .filter(|(key, modified)| last_written(key, *modified) < modified_before)
+            .filter_map(|(key, _)| object_owner_and_id(key))
+            .map(|(owner, id)| (owner.to_owned(), id.to_owned()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let claimed = self
+            .cleaner
+            .table
+            .claimed_ids(&ids)
+            .await
+            .map_err(|e| e.to_string())?;
+        let items = objects
+            .into_iter()
+            .map(|object| {
+                let at = position(&object.0);
+                (object, at)
+            })
+            .collect();
+        let more = next.as_deref().map(position);
+        Ok(
+            in_rounds(self.cleaner.policy, self.started, items, more, |object| {
+                self.delete_leaked(object, modified_before, &claimed)
+            })
+            .await,
+        )
+    }
+
+    /// Deletes an object old enough that no upload or ingestion could still
+    /// claim it, under an id no asset or file record holds. Keys that are
+    /// not ours (no owner and id) are left alone.
+    async fn delete_leaked(
+        &self,
+        (key, modified): (String, i64),
+        modified_before: i64,
+        claimed: &std::collections::HashSet<String>,
+    ) -> ItemOutcome {
+        if last_written(&key, modified) >= modified_before {
+            return ItemOutcome::Skipped;
+        }
+        match object_owner_and_id(&key) {
+            Some((_, id)) if !claimed.contains(id) => {}
+            _ => return ItemOutcome::Skipped,
+        }
+        match self.cleaner.bucket.delete(&key).await {
+            Ok(()) => {
+                tracing::info!(key, "cleanup: deleted an object no record claims");
+                ItemOutcome::Done
+            }
+            Err(e) => failed("deleting a leaked object", &key, e),
+        }
     }
 
     async fn purge_files(

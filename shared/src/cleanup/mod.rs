@@ -43,8 +43,21 @@ wire_enum! {
         /// Assets older than the retention period that are neither a
         /// favourite nor a headliner: deleted with their objects.
         Retention = "retention",
+        /// Objects under `uploads/` that no record claims, once old enough
+        /// that nothing could still claim them (daily).
+        LeakedObjects = "leaked-objects",
     }
 }
+
+/// The tasks of the hourly run (a run that names none): all but the daily
+/// listing of the bucket's objects.
+pub const HOURLY: &[Task] = &[
+    Task::ExpireUploads,
+    Task::PurgeFiles,
+    Task::OrphanMultipart,
+    Task::StuckGenerations,
+    Task::Retention,
+];
 
 /// The file statuses the purge removes, in part order.
 pub const PURGED_STATUSES: [UploadStatus; 3] = [
@@ -60,7 +73,7 @@ impl Task {
         match self {
             Self::ExpireUploads | Self::StuckGenerations | Self::Retention => due_shards,
             Self::PurgeFiles => PURGED_STATUSES.len() as u32,
-            Self::OrphanMultipart => 1,
+            Self::OrphanMultipart | Self::LeakedObjects => 1,
         }
     }
 }
@@ -137,6 +150,9 @@ pub struct CleanupPolicy {
     /// A step stops taking items after this long (well inside the
     /// function's timeout) and leaves the rest to its follow-up.
     pub time_budget: Duration,
+    /// An object no record claims is deleted once this old (past any open
+    /// upload's expiry and any ingestion's retries).
+    pub leaked_after: Duration,
     /// Items a step changes at once.
     pub concurrency: usize,
     /// Assets older than this are deleted unless kept (favourite,
@@ -161,6 +177,11 @@ impl CleanupPolicy {
         Ok(Self {
             purge_after: Duration::from_secs(days * 24 * 3600),
             orphan_after: Duration::from_secs(orphan),
+            leaked_after: Duration::from_secs(config::parsed_or(
+                settings,
+                vars::CLEANUP_LEAKED_AFTER_SECONDS,
+                2 * 24 * 3600,
+            )?),
             grace: Duration::from_secs(300),
             page_size,
             time_budget: Duration::from_secs(budget),
@@ -177,6 +198,7 @@ impl CleanupPolicy {
             Task::ExpireUploads | Task::StuckGenerations => self.grace,
             Task::PurgeFiles => self.purge_after,
             Task::OrphanMultipart => self.orphan_after,
+            Task::LeakedObjects => self.leaked_after,
             // Off, nothing is old enough: the task reads nothing.
             Task::Retention => self.retention.unwrap_or(Duration::ZERO),
         };
@@ -284,7 +306,7 @@ mod tests {
     #[test]
     fn a_run_fans_out_into_every_part_of_every_task() {
         let steps = first_steps("r", "2026-12-05T10:00:00Z", Task::ALL, 8);
-        assert_eq!(steps.len(), 8 + 3 + 1 + 8 + 8);
+        assert_eq!(steps.len(), 8 + 3 + 1 + 8 + 8 + 1);
         let purge: Vec<u32> = steps
             .iter()
             .filter(|s| s.task == Task::PurgeFiles)
@@ -319,6 +341,33 @@ mod tests {
         let text = serde_json::to_string(&step).unwrap();
         assert!(text.contains(r#""kind":"step""#) && text.contains(r#""task":"expire-uploads""#));
         assert_eq!(serde_json::from_str::<CleanupMessage>(&text).unwrap(), step);
+    }
+
+    #[test]
+    fn object_keys_name_their_owner_and_id() {
+        let id = "01M949SXJWB11P3Z78SWB1GA0C";
+        for leaf in ["original.png", "thumbnail.jpg"] {
+            assert_eq!(
+                crate::uploads::object_owner_and_id(&format!("uploads/u-1/{id}/{leaf}")),
+                Some(("u-1", id))
+            );
+        }
+        assert_eq!(
+            crate::uploads::object_owner_and_id(&format!("uploads/u-1/{id}/a/b")),
+            None
+        );
+        assert_eq!(
+            crate::uploads::object_owner_and_id("uploads/u-1/not-an-id/original.png"),
+            None
+        );
+        assert_eq!(
+            crate::uploads::object_owner_and_id(&format!("exports/u-1/{id}/x.docx")),
+            None
+        );
+        assert_eq!(
+            crate::uploads::object_owner_and_id(&format!("uploads//{id}/original.png")),
+            None
+        );
     }
 
     #[test]

@@ -242,6 +242,34 @@ impl Table {
             .map_err(|e| StoreError::Failed(format!("reading files: {e}")))
     }
 
+    /// Which of the ids `(owner, id)` an asset or a file record holds (an
+    /// object under such an id is claimed), read strongly consistent.
+    pub async fn claimed_ids(
+        &self,
+        ids: &[(String, String)],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let keys = ids
+            .iter()
+            .flat_map(|(owner, id)| {
+                [
+                    Self::primary_key(keys::user_pk(owner), keys::asset_sk(id)),
+                    Self::primary_key(keys::user_pk(owner), keys::file_sk(id)),
+                ]
+            })
+            .collect();
+        Ok(self
+            .get_items(keys)
+            .await?
+            .iter()
+            .filter_map(|item| {
+                let sk = item.get(keys::SK)?.as_s().ok()?;
+                sk.strip_prefix(prefix::ASSET)
+                    .or_else(|| sk.strip_prefix(prefix::FILE))
+                    .map(str::to_owned)
+            })
+            .collect())
+    }
+
     /// Up to `limit` file records in `status` created before `before`
     /// (RFC 3339), oldest first, after position `after` (the admin list's
     /// index, read the other way round).

@@ -448,6 +448,42 @@ impl Bucket {
         Ok((uploads, next))
     }
 
+    /// One page (at most `max`) of the objects under `prefix` whose keys
+    /// sort after `after`, each with its last-modified time (epoch seconds),
+    /// and the key to go on after when S3 has more.
+    pub async fn object_page(
+        &self,
+        prefix: &str,
+        after: Option<String>,
+        max: u32,
+    ) -> Result<(Vec<(String, i64)>, Option<String>), ObjectError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.name)
+            .prefix(prefix)
+            .max_keys(max as i32)
+            .set_start_after(after)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let objects: Vec<(String, i64)> = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some((
+                    o.key()?.to_owned(),
+                    o.last_modified().map(|t| t.secs()).unwrap_or(0),
+                ))
+            })
+            .collect();
+        let next = match out.is_truncated() {
+            Some(true) => objects.last().map(|(key, _)| key.clone()),
+            _ => None,
+        };
+        Ok((objects, next))
+    }
+
     /// Size and ETag of an object, `None` if absent.
     pub async fn head(&self, key: &str) -> Result<Option<(u64, String)>, ObjectError> {
         let result = self

@@ -359,8 +359,10 @@ pub fn object_key(owner: &str, file_id: &str, content_type: &str) -> String {
     format!("uploads/{owner}/{file_id}/original.{ext}")
 }
 
-/// Owner and file id of one of our upload keys; `None` for anything else.
-pub fn parse_object_key(key: &str) -> Option<(&str, &str)> {
+/// Owner and id of any object stored under one of our ids,
+/// `uploads/<owner>/<id>/<leaf>` (an original or a thumbnail); `None` for
+/// anything else.
+pub fn object_owner_and_id(key: &str) -> Option<(&str, &str)> {
     let mut parts = key.split('/');
     let (Some("uploads"), Some(owner), Some(id), Some(leaf), None) = (
         parts.next(),
@@ -375,7 +377,14 @@ pub fn parse_object_key(key: &str) -> Option<(&str, &str)> {
         && owner
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    (owner_ok && validation::is_ulid(id) && leaf.starts_with("original.")).then_some((owner, id))
+    (owner_ok && validation::is_ulid(id) && !leaf.is_empty()).then_some((owner, id))
+}
+
+/// Owner and file id of one of our upload keys (an original); `None` for
+/// anything else.
+pub fn parse_object_key(key: &str) -> Option<(&str, &str)> {
+    let leaf = key.rsplit('/').next()?;
+    object_owner_and_id(key).filter(|_| leaf.starts_with("original."))
 }
 
 /// A file name as a user may give it: any Unicode, 1..=255 characters, no
