@@ -1,5 +1,5 @@
 //! Every `events/` sample of every function (uploads, the file routes, the
-//! catalog, the registry, generation, ingestion, import), run through its
+//! catalog, the registry, generation, ingestion, import, cleanup), run through its
 //! function as Lambda runs it (no local gateway: the sample's
 //! claims are what the function trusts), against the emulator.
 //!
@@ -173,4 +173,35 @@ async fn a_callback_sample_with_a_foreign_token_is_401() {
 async fn poll_samples_retry_nothing_they_cannot_act_on() {
     let retry = invoke_sqs_sample("generation-poll", "polls.json").await;
     assert_eq!(retry, Vec::<String>::new());
+}
+
+/// The scheduler's message starts a run named by its time, which the
+/// stack's cleanup queue carries through every step; a follow-up step
+/// (another page of a shard) then works from its position and records
+/// itself under the same run. Neither is retried.
+#[tokio::test]
+async fn cleanup_samples_start_a_run_and_carry_it_on() {
+    use assetbox_shared::cleanup::{HOURLY, StepState, first_steps};
+    let stack = assetbox_e2e::stack();
+    let run = "2026-12-01T10:00:00Z";
+    let retry = invoke_sqs_sample("cleanup", "scheduled-run.json").await;
+    assert_eq!(retry, Vec::<String>::new());
+    let first = first_steps(run, run, HOURLY, assetbox_shared::db::keys::DUE_SHARDS).len();
+    let steps = stack.finished_run(run, first).await;
+    assert!(steps.iter().all(|s| s.step.as_of == run));
+
+    let retry = invoke_sqs_sample("cleanup", "follow-up.json").await;
+    assert_eq!(retry, Vec::<String>::new());
+    let store = stack.store().await;
+    let after = store.cleanup_steps(run).await.unwrap();
+    assert_eq!(after.len(), steps.len() + 1);
+    let follow_up = after
+        .iter()
+        .find(|s| s.step.after.is_some() && s.step.part == 3)
+        .expect("the follow-up's record");
+    assert_eq!(follow_up.state, StepState::Done);
+    // Delivered again (same message id: a redelivery), it has nothing left.
+    let retry = invoke_sqs_sample("cleanup", "follow-up.json").await;
+    assert_eq!(retry, Vec::<String>::new());
+    assert_eq!(store.cleanup_steps(run).await.unwrap().len(), after.len());
 }
