@@ -455,3 +455,120 @@ async fn a_user_keeping_or_deleting_an_asset_as_retention_runs_wins() {
         (used_before - freed * per_asset).to_string()
     );
 }
+
+/// A completed asset rewritten as if it had been in flight (`status`) for
+/// two hours: on the in-flight partition, aged.
+async fn in_flight_for_hours(stack: &Stack, user: &User, id: &str, status: &str) {
+    let at = ago(Duration::from_secs(2 * 3600));
+    let shard = assetbox_shared::db::keys::due_shard(id);
+    stack
+        .rewrite(
+            user,
+            &format!("ASSET#{id}"),
+            &[
+                ("status", text(status)),
+                ("created_at", text(&at)),
+                ("due_pk", text(format!("WORK#{shard}"))),
+                ("due_sk", text(format!("{at}#{id}"))),
+            ],
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn stuck_imports_fail_and_stuck_ingestions_run_again_once_then_fail() {
+    let stack = cleanup_stack();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let token = Some(user.access_token.as_str());
+    let (_, box_id) = api.project_and_box(&user).await;
+    let mut ids = Vec::new();
+    for seed in 20..24 {
+        let asset = api.completed_asset(&user, &box_id, seed).await;
+        ids.push(asset["id"].as_str().unwrap().to_owned());
+    }
+    // 0: an import that never fetched. 1: an ingestion whose event was
+    // lost. 2: one already announced again, two hours ago. 3: one whose
+    // object is gone.
+    in_flight_for_hours(stack, &user, &ids[0], "PENDING").await;
+    in_flight_for_hours(stack, &user, &ids[1], "PROCESSING").await;
+    in_flight_for_hours(stack, &user, &ids[2], "PROCESSING").await;
+    let earlier = ago(Duration::from_secs(2 * 3600));
+    stack
+        .rewrite(
+            &user,
+            &format!("ASSET#{}", ids[2]),
+            &[("ingest_retried_at", text(&earlier))],
+        )
+        .await;
+    in_flight_for_hours(stack, &user, &ids[3], "PROCESSING").await;
+    let gone = object_keys(stack, &user, &ids[3]).await;
+    stack
+        .s3()
+        .await
+        .delete_object()
+        .bucket(stack.bucket())
+        .key(&gone[0])
+        .send()
+        .await
+        .unwrap();
+    let used_before: u64 = stack.quota_used(&user.id).await.parse().unwrap();
+    let held = |items: &[std::collections::HashMap<String, AttributeValue>], i: usize| -> u64 {
+        items
+            .iter()
+            .find(|item| item["sk"] == text(format!("ASSET#{}", ids[i])))
+            .and_then(|item| item["quota_bytes"].as_n().ok()?.parse().ok())
+            .unwrap()
+    };
+    let before = stack.items_of(&user.id).await;
+    let released = held(&before, 2) + held(&before, 3);
+    assert!(released > 0);
+
+    let steps = stack.run_cleanup(&["stuck-work"]).await;
+    within_pages(&steps, PAGE);
+    let asset = |i: usize| {
+        let path = format!("/api/assets/{}/", ids[i]);
+        let api = &api;
+        async move { api.get(&path, token).await.body }
+    };
+    let first = asset(0).await;
+    assert_eq!(
+        (first["status"].as_str(), first["error_message"].as_str()),
+        (Some("FAILED"), Some("the import did not finish in time"))
+    );
+    for i in [2, 3] {
+        let failed = asset(i).await;
+        assert_eq!(
+            (failed["status"].as_str(), failed["error_message"].as_str()),
+            (Some("FAILED"), Some("the file could not be processed")),
+            "asset {i}"
+        );
+    }
+    // Announced again, ingestion finished it.
+    let mut again = Value::Null;
+    for _ in 0..300 {
+        again = asset(1).await;
+        if again["status"] == "COMPLETED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(again["status"], "COMPLETED", "{again}");
+    let items = stack.items_of(&user.id).await;
+    let item = |i: usize| {
+        items
+            .iter()
+            .find(|item| item["sk"] == text(format!("ASSET#{}", ids[i])))
+            .unwrap()
+    };
+    assert!(item(1).contains_key("ingest_retried_at"));
+    for i in 0..4 {
+        let due = item(i)["due_pk"].as_s().unwrap();
+        assert!(due.starts_with("RETENTION#"), "asset {i}: {due}");
+    }
+    // The two that failed gave their bytes back.
+    assert_eq!(
+        stack.quota_used(&user.id).await,
+        (used_before - released).to_string()
+    );
+}

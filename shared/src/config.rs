@@ -136,6 +136,9 @@ pub mod vars {
     /// A multipart upload no open record knows is aborted once this many
     /// seconds old (default 3600).
     pub const CLEANUP_ORPHAN_AFTER_SECONDS: &str = "CLEANUP_ORPHAN_AFTER_SECONDS";
+    /// An asset `PENDING` or `PROCESSING` this many seconds is stuck
+    /// (default 3600).
+    pub const CLEANUP_STUCK_AFTER_SECONDS: &str = "CLEANUP_STUCK_AFTER_SECONDS";
     /// An object under `uploads/` that no record claims is deleted once this
     /// many seconds old (default 172800: two days).
     pub const CLEANUP_LEAKED_AFTER_SECONDS: &str = "CLEANUP_LEAKED_AFTER_SECONDS";

@@ -33,6 +33,10 @@ const EXPIRED: &str = "the upload was not completed before it expired";
 /// What a generation stuck past its deadline tells its owner (the words
 /// the poll uses when it sees the deadline itself).
 const TIMED_OUT: &str = "the generation timed out";
+/// What a stuck import tells its owner.
+const IMPORT_STUCK: &str = "the import did not finish in time";
+/// What an asset whose object could not be ingested, twice, tells its owner.
+const NOT_PROCESSED: &str = "the file could not be processed";
 /// Where every upload's object lives.
 const UPLOADS_PREFIX: &str = "uploads/";
 
@@ -58,6 +62,7 @@ pub(crate) async fn work(
         Task::StuckGenerations => worker.stuck_generations(step, &cutoff).await,
         Task::PurgeFiles => worker.purge_files(step, &cutoff).await,
         Task::Retention => worker.retention(step, &cutoff).await,
+        Task::StuckWork => worker.stuck_work(step, &cutoff).await,
         Task::LeakedObjects => {
             let before = (as_of - leaked_after).unix_timestamp();
             worker.leaked_objects(step, before).await
@@ -380,6 +385,99 @@ impl Worker<'_> {
                 ItemOutcome::Done
             }
             Err(e) => failed("deleting a leaked object", &key, e),
+        }
+    }
+
+    async fn stuck_work(
+        &self,
+        step: &Step,
+        cutoff: &str,
+    ) -> Result<(Counts, Option<StringKey>), Retry> {
+        let (items, more) = self
+            .due::<AssetRecord>(step, DueKind::Work, cutoff, |a| &a.id)
+            .await?;
+        Ok(
+            in_rounds(self.cleaner.policy, self.started, items, more, |asset| {
+                self.unstick(asset, cutoff)
+            })
+            .await,
+        )
+    }
+
+    /// An asset in flight past the limit: a `PENDING` import fails; a
+    /// `PROCESSING` one has its object announced again (S3 sends the
+    /// ingestion function a new event) and its age restarts — unless that
+    /// was done before or the object is gone: then it fails, through the
+    /// same write ingestion uses to reject an object (its bytes go back).
+    async fn unstick(&self, asset: Option<AssetRecord>, cutoff: &str) -> ItemOutcome {
+        let Some(asset) = asset else {
+            return ItemOutcome::Skipped;
+        };
+        let table = self.cleaner.table;
+        match asset.status {
+            AssetStatus::Pending => {
+                if asset.created_at.as_str() >= cutoff {
+                    return ItemOutcome::Skipped;
+                }
+                match table
+                    .fail_pending_asset(&asset.owner, &asset.id, IMPORT_STUCK, &self.now)
+                    .await
+                {
+                    Ok(true) => ItemOutcome::Done,
+                    Ok(false) => ItemOutcome::Skipped,
+                    Err(e) => failed("failing a stuck import", &asset.id, e),
+                }
+            }
+            AssetStatus::Processing => {
+                let since = asset
+                    .ingest_retried_at
+                    .as_deref()
+                    .unwrap_or(&asset.created_at);
+                if since >= cutoff {
+                    return ItemOutcome::Skipped;
+                }
+                let Some(key) = asset.s3_key.clone() else {
+                    return ItemOutcome::Skipped;
+                };
+                if asset.ingest_retried_at.is_none() {
+                    match self
+                        .cleaner
+                        .bucket
+                        .announce_again(&key, &asset.content_type)
+                        .await
+                    {
+                        Ok(true) => {
+                            return match table.mark_ingest_retried(&asset, &key, &self.now).await {
+                                Ok(true) => ItemOutcome::Done,
+                                Ok(false) => ItemOutcome::Skipped,
+                                Err(e) => failed("marking an ingestion retried", &asset.id, e),
+                            };
+                        }
+                        Ok(false) => {} // gone: nothing to ingest
+                        Err(e) => return failed("announcing an object again", &asset.id, e),
+                    }
+                }
+                self.fail_processing(&asset, &key).await
+            }
+            // Moved on without leaving the partition: not stuck.
+            _ => ItemOutcome::Skipped,
+        }
+    }
+
+    async fn fail_processing(&self, asset: &AssetRecord, key: &str) -> ItemOutcome {
+        let table = self.cleaner.table;
+        let Some((owner, id)) = object_owner_and_id(key) else {
+            return ItemOutcome::Skipped;
+        };
+        let claim = match table.claim_of(owner, id).await {
+            Ok(Some(claim)) => claim,
+            Ok(None) => return ItemOutcome::Skipped,
+            Err(e) => return failed("reading a stuck asset's claim", &asset.id, e),
+        };
+        match table.fail_ingest(&claim, NOT_PROCESSED, &self.now).await {
+            Ok(Ok(())) => ItemOutcome::Done,
+            Ok(Err(_)) => ItemOutcome::Skipped,
+            Err(e) => failed("failing a stuck asset", &asset.id, e),
         }
     }
 

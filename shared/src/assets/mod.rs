@@ -97,6 +97,10 @@ pub struct AssetRecord {
     /// The generation that makes it, when generated (its job).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<Box<Job>>,
+    /// When cleanup announced its object again because ingestion never
+    /// finished it (once; the next time it fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest_retried_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -128,6 +132,7 @@ impl AssetRecord {
             duration_ms: None,
             checksum: None,
             error_message: None,
+            ingest_retried_at: None,
             generation: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),

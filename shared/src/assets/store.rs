@@ -216,6 +216,53 @@ impl Table {
         self.transact(items, vec![]).await
     }
 
+    /// The names and values that put an asset on the `due` partition
+    /// `partition` (`keys::due_retention_pk` or `keys::due_work_pk`) as of
+    /// `at`: append `#due_pk = :due_pk, #due_sk = :due_sk` to the update's
+    /// SET clause. Used by every write that moves an asset into or out of
+    /// flight.
+    pub(crate) fn onto_due(
+        update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+        partition: fn(u32) -> String,
+        id: &str,
+        at: &str,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        update
+            .expression_attribute_names("#due_pk", keys::DUE_PK)
+            .expression_attribute_names("#due_sk", keys::DUE_SK)
+            .expression_attribute_values(":due_pk", s(partition(keys::due_shard(id))))
+            .expression_attribute_values(":due_sk", s(keys::due_retention_sk(at, id)))
+    }
+
+    /// Records that cleanup announced a stuck asset's object again, and
+    /// counts its age on the in-flight partition from now; only while it
+    /// is still `PROCESSING` that object and was never announced again.
+    pub async fn mark_ingest_retried(
+        &self,
+        asset: &AssetRecord,
+        key: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&asset.owner)))
+            .key(keys::SK, s(keys::asset_sk(&asset.id)));
+        self.run_update(
+            Self::onto_due(update, keys::due_work_pk, &asset.id, now)
+                .update_expression(
+                    "SET ingest_retried_at = :now, #due_pk = :due_pk, #due_sk = :due_sk",
+                )
+                .condition_expression(
+                    "#status = :processing AND s3_key = :key AND attribute_not_exists(ingest_retried_at)",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":processing", s(AssetStatus::Processing.as_str()))
+                .expression_attribute_values(":key", s(key))
+                .expression_attribute_values(":now", s(now)),
+        )
+        .await
+    }
+
     /// Takes an asset off the retention partition (it became a favourite or
     /// its box's headliner): only an entry of that partition goes, never a
     /// running generation's. `false` when it had none.
@@ -343,13 +390,17 @@ impl Table {
                 (keys::GSI2_SK, keys::asset_sk(&asset.id)),
             ],
         )?;
-        // On the retention partition while neither favourite nor headliner
-        // (a new asset is never the headliner yet).
-        if !asset.is_favorite {
-            item.insert(
-                keys::DUE_PK.to_owned(),
-                s(keys::due_retention_pk(keys::due_shard(&asset.id))),
-            );
+        // In flight: on the partition cleanup watches for stuck work. Done:
+        // on the retention one while neither favourite nor headliner (a new
+        // asset is never the headliner yet).
+        let shard = keys::due_shard(&asset.id);
+        let due_pk = match asset.status {
+            AssetStatus::Pending | AssetStatus::Processing => Some(keys::due_work_pk(shard)),
+            _ if !asset.is_favorite => Some(keys::due_retention_pk(shard)),
+            _ => None,
+        };
+        if let Some(due_pk) = due_pk {
+            item.insert(keys::DUE_PK.to_owned(), s(due_pk));
             item.insert(
                 keys::DUE_SK.to_owned(),
                 s(keys::due_retention_sk(&asset.created_at, &asset.id)),

@@ -46,6 +46,10 @@ wire_enum! {
         /// Objects under `uploads/` that no record claims, once old enough
         /// that nothing could still claim them (daily).
         LeakedObjects = "leaked-objects",
+        /// Assets in flight too long: an import still `PENDING` fails; an
+        /// asset still `PROCESSING` has its object announced again once
+        /// (ingestion runs again), then fails.
+        StuckWork = "stuck-work",
     }
 }
 
@@ -56,6 +60,7 @@ pub const HOURLY: &[Task] = &[
     Task::PurgeFiles,
     Task::OrphanMultipart,
     Task::StuckGenerations,
+    Task::StuckWork,
     Task::Retention,
 ];
 
@@ -71,7 +76,9 @@ impl Task {
     /// tasks on that index, one per purged status, one bucket listing.
     pub fn parts(self, due_shards: u32) -> u32 {
         match self {
-            Self::ExpireUploads | Self::StuckGenerations | Self::Retention => due_shards,
+            Self::ExpireUploads | Self::StuckGenerations | Self::StuckWork | Self::Retention => {
+                due_shards
+            }
             Self::PurgeFiles => PURGED_STATUSES.len() as u32,
             Self::OrphanMultipart | Self::LeakedObjects => 1,
         }
@@ -150,6 +157,10 @@ pub struct CleanupPolicy {
     /// A step stops taking items after this long (well inside the
     /// function's timeout) and leaves the rest to its follow-up.
     pub time_budget: Duration,
+    /// An import or ingestion is stuck once its asset has been in flight
+    /// this long (ingestion retries within minutes; an import's fetch is
+    /// bounded by its function's timeout).
+    pub stuck_after: Duration,
     /// An object no record claims is deleted once this old (past any open
     /// upload's expiry and any ingestion's retries).
     pub leaked_after: Duration,
@@ -177,6 +188,11 @@ impl CleanupPolicy {
         Ok(Self {
             purge_after: Duration::from_secs(days * 24 * 3600),
             orphan_after: Duration::from_secs(orphan),
+            stuck_after: Duration::from_secs(config::parsed_or(
+                settings,
+                vars::CLEANUP_STUCK_AFTER_SECONDS,
+                3600,
+            )?),
             leaked_after: Duration::from_secs(config::parsed_or(
                 settings,
                 vars::CLEANUP_LEAKED_AFTER_SECONDS,
@@ -199,6 +215,7 @@ impl CleanupPolicy {
             Task::PurgeFiles => self.purge_after,
             Task::OrphanMultipart => self.orphan_after,
             Task::LeakedObjects => self.leaked_after,
+            Task::StuckWork => self.stuck_after,
             // Off, nothing is old enough: the task reads nothing.
             Task::Retention => self.retention.unwrap_or(Duration::ZERO),
         };
@@ -306,7 +323,7 @@ mod tests {
     #[test]
     fn a_run_fans_out_into_every_part_of_every_task() {
         let steps = first_steps("r", "2026-12-05T10:00:00Z", Task::ALL, 8);
-        assert_eq!(steps.len(), 8 + 3 + 1 + 8 + 8 + 1);
+        assert_eq!(steps.len(), 8 + 3 + 1 + 8 + 8 + 1 + 8);
         let purge: Vec<u32> = steps
             .iter()
             .filter(|s| s.task == Task::PurgeFiles)

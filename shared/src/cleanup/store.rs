@@ -30,6 +30,8 @@ pub enum DueKind {
     Generation,
     /// Assets neither favourite nor headliner, by age.
     Retention,
+    /// Assets in flight (`PENDING`, `PROCESSING`), by age.
+    Work,
 }
 
 /// One `due` entry: whose item, which, and its position in the index.
@@ -174,6 +176,7 @@ impl Table {
             DueKind::Upload => keys::due_upload_pk(shard),
             DueKind::Generation => keys::due_generation_pk(shard),
             DueKind::Retention => keys::due_retention_pk(shard),
+            DueKind::Work => keys::due_work_pk(shard),
         };
         let query = self
             .client()
@@ -188,7 +191,7 @@ impl Table {
         let page = self.query_items(query, limit, after, DUE_KEYS).await?;
         let item_prefix = match kind {
             DueKind::Upload => prefix::FILE,
-            DueKind::Generation | DueKind::Retention => prefix::ASSET,
+            DueKind::Generation | DueKind::Retention | DueKind::Work => prefix::ASSET,
         };
         let items = page
             .items
@@ -219,7 +222,7 @@ impl Table {
     ) -> Result<Vec<T>, StoreError> {
         let sk = match kind {
             DueKind::Upload => keys::file_sk,
-            DueKind::Generation | DueKind::Retention => keys::asset_sk,
+            DueKind::Generation | DueKind::Retention | DueKind::Work => keys::asset_sk,
         };
         let keys = entries
             .iter()

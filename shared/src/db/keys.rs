@@ -13,7 +13,7 @@
 //! |---|---|---|---|---|---|
 //! | project | `USER#<owner>` | `PROJECT#<id>` | | | |
 //! | box | `USER#<owner>` | `BOX#<id>` | `PROJECT#<project>` / `BOX#<id>` (membership) | | |
-//! | asset | `USER#<owner>` | `ASSET#<id>` | `BOX#<box>` / `ASSET#<id>` | `PROJECT#<project>` / `ASSET#<id>` | `RETENTION#<shard>` / `<created>#<id>` while neither favourite nor headliner |
+//! | asset | `USER#<owner>` | `ASSET#<id>` | `BOX#<box>` / `ASSET#<id>` | `PROJECT#<project>` / `ASSET#<id>` | `WORK#<shard>` / `<created>#<id>` while `PENDING` or `PROCESSING`, then `RETENTION#<shard>` / `<created or finished>#<id>` while neither favourite nor headliner |
 //! | upload / file | `USER#<owner>` | `FILE#<id>` | `PARENT#<type>#<parent id>` / `FILE#<id>` | `FILES#<status>` / `<created>#<id>` (admin list) | `UPLOAD#<shard>` / `<expires>#<id>` while pending or uploading |
 //! | quota | `USER#<owner>` | `QUOTA` | | | |
 //! | generation job | lives on its asset item (attribute `generation`) | | | | `GENERATION#<shard>` / `<deadline>#<id>` while running |
@@ -76,6 +76,7 @@ pub mod prefix {
     pub const GENERATION: &str = "GENERATION#";
     pub const CLEANUP: &str = "CLEANUP#";
     pub const RETENTION: &str = "RETENTION#";
+    pub const WORK: &str = "WORK#";
     pub const STEP: &str = "STEP#";
 }
 
@@ -108,7 +109,14 @@ pub fn due_retention_pk(shard: u32) -> String {
     format!("{}{shard}", prefix::RETENTION)
 }
 
-/// An asset's `due` sort key on the retention partition: its age.
+/// The `due` partition of assets in flight (`PENDING` or `PROCESSING`,
+/// not a running generation's) in one shard.
+pub fn due_work_pk(shard: u32) -> String {
+    format!("{}{shard}", prefix::WORK)
+}
+
+/// An asset's `due` sort key on the retention or in-flight partition: its
+/// age.
 pub fn due_retention_sk(created_at: &str, id: &str) -> String {
     format!("{created_at}#{id}")
 }

@@ -217,6 +217,26 @@ impl Table {
             .map_err(|e| StoreError::Failed(format!("reading {what}: {e}")))
     }
 
+    /// Runs a built conditional update: whether its condition held.
+    pub(crate) async fn run_update(
+        &self,
+        update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    ) -> Result<bool, StoreError> {
+        let update = built(update.build())?;
+        condition_held(
+            self.client()
+                .update_item()
+                .table_name(update.table_name())
+                .set_key(Some(update.key().clone()))
+                .update_expression(update.update_expression())
+                .set_condition_expression(update.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                .set_expression_attribute_values(update.expression_attribute_values().cloned())
+                .send()
+                .await,
+        )
+    }
+
     /// Items by primary key, strongly consistent, in BatchGetItems of at
     /// most 100 keys; keys DynamoDB hands back unprocessed are asked again
     /// a few times. Missing items are simply absent; the order is not kept.

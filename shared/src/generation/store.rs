@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use crate::ai::{FinishedBy, Job, JobState};
 use crate::assets::{AssetRecord, AssetStatus};
 use crate::db::keys;
-use crate::db::{Refusal, StoreError, Table, built, condition_held, n, s};
+use crate::db::{Refusal, StoreError, Table, built, n, s};
 
 /// Why a generation could not be recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,8 +343,12 @@ impl Table {
         let update = Update::builder()
             .table_name(self.name())
             .key(keys::PK, s(keys::user_pk(owner)))
-            .key(keys::SK, s(keys::asset_sk(id)))
-            .update_expression("SET #status = :failed, error_message = :why, updated_at = :now")
+            .key(keys::SK, s(keys::asset_sk(id)));
+        let update = Self::onto_due(update, keys::due_retention_pk, id, now)
+            .update_expression(
+                "SET #status = :failed, error_message = :why, updated_at = :now, \
+                 #due_pk = :due_pk, #due_sk = :due_sk",
+            )
             .condition_expression("s3_key = :none AND #status IN (:pending, :processing)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":failed", s(AssetStatus::Failed.as_str()))
@@ -358,8 +362,9 @@ impl Table {
 
     /// Ends a job — `failed` (the asset too, with `reason`) or `stored` —
     /// from one of the states `from`: moves from the generation `due`
-    /// partition to the retention one (by its age; the retention task skips
-    /// an asset favourited meanwhile) and gives back the running slot.
+    /// partition to the in-flight one (stored: ingestion finishes it) or the
+    /// retention one (failed; the retention task skips an asset favourited
+    /// meanwhile), by its age, and gives back the running slot.
     /// `false`: it had moved on already.
     pub async fn finish_job(
         &self,
@@ -373,17 +378,13 @@ impl Table {
         let mut update = self
             .job_update(owner, id)
             .condition_expression(format!("#g.#st IN ({})", names.join(", ")))
-            .expression_attribute_names("#due_pk", keys::DUE_PK)
-            .expression_attribute_names("#due_sk", keys::DUE_SK)
-            .expression_attribute_values(
-                ":retention_pk",
-                s(keys::due_retention_pk(keys::due_shard(id))),
-            )
-            .expression_attribute_values(
-                ":retention_sk",
-                s(keys::due_retention_sk(&asset.created_at, id)),
-            )
             .expression_attribute_values(":now", s(now));
+        // Stored: its assets await ingestion (in flight); failed: done.
+        let partition = match outcome {
+            Ok(()) => keys::due_work_pk,
+            Err(_) => keys::due_retention_pk,
+        };
+        update = Self::onto_due(update, partition, id, &asset.created_at);
         for (name, state) in names.iter().zip(from) {
             update = update.expression_attribute_values(name, s(state.as_str()));
         }
@@ -391,14 +392,14 @@ impl Table {
             Ok(()) => update
                 .update_expression(
                     "SET #g.#st = :stored, #g.finished_at = :now, updated_at = :now, \
-                     #due_pk = :retention_pk, #due_sk = :retention_sk",
+                     #due_pk = :due_pk, #due_sk = :due_sk",
                 )
                 .expression_attribute_values(":stored", s(JobState::Stored.as_str())),
             Err(reason) => update
                 .update_expression(
                     "SET #g.#st = :failed, #g.finished_at = :now, #status = :asset_failed, \
                      error_message = :why, updated_at = :now, \
-                     #due_pk = :retention_pk, #due_sk = :retention_sk",
+                     #due_pk = :due_pk, #due_sk = :due_sk",
                 )
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
@@ -417,25 +418,6 @@ impl Table {
             )
             .await?;
         Ok(result.is_ok())
-    }
-
-    async fn run_update(
-        &self,
-        update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
-    ) -> Result<bool, StoreError> {
-        let update = built(update.build())?;
-        condition_held(
-            self.client()
-                .update_item()
-                .table_name(update.table_name())
-                .set_key(Some(update.key().clone()))
-                .update_expression(update.update_expression())
-                .set_condition_expression(update.condition_expression().map(str::to_owned))
-                .set_expression_attribute_names(update.expression_attribute_names().cloned())
-                .set_expression_attribute_values(update.expression_attribute_values().cloned())
-                .send()
-                .await,
-        )
     }
 
     /// The owner's running generations (the counter the cap holds).

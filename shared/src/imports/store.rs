@@ -1,11 +1,11 @@
 //! Imported assets in the table: the `PENDING` asset and its moves, each
 //! conditional on `PENDING`.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
 
 use crate::assets::{AssetRecord, AssetStatus};
 use crate::db::keys;
-use crate::db::{Refusal, StoreError, Table, condition_held};
+use crate::db::{Refusal, StoreError, Table, built, condition_held};
 
 impl Table {
     /// Records a pending asset in its box (and the box's count): an import,
@@ -54,13 +54,26 @@ impl Table {
         reason: &str,
         now: &str,
     ) -> Result<bool, StoreError> {
+        let mut update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, AttributeValue::S(keys::user_pk(owner)))
+            .key(keys::SK, AttributeValue::S(keys::asset_sk(id)));
+        let mut expression =
+            String::from("SET #status = :to, error_message = :reason, updated_at = :now");
+        if to != AssetStatus::Pending {
+            // Out of flight: onto the retention partition.
+            update = Self::onto_due(update, keys::due_retention_pk, id, now);
+            expression.push_str(", #due_pk = :due_pk, #due_sk = :due_sk");
+        }
+        let update = built(update.update_expression(expression).build())?;
         let result = self
             .client()
             .update_item()
             .table_name(self.name())
-            .key(keys::PK, AttributeValue::S(keys::user_pk(owner)))
-            .key(keys::SK, AttributeValue::S(keys::asset_sk(id)))
-            .update_expression("SET #status = :to, error_message = :reason, updated_at = :now")
+            .set_key(Some(update.key().clone()))
+            .update_expression(update.update_expression())
+            .set_expression_attribute_names(update.expression_attribute_names().cloned())
+            .set_expression_attribute_values(update.expression_attribute_values().cloned())
             .condition_expression("#status = :pending")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))

@@ -87,23 +87,28 @@ impl Table {
         d: &Description,
         now: &str,
     ) -> Result<TransactWriteItem, StoreError> {
-        let update = self
-            .processing_asset(owner, asset_id, key)
-            .update_expression(
-                "SET #status = :completed, content_type = :ct, #size = :size, width = :w, \
+        // Done: from the in-flight partition onto the retention one.
+        let update = Table::onto_due(
+            self.processing_asset(owner, asset_id, key),
+            keys::due_retention_pk,
+            asset_id,
+            now,
+        )
+        .update_expression(
+            "SET #status = :completed, content_type = :ct, #size = :size, width = :w, \
                  height = :h, duration_ms = :d, thumbnail_key = :t, checksum = :sum, \
-                 updated_at = :now",
-            )
-            .expression_attribute_names("#size", "size")
-            .expression_attribute_values(":completed", s(AssetStatus::Completed.as_str()))
-            .expression_attribute_values(":ct", s(&d.content_type))
-            .expression_attribute_values(":size", n(d.size))
-            .expression_attribute_values(":w", n_or_null(d.width.map(u64::from)))
-            .expression_attribute_values(":h", n_or_null(d.height.map(u64::from)))
-            .expression_attribute_values(":d", n_or_null(d.duration_ms))
-            .expression_attribute_values(":t", s_or_null(d.thumbnail_key.as_deref()))
-            .expression_attribute_values(":sum", s_or_null(d.checksum.as_deref()))
-            .expression_attribute_values(":now", s(now));
+                 updated_at = :now, #due_pk = :due_pk, #due_sk = :due_sk",
+        )
+        .expression_attribute_names("#size", "size")
+        .expression_attribute_values(":completed", s(AssetStatus::Completed.as_str()))
+        .expression_attribute_values(":ct", s(&d.content_type))
+        .expression_attribute_values(":size", n(d.size))
+        .expression_attribute_values(":w", n_or_null(d.width.map(u64::from)))
+        .expression_attribute_values(":h", n_or_null(d.height.map(u64::from)))
+        .expression_attribute_values(":d", n_or_null(d.duration_ms))
+        .expression_attribute_values(":t", s_or_null(d.thumbnail_key.as_deref()))
+        .expression_attribute_values(":sum", s_or_null(d.checksum.as_deref()))
+        .expression_attribute_values(":now", s(now));
         Ok(update_item(built(update.build())?))
     }
 
@@ -209,16 +214,20 @@ impl Table {
         now: &str,
     ) -> Result<Result<(), Refusal>, StoreError> {
         let fail_asset = |owner: &str, asset_id: &str, key: &str| -> Result<_, StoreError> {
-            let update = self
-                .processing_asset(owner, asset_id, key)
-                .update_expression(
-                    "SET #status = :failed, error_message = :reason, quota_bytes = :zero, \
-                     updated_at = :now",
-                )
-                .expression_attribute_values(":failed", s(AssetStatus::Failed.as_str()))
-                .expression_attribute_values(":reason", s(reason))
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":now", s(now));
+            let update = Table::onto_due(
+                self.processing_asset(owner, asset_id, key),
+                keys::due_retention_pk,
+                asset_id,
+                now,
+            )
+            .update_expression(
+                "SET #status = :failed, error_message = :reason, quota_bytes = :zero, \
+                     updated_at = :now, #due_pk = :due_pk, #due_sk = :due_sk",
+            )
+            .expression_attribute_values(":failed", s(AssetStatus::Failed.as_str()))
+            .expression_attribute_values(":reason", s(reason))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", s(now));
             Ok(update_item(built(update.build())?))
         };
         let (mut items, released) = match claim {

@@ -552,6 +552,30 @@ impl Bucket {
         }
     }
 
+    /// Copies an object onto itself (≤ 5 GiB), keeping its content type:
+    /// S3 announces it again (`ObjectCreated:Copy`) to whatever consumes
+    /// its events. `false` when it is gone.
+    pub async fn announce_again(&self, key: &str, content_type: &str) -> Result<bool, ObjectError> {
+        match self
+            .client
+            .copy_object()
+            .bucket(&self.name)
+            .key(key)
+            .copy_source(copy_source(&self.name, key))
+            // A copy onto itself must change something: its metadata.
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .content_type(content_type)
+            .metadata("announced-again", "cleanup")
+            .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if matches!(code(&err), Some("NoSuchKey" | "NotFound")) => Ok(false),
+            Err(err) => Err(classify(&err)),
+        }
+    }
+
     /// Bytes `first..=last` of an object (fewer when it is shorter); `None`
     /// when it is gone.
     pub async fn get_range(
