@@ -390,16 +390,10 @@ async fn retention_deletes_old_assets_nobody_kept_and_nothing_else() {
 #[tokio::test]
 async fn a_user_keeping_or_deleting_an_asset_as_retention_runs_wins() {
     let stack = cleanup_stack();
-    let api = Client::new();
-    let user = api.new_user().await;
+    let (api, user, box_id, ids) = user_with_assets(10..13).await;
     let token = Some(user.access_token.as_str());
-    let (_, box_id) = api.project_and_box(&user).await;
-    let mut ids = Vec::new();
-    for seed in 10..13 {
-        let asset = api.completed_asset(&user, &box_id, seed).await;
-        let id = asset["id"].as_str().unwrap().to_owned();
-        assert!(stack.asset_made_days_ago(&user, &id, 11).await);
-        ids.push(id);
+    for id in &ids {
+        assert!(stack.asset_made_days_ago(&user, id, 11).await);
     }
     let used_before: u64 = stack.quota_used(&user.id).await.parse().unwrap();
     let favorite_path = format!("/api/assets/{}/favorite/", ids[0]);
@@ -456,6 +450,20 @@ async fn a_user_keeping_or_deleting_an_asset_as_retention_runs_wins() {
     );
 }
 
+/// A new user with a box of completed assets (one per seed): the client,
+/// the user, the box and the assets' ids.
+async fn user_with_assets(seeds: std::ops::Range<u8>) -> (Client, User, String, Vec<String>) {
+    let api = Client::new();
+    let user = api.new_user().await;
+    let (_, box_id) = api.project_and_box(&user).await;
+    let mut ids = Vec::new();
+    for seed in seeds {
+        let asset = api.completed_asset(&user, &box_id, seed).await;
+        ids.push(asset["id"].as_str().unwrap().to_owned());
+    }
+    (api, user, box_id, ids)
+}
+
 /// A completed asset rewritten as if it had been in flight (`status`) for
 /// two hours: on the in-flight partition, aged.
 async fn in_flight_for_hours(stack: &Stack, user: &User, id: &str, status: &str) {
@@ -478,15 +486,8 @@ async fn in_flight_for_hours(stack: &Stack, user: &User, id: &str, status: &str)
 #[tokio::test]
 async fn stuck_imports_fail_and_stuck_ingestions_run_again_once_then_fail() {
     let stack = cleanup_stack();
-    let api = Client::new();
-    let user = api.new_user().await;
+    let (api, user, _, ids) = user_with_assets(20..24).await;
     let token = Some(user.access_token.as_str());
-    let (_, box_id) = api.project_and_box(&user).await;
-    let mut ids = Vec::new();
-    for seed in 20..24 {
-        let asset = api.completed_asset(&user, &box_id, seed).await;
-        ids.push(asset["id"].as_str().unwrap().to_owned());
-    }
     // 0: an import that never fetched. 1: an ingestion whose event was
     // lost. 2: one already announced again, two hours ago. 3: one whose
     // object is gone.

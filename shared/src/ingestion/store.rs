@@ -66,16 +66,20 @@ impl Table {
         Ok(claim)
     }
 
-    /// An update of an asset while it is still `PROCESSING` this object.
-    fn processing_asset(&self, owner: &str, asset_id: &str, key: &str) -> UpdateBuilder {
-        Update::builder()
+    /// An update that takes an asset out of flight (completed or failed)
+    /// while it is still `PROCESSING` this object: it moves from the
+    /// in-flight partition onto the retention one (the SET clause must end
+    /// with `#due_pk = :due_pk, #due_sk = :due_sk`).
+    fn finishing_asset(&self, owner: &str, asset_id: &str, key: &str, now: &str) -> UpdateBuilder {
+        let update = Update::builder()
             .table_name(self.name())
             .key(keys::PK, s(keys::user_pk(owner)))
             .key(keys::SK, s(keys::asset_sk(asset_id)))
             .condition_expression("#status = :processing AND s3_key = :key")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":processing", s(AssetStatus::Processing.as_str()))
-            .expression_attribute_values(":key", s(key))
+            .expression_attribute_values(":key", s(key));
+        Table::onto_due(update, keys::due_retention_pk, asset_id, now)
     }
 
     /// `PROCESSING` → `COMPLETED` with the description.
@@ -87,28 +91,23 @@ impl Table {
         d: &Description,
         now: &str,
     ) -> Result<TransactWriteItem, StoreError> {
-        // Done: from the in-flight partition onto the retention one.
-        let update = Table::onto_due(
-            self.processing_asset(owner, asset_id, key),
-            keys::due_retention_pk,
-            asset_id,
-            now,
-        )
-        .update_expression(
-            "SET #status = :completed, content_type = :ct, #size = :size, width = :w, \
+        let update = self
+            .finishing_asset(owner, asset_id, key, now)
+            .update_expression(
+                "SET #status = :completed, content_type = :ct, #size = :size, width = :w, \
                  height = :h, duration_ms = :d, thumbnail_key = :t, checksum = :sum, \
                  updated_at = :now, #due_pk = :due_pk, #due_sk = :due_sk",
-        )
-        .expression_attribute_names("#size", "size")
-        .expression_attribute_values(":completed", s(AssetStatus::Completed.as_str()))
-        .expression_attribute_values(":ct", s(&d.content_type))
-        .expression_attribute_values(":size", n(d.size))
-        .expression_attribute_values(":w", n_or_null(d.width.map(u64::from)))
-        .expression_attribute_values(":h", n_or_null(d.height.map(u64::from)))
-        .expression_attribute_values(":d", n_or_null(d.duration_ms))
-        .expression_attribute_values(":t", s_or_null(d.thumbnail_key.as_deref()))
-        .expression_attribute_values(":sum", s_or_null(d.checksum.as_deref()))
-        .expression_attribute_values(":now", s(now));
+            )
+            .expression_attribute_names("#size", "size")
+            .expression_attribute_values(":completed", s(AssetStatus::Completed.as_str()))
+            .expression_attribute_values(":ct", s(&d.content_type))
+            .expression_attribute_values(":size", n(d.size))
+            .expression_attribute_values(":w", n_or_null(d.width.map(u64::from)))
+            .expression_attribute_values(":h", n_or_null(d.height.map(u64::from)))
+            .expression_attribute_values(":d", n_or_null(d.duration_ms))
+            .expression_attribute_values(":t", s_or_null(d.thumbnail_key.as_deref()))
+            .expression_attribute_values(":sum", s_or_null(d.checksum.as_deref()))
+            .expression_attribute_values(":now", s(now));
         Ok(update_item(built(update.build())?))
     }
 
@@ -214,20 +213,16 @@ impl Table {
         now: &str,
     ) -> Result<Result<(), Refusal>, StoreError> {
         let fail_asset = |owner: &str, asset_id: &str, key: &str| -> Result<_, StoreError> {
-            let update = Table::onto_due(
-                self.processing_asset(owner, asset_id, key),
-                keys::due_retention_pk,
-                asset_id,
-                now,
-            )
-            .update_expression(
-                "SET #status = :failed, error_message = :reason, quota_bytes = :zero, \
+            let update = self
+                .finishing_asset(owner, asset_id, key, now)
+                .update_expression(
+                    "SET #status = :failed, error_message = :reason, quota_bytes = :zero, \
                      updated_at = :now, #due_pk = :due_pk, #due_sk = :due_sk",
-            )
-            .expression_attribute_values(":failed", s(AssetStatus::Failed.as_str()))
-            .expression_attribute_values(":reason", s(reason))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":now", s(now));
+                )
+                .expression_attribute_values(":failed", s(AssetStatus::Failed.as_str()))
+                .expression_attribute_values(":reason", s(reason))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":now", s(now));
             Ok(update_item(built(update.build())?))
         };
         let (mut items, released) = match claim {

@@ -535,41 +535,39 @@ impl Bucket {
     /// A server-side copy (≤ 5 GiB, S3's single-copy limit); `false` when
     /// the source is gone.
     pub async fn copy(&self, from: &str, to: &str) -> Result<bool, ObjectError> {
-        match self
-            .client
-            .copy_object()
-            .bucket(&self.name)
-            .key(to)
-            .copy_source(copy_source(&self.name, from))
-            // No tags carried over: reading them would need tagging rights.
-            .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) if matches!(code(&err), Some("NoSuchKey" | "NotFound")) => Ok(false),
-            Err(err) => Err(classify(&err)),
-        }
+        self.copy_with(from, to, None).await
     }
 
     /// Copies an object onto itself (≤ 5 GiB), keeping its content type:
     /// S3 announces it again (`ObjectCreated:Copy`) to whatever consumes
     /// its events. `false` when it is gone.
     pub async fn announce_again(&self, key: &str, content_type: &str) -> Result<bool, ObjectError> {
-        match self
+        self.copy_with(key, key, Some(content_type)).await
+    }
+
+    /// A copy; with `replace_type`, its metadata replaced (a copy onto
+    /// itself must change something) and the content type set.
+    async fn copy_with(
+        &self,
+        from: &str,
+        to: &str,
+        replace_type: Option<&str>,
+    ) -> Result<bool, ObjectError> {
+        let mut copy = self
             .client
             .copy_object()
             .bucket(&self.name)
-            .key(key)
-            .copy_source(copy_source(&self.name, key))
-            // A copy onto itself must change something: its metadata.
-            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-            .content_type(content_type)
-            .metadata("announced-again", "cleanup")
-            .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
-            .send()
-            .await
-        {
+            .key(to)
+            .copy_source(copy_source(&self.name, from))
+            // No tags carried over: reading them would need tagging rights.
+            .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace);
+        if let Some(content_type) = replace_type {
+            copy = copy
+                .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+                .content_type(content_type)
+                .metadata("announced-again", "cleanup");
+        }
+        match copy.send().await {
             Ok(_) => Ok(true),
             Err(err) if matches!(code(&err), Some("NoSuchKey" | "NotFound")) => Ok(false),
             Err(err) => Err(classify(&err)),
