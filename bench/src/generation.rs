@@ -84,14 +84,14 @@ fn dispatch_cpu() -> anyhow::Result<()> {
 }
 
 /// A signed-in user with a box, through the API.
-struct Account {
-    api: String,
-    token: String,
-    owner: String,
-    box_id: String,
+pub(crate) struct Account {
+    pub(crate) api: String,
+    pub(crate) token: String,
+    pub(crate) owner: String,
+    pub(crate) box_id: String,
 }
 
-async fn account(http: &reqwest::Client, api: &str) -> anyhow::Result<Account> {
+pub(crate) async fn account(http: &reqwest::Client, api: &str) -> anyhow::Result<Account> {
     let email = format!("bench-{}@example.com", ulid::Ulid::new());
     let credentials = json!({"email": email, "password": "correct horse battery"});
     let post = |path: &str, token: Option<&str>, body: &Value| {

@@ -13,7 +13,10 @@
 //! - `ingest`: a 24 MP JPEG to its thumbnail beside vipsthumbnail (`ingest.rs`).
 //! - `generation`: dispatch CPU, provider and AWS calls per generation and
 //!   time to `COMPLETED` on the callback and poll-only paths (`generation.rs`).
+//! - `cleanup`: AWS calls per item and items per second per step for each
+//!   cleanup task; the cost of a run over 10,000 expired uploads (`cleanup.rs`).
 
+mod cleanup;
 mod export;
 mod generation;
 mod ingest;
@@ -89,6 +92,13 @@ enum What {
         #[arg(long, default_value_t = 60)]
         long_job_secs: u64,
     },
+    /// Cleanup: AWS calls per item and items per second per step, per
+    /// task; the cost of expiring 10,000 uploads.
+    Cleanup {
+        /// Items made due for each task.
+        #[arg(long, default_value_t = 1000)]
+        items: usize,
+    },
     /// One thumbnail in this process (what `ingest` runs per sample).
     #[command(hide = true)]
     IngestChild { path: PathBuf },
@@ -136,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
             runs,
             long_job_secs,
         } => generation::run(runs, long_job_secs).await,
+        What::Cleanup { items } => cleanup::run(items).await,
         What::All { binary } => {
             size(&binary)?;
             coldstart(&binary, 30, "http").await?;

@@ -134,6 +134,7 @@ fn operation(request: &Request) -> String {
             .split('&')
             .any(|kv| kv == p || kv.starts_with(&format!("{p}=")))
     };
+    let copy = request.headers().contains_key("x-amz-copy-source");
     let op = match (
         request.method().as_str(),
         has("uploads"),
@@ -141,6 +142,9 @@ fn operation(request: &Request) -> String {
         has("partNumber"),
     ) {
         ("POST", true, _, _) => "CreateMultipartUpload",
+        ("GET", true, false, _) => "ListMultipartUploads",
+        ("GET", _, false, _) if has("list-type") => "ListObjectsV2",
+        ("PUT", _, false, _) if copy => "CopyObject",
         ("POST", _, true, _) => "CompleteMultipartUpload",
         ("PUT", _, true, true) => "UploadPart (client)",
         ("GET", _, true, _) => "ListParts",
