@@ -95,8 +95,9 @@ enum What {
     /// Cleanup: AWS calls per item and items per second per step, per
     /// task; the cost of expiring 10,000 uploads.
     Cleanup {
-        /// Items made due for each task.
-        #[arg(long, default_value_t = 1000)]
+        /// Items made due for each task (moto's memory grows fast with
+        /// transactions over a big table: 1,000 assets exhausted 20 GB).
+        #[arg(long, default_value_t = 200)]
         items: usize,
     },
     /// One thumbnail in this process (what `ingest` runs per sample).
@@ -297,6 +298,10 @@ async fn coldstart(binary: &Path, runs: usize, kind: &str) -> anyhow::Result<()>
             .env(
                 "GENERATION_QUEUE_URL",
                 "https://sqs.us-east-1.amazonaws.com/123456789012/bench-generation",
+            )
+            .env(
+                "CLEANUP_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/bench-cleanup",
             )
             .env("PROVIDER_SECRET_PREFIX", "bench/providers/")
             .env(
