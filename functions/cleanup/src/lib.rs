@@ -4,7 +4,8 @@
 //! page of items within its time budget, queues its follow-up when more
 //! remains, and reports what it did as one log line and as CloudWatch
 //! Embedded Metric Format metrics. A step whose page could not be read is
-//! retried through SQS (partial batch failures; the queue's DLQ bounds it);
+//! retried through SQS (partial batch failures; the queue's DLQ bounds it),
+//! a step no run could have queued (bad time or part) is dropped;
 //! an item that fails is counted, left on its index and tried again by the
 //! next run, never looped on within this one.
 
@@ -77,7 +78,10 @@ impl Cleaner {
                 self.start_run(scheduled_time.as_deref(), tasks, message_id)
                     .await
             }
-            CleanupMessage::Step(step) => self.run_step(step, message_id).await,
+            CleanupMessage::Step(step) => match step.checked_time(DUE_SHARDS) {
+                Ok(as_of) => self.run_step(step, as_of, message_id).await,
+                Err(why) => return Outcome::Drop(why),
+            },
         };
         match result {
             Ok(()) => Outcome::Done,
@@ -109,7 +113,12 @@ impl Cleaner {
     }
 
     /// Works one step: claim, one page, follow-up, record.
-    async fn run_step(&self, step: Step, message_id: &str) -> Result<(), Retry> {
+    async fn run_step(
+        &self,
+        step: Step,
+        as_of: time::OffsetDateTime,
+        message_id: &str,
+    ) -> Result<(), Retry> {
         let now = clock::now();
         let claimed = self
             .table
@@ -136,7 +145,7 @@ impl Cleaner {
             bucket: &self.bucket,
             policy: &self.policy,
         };
-        let (counts, next) = tasks::work(parts, &step, started).await?;
+        let (counts, next) = tasks::work(parts, &step, as_of, started).await?;
         if let Some(after) = &next {
             let follow_up = Step {
                 after: Some(after.clone()),

@@ -11,12 +11,12 @@ use assetbox_shared::cleanup::{
 };
 use assetbox_shared::clock;
 use assetbox_shared::db::Table;
+use assetbox_shared::ingestion::Claim;
 use assetbox_shared::pagination::StringKey;
 use assetbox_shared::s3::{Bucket, OpenMultipart};
 use assetbox_shared::uploads::{FileRecord, UploadStatus, object_owner_and_id, parse_object_key};
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// Why a message could not be handled now: SQS delivers it again.
 pub(crate) type Retry = String;
@@ -45,45 +45,72 @@ const UPLOADS_PREFIX: &str = "uploads/";
 pub(crate) async fn work(
     cleaner: Parts<'_>,
     step: &Step,
+    as_of: OffsetDateTime,
     started: Instant,
 ) -> Result<(Counts, Option<StringKey>), Retry> {
-    let as_of = OffsetDateTime::parse(&step.as_of, &Rfc3339)
-        .map_err(|e| format!("step time {:?}: {e}", step.as_of))?;
-    let cutoff = cleaner.policy.cutoff(step.task, as_of);
-    let orphan_after = cleaner.policy.orphan_after;
-    let leaked_after = cleaner.policy.leaked_after;
+    let cutoff_time = cleaner.policy.cutoff(step.task, as_of);
+    let cutoff = clock::rfc3339(cutoff_time);
+    let cutoff = cutoff.as_str();
     let worker = Worker {
         cleaner,
         started,
         now: clock::rfc3339(clock::now()),
     };
+    let w = &worker;
     match step.task {
-        Task::ExpireUploads => worker.expire_uploads(step, &cutoff).await,
-        Task::StuckGenerations => worker.stuck_generations(step, &cutoff).await,
-        Task::PurgeFiles => worker.purge_files(step, &cutoff).await,
-        Task::Retention => worker.retention(step, &cutoff).await,
-        Task::StuckWork => worker.stuck_work(step, &cutoff).await,
-        Task::LeakedObjects => {
-            let before = (as_of - leaked_after).unix_timestamp();
-            worker.leaked_objects(step, before).await
+        Task::ExpireUploads => {
+            w.each_due(
+                step,
+                DueKind::Upload,
+                cutoff,
+                |f: &FileRecord| &f.id,
+                |file| w.expire(file, cutoff),
+            )
+            .await
         }
-        Task::OrphanMultipart => {
-            let before = (as_of - orphan_after).unix_timestamp();
-            worker.orphan_multipart(step, before).await
+        Task::StuckGenerations => {
+            w.each_due(
+                step,
+                DueKind::Generation,
+                cutoff,
+                |a: &AssetRecord| &a.id,
+                |asset| w.time_out(asset, cutoff),
+            )
+            .await
         }
+        Task::StuckWork => {
+            w.each_due(
+                step,
+                DueKind::Work,
+                cutoff,
+                |a: &AssetRecord| &a.id,
+                |asset| w.unstick(asset, cutoff),
+            )
+            .await
+        }
+        // Off: nothing to read.
+        Task::Retention if w.cleaner.policy.retention.is_none() => Ok((Counts::default(), None)),
+        Task::Retention => {
+            w.each_due(
+                step,
+                DueKind::Retention,
+                cutoff,
+                |a: &AssetRecord| &a.id,
+                |asset| w.retire(asset, cutoff),
+            )
+            .await
+        }
+        Task::PurgeFiles => w.purge_files(step, cutoff).await,
+        Task::LeakedObjects => w.leaked_objects(step, cutoff_time.unix_timestamp()).await,
+        Task::OrphanMultipart => w.orphan_multipart(step, cutoff_time.unix_timestamp()).await,
     }
 }
 
-/// When a multipart upload started, in epoch seconds: the later of S3's
-/// `Initiated` and the time in the ULID its key names (ours all do), so an
-/// upload counts as young if either says so. (The emulator reports one
-/// fixed `Initiated` for every upload; the ULID still tells.)
-fn started_at(upload: &OpenMultipart) -> i64 {
-    last_written(&upload.key, upload.initiated_epoch)
-}
-
-/// The later of the time S3 gives for a key and the time in the ULID the
-/// key names (when it names one).
+/// When an object or multipart upload was last written, in epoch seconds:
+/// the later of the time S3 gives and the time in the ULID its key names
+/// (ours all do), so it counts as young if either says so. (The emulator
+/// reports one fixed `Initiated` for every multipart upload; the ULID
+/// still tells.)
 fn last_written(key: &str, s3_time: i64) -> i64 {
     let minted = object_owner_and_id(key)
         .and_then(|(_, id)| ulid::Ulid::from_string(id).ok())
@@ -112,15 +139,21 @@ fn failed(what: &str, id: &str, error: impl std::fmt::Display) -> ItemOutcome {
 
 impl Worker<'_> {
     /// One page of the `due` entries of `kind` in the step's shard, each
-    /// with the record it stands for (`None` when it went meanwhile), and
-    /// the position after the page.
-    async fn due<T: DeserializeOwned>(
+    /// with the record it stands for (`None` when it went meanwhile), worked
+    /// by `act` in bounded rounds.
+    async fn each_due<T, F, Fut>(
         &self,
         step: &Step,
         kind: DueKind,
         cutoff: &str,
         id: fn(&T) -> &str,
-    ) -> Result<(Vec<(Option<T>, StringKey)>, Option<StringKey>), Retry> {
+        act: F,
+    ) -> Result<(Counts, Option<StringKey>), Retry>
+    where
+        T: DeserializeOwned,
+        F: Fn(Option<T>) -> Fut,
+        Fut: std::future::Future<Output = ItemOutcome>,
+    {
         let table = self.cleaner.table;
         let page = table
             .due_page(
@@ -144,23 +177,7 @@ impl Worker<'_> {
             .into_iter()
             .map(|e: DueEntry| (records.remove(&e.id), e.position))
             .collect();
-        Ok((items, page.next))
-    }
-
-    async fn expire_uploads(
-        &self,
-        step: &Step,
-        cutoff: &str,
-    ) -> Result<(Counts, Option<StringKey>), Retry> {
-        let (items, more) = self
-            .due::<FileRecord>(step, DueKind::Upload, cutoff, |f| &f.id)
-            .await?;
-        Ok(
-            in_rounds(self.cleaner.policy, self.started, items, more, |file| {
-                self.expire(file, cutoff)
-            })
-            .await,
-        )
+        Ok(in_rounds(self.cleaner.policy, self.started, items, page.next, act).await)
     }
 
     /// Aborts an open upload's S3 side (a single PUT's object is deleted),
@@ -211,22 +228,6 @@ impl Worker<'_> {
         )
     }
 
-    async fn stuck_generations(
-        &self,
-        step: &Step,
-        cutoff: &str,
-    ) -> Result<(Counts, Option<StringKey>), Retry> {
-        let (items, more) = self
-            .due::<AssetRecord>(step, DueKind::Generation, cutoff, |a| &a.id)
-            .await?;
-        Ok(
-            in_rounds(self.cleaner.policy, self.started, items, more, |asset| {
-                self.time_out(asset, cutoff)
-            })
-            .await,
-        )
-    }
-
     /// Fails a generation still running past its deadline (and its asset),
     /// giving back the owner's running slot, conditional on the job state
     /// read: a poll that finished it a moment before wins.
@@ -250,25 +251,6 @@ impl Worker<'_> {
             Ok(false) => ItemOutcome::Skipped,
             Err(e) => failed("failing a stuck generation", &asset.id, e),
         }
-    }
-
-    async fn retention(
-        &self,
-        step: &Step,
-        cutoff: &str,
-    ) -> Result<(Counts, Option<StringKey>), Retry> {
-        if self.cleaner.policy.retention.is_none() {
-            return Ok((Counts::default(), None));
-        }
-        let (items, more) = self
-            .due::<AssetRecord>(step, DueKind::Retention, cutoff, |a| &a.id)
-            .await?;
-        Ok(
-            in_rounds(self.cleaner.policy, self.started, items, more, |asset| {
-                self.retire(asset, cutoff)
-            })
-            .await,
-        )
     }
 
     /// Deletes an asset past the retention period with its records (its
@@ -388,22 +370,6 @@ impl Worker<'_> {
         }
     }
 
-    async fn stuck_work(
-        &self,
-        step: &Step,
-        cutoff: &str,
-    ) -> Result<(Counts, Option<StringKey>), Retry> {
-        let (items, more) = self
-            .due::<AssetRecord>(step, DueKind::Work, cutoff, |a| &a.id)
-            .await?;
-        Ok(
-            in_rounds(self.cleaner.policy, self.started, items, more, |asset| {
-                self.unstick(asset, cutoff)
-            })
-            .await,
-        )
-    }
-
     /// An asset in flight past the limit: a `PENDING` import fails; a
     /// `PROCESSING` one has its object announced again (S3 sends the
     /// ingestion function a new event) and its age restarts — unless that
@@ -469,10 +435,16 @@ impl Worker<'_> {
         let Some((owner, id)) = object_owner_and_id(key) else {
             return ItemOutcome::Skipped;
         };
-        let claim = match table.claim_of(owner, id).await {
-            Ok(Some(claim)) => claim,
-            Ok(None) => return ItemOutcome::Skipped,
-            Err(e) => return failed("reading a stuck asset's claim", &asset.id, e),
+        // The object's claim is the asset itself when the key names it (what
+        // `claim_of` would find first); otherwise the file it came from.
+        let claim = if id == asset.id {
+            Claim::Asset(asset.clone())
+        } else {
+            match table.claim_of(owner, id).await {
+                Ok(Some(claim)) => claim,
+                Ok(None) => return ItemOutcome::Skipped,
+                Err(e) => return failed("reading a stuck asset's claim", &asset.id, e),
+            }
         };
         match table.fail_ingest(&claim, NOT_PROCESSED, &self.now).await {
             Ok(Ok(())) => ItemOutcome::Done,
@@ -486,9 +458,8 @@ impl Worker<'_> {
         step: &Step,
         cutoff: &str,
     ) -> Result<(Counts, Option<StringKey>), Retry> {
-        let Some(&status) = PURGED_STATUSES.get(step.part as usize) else {
-            return Err(format!("purge-files has no part {}", step.part));
-        };
+        // A part beyond the statuses is refused before a step works.
+        let status = PURGED_STATUSES[step.part as usize];
         let page = self
             .cleaner
             .table
@@ -551,7 +522,7 @@ impl Worker<'_> {
         // The records of the old ones, in one read.
         let mut ids: Vec<(String, String)> = uploads
             .iter()
-            .filter(|u| started_at(u) < initiated_before)
+            .filter(|u| last_written(&u.key, u.initiated_epoch) < initiated_before)
             .filter_map(|u| parse_object_key(&u.key))
             .map(|(owner, id)| (owner.to_owned(), id.to_owned()))
             .collect();
@@ -590,7 +561,7 @@ impl Worker<'_> {
         initiated_before: i64,
         files: &HashMap<String, FileRecord>,
     ) -> ItemOutcome {
-        if started_at(&upload) >= initiated_before {
+        if last_written(&upload.key, upload.initiated_epoch) >= initiated_before {
             return ItemOutcome::Skipped;
         }
         let claimed = parse_object_key(&upload.key)

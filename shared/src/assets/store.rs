@@ -217,10 +217,9 @@ impl Table {
     }
 
     /// The names and values that put an asset on the `due` partition
-    /// `partition` (`keys::due_retention_pk` or `keys::due_work_pk`) as of
-    /// `at`: append `#due_pk = :due_pk, #due_sk = :due_sk` to the update's
-    /// SET clause. Used by every write that moves an asset into or out of
-    /// flight.
+    /// `partition` (`keys::due_retention_pk` or `keys::due_work_pk`) by its
+    /// age as of `at`; the update's SET clause must name [`Self::ONTO_DUE`].
+    /// Used by every write that moves an asset into or out of flight.
     pub(crate) fn onto_due(
         update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
         partition: fn(u32) -> String,
@@ -231,8 +230,11 @@ impl Table {
             .expression_attribute_names("#due_pk", keys::DUE_PK)
             .expression_attribute_names("#due_sk", keys::DUE_SK)
             .expression_attribute_values(":due_pk", s(partition(keys::due_shard(id))))
-            .expression_attribute_values(":due_sk", s(keys::due_retention_sk(at, id)))
+            .expression_attribute_values(":due_sk", s(keys::due_age_sk(at, id)))
     }
+
+    /// The SET assignments [`Self::onto_due`] binds.
+    pub(crate) const ONTO_DUE: &'static str = "#due_pk = :due_pk, #due_sk = :due_sk";
 
     /// Records that cleanup announced a stuck asset's object again, and
     /// counts its age on the in-flight partition from now; only while it
@@ -249,9 +251,7 @@ impl Table {
             .key(keys::SK, s(keys::asset_sk(&asset.id)));
         self.run_update(
             Self::onto_due(update, keys::due_work_pk, &asset.id, now)
-                .update_expression(
-                    "SET ingest_retried_at = :now, #due_pk = :due_pk, #due_sk = :due_sk",
-                )
+                .update_expression(format!("SET ingest_retried_at = :now, {}", Self::ONTO_DUE))
                 .condition_expression(
                     "#status = :processing AND s3_key = :key AND attribute_not_exists(ingest_retried_at)",
                 )
@@ -291,19 +291,10 @@ impl Table {
         let update = Update::builder()
             .table_name(self.name())
             .key(keys::PK, s(keys::user_pk(&asset.owner)))
-            .key(keys::SK, s(keys::asset_sk(&asset.id)))
-            .update_expression("SET #due_pk = :pk, #due_sk = :sk")
+            .key(keys::SK, s(keys::asset_sk(&asset.id)));
+        let update = Self::onto_due(update, keys::due_retention_pk, &asset.id, &asset.created_at)
+            .update_expression(format!("SET {}", Self::ONTO_DUE))
             .condition_expression("attribute_not_exists(#due_pk) AND is_favorite = :false")
-            .expression_attribute_names("#due_pk", keys::DUE_PK)
-            .expression_attribute_names("#due_sk", keys::DUE_SK)
-            .expression_attribute_values(
-                ":pk",
-                s(keys::due_retention_pk(keys::due_shard(&asset.id))),
-            )
-            .expression_attribute_values(
-                ":sk",
-                s(keys::due_retention_sk(&asset.created_at, &asset.id)),
-            )
             .expression_attribute_values(":false", AttributeValue::Bool(false));
         let not_headliner = ConditionCheck::builder()
             .table_name(self.name())
@@ -403,7 +394,7 @@ impl Table {
             item.insert(keys::DUE_PK.to_owned(), s(due_pk));
             item.insert(
                 keys::DUE_SK.to_owned(),
-                s(keys::due_retention_sk(&asset.created_at, &asset.id)),
+                s(keys::due_age_sk(&asset.created_at, &asset.id)),
             );
         }
         // A lower-cased copy makes the prompt `search` case-insensitive.

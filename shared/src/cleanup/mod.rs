@@ -17,7 +17,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::clock;
 use crate::config::{self, ConfigError, Settings, vars};
 use crate::pagination::StringKey;
 use crate::uploads::UploadStatus;
@@ -91,8 +90,8 @@ impl Task {
 pub enum CleanupMessage {
     /// The scheduler's hourly message. `scheduled_time` is EventBridge
     /// Scheduler's `<aws.scheduler.scheduled-time>`: one run per firing,
-    /// however often the message is delivered. `tasks` narrows a run (all
-    /// when absent).
+    /// however often the message is delivered. `tasks` names the run's
+    /// tasks ([`HOURLY`] when absent).
     ScheduledRun {
         #[serde(default)]
         scheduled_time: Option<String>,
@@ -116,6 +115,19 @@ pub struct Step {
     /// Where the previous page stopped; `None` for the first page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<StringKey>,
+}
+
+impl Step {
+    /// The run's time, if this is a step a run could have queued: a valid
+    /// `as_of` and a part its task has. `Err` names what is wrong (a
+    /// message to drop: it would never work).
+    pub fn checked_time(&self, due_shards: u32) -> Result<OffsetDateTime, String> {
+        if self.part >= self.task.parts(due_shards) {
+            return Err(format!("{} has no part {}", self.task.as_str(), self.part));
+        }
+        OffsetDateTime::parse(&self.as_of, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| format!("step time {:?}: {e}", self.as_of))
+    }
 }
 
 /// The steps a run starts with.
@@ -182,44 +194,39 @@ impl CleanupPolicy {
                 reason: "must be 1 to 100".into(),
             });
         }
-        let budget: u64 = config::parsed_or(settings, vars::CLEANUP_STEP_SECONDS, 30)?;
-        let orphan: u64 = config::parsed_or(settings, vars::CLEANUP_ORPHAN_AFTER_SECONDS, 3600)?;
+        let seconds = |key, default| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(config::parsed_or(
+                settings, key, default,
+            )?))
+        };
         let retention_days: u64 = config::parsed_or(settings, vars::RETENTION_DAYS, 10)?;
         Ok(Self {
             purge_after: Duration::from_secs(days * 24 * 3600),
-            orphan_after: Duration::from_secs(orphan),
-            stuck_after: Duration::from_secs(config::parsed_or(
-                settings,
-                vars::CLEANUP_STUCK_AFTER_SECONDS,
-                3600,
-            )?),
-            leaked_after: Duration::from_secs(config::parsed_or(
-                settings,
-                vars::CLEANUP_LEAKED_AFTER_SECONDS,
-                2 * 24 * 3600,
-            )?),
+            orphan_after: seconds(vars::CLEANUP_ORPHAN_AFTER_SECONDS, 3600)?,
+            stuck_after: seconds(vars::CLEANUP_STUCK_AFTER_SECONDS, 3600)?,
+            leaked_after: seconds(vars::CLEANUP_LEAKED_AFTER_SECONDS, 2 * 24 * 3600)?,
             grace: Duration::from_secs(300),
             page_size,
-            time_budget: Duration::from_secs(budget),
+            time_budget: seconds(vars::CLEANUP_STEP_SECONDS, 30)?,
             concurrency: 8,
             retention: (retention_days > 0)
                 .then(|| Duration::from_secs(retention_days * 24 * 3600)),
         })
     }
 
-    /// Items of `task` older than this (RFC 3339) are its work in a run
-    /// of time `as_of`.
-    pub fn cutoff(&self, task: Task, as_of: OffsetDateTime) -> String {
+    /// Items of `task` older than this are its work in a run of time
+    /// `as_of`. (With retention off the task returns before reading, so
+    /// its cutoff is never used.)
+    pub fn cutoff(&self, task: Task, as_of: OffsetDateTime) -> OffsetDateTime {
         let age = match task {
             Task::ExpireUploads | Task::StuckGenerations => self.grace,
             Task::PurgeFiles => self.purge_after,
             Task::OrphanMultipart => self.orphan_after,
             Task::LeakedObjects => self.leaked_after,
             Task::StuckWork => self.stuck_after,
-            // Off, nothing is old enough: the task reads nothing.
             Task::Retention => self.retention.unwrap_or(Duration::ZERO),
         };
-        clock::rfc3339(as_of - age)
+        as_of - age
     }
 }
 
@@ -361,6 +368,26 @@ mod tests {
     }
 
     #[test]
+    fn a_step_no_run_could_have_queued_is_refused() {
+        let step = |as_of: &str, task, part| Step {
+            run: "r".into(),
+            as_of: as_of.into(),
+            task,
+            part,
+            after: None,
+        };
+        let now = "2026-12-05T10:00:00Z";
+        assert!(step(now, Task::ExpireUploads, 7).checked_time(8).is_ok());
+        assert!(step(now, Task::ExpireUploads, 8).checked_time(8).is_err());
+        assert!(step(now, Task::PurgeFiles, 3).checked_time(8).is_err());
+        assert!(
+            step("yesterday", Task::PurgeFiles, 0)
+                .checked_time(8)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn object_keys_name_their_owner_and_id() {
         let id = "01M949SXJWB11P3Z78SWB1GA0C";
         for leaf in ["original.png", "thumbnail.jpg"] {
@@ -409,18 +436,14 @@ mod tests {
             &time::format_description::well_known::Rfc3339,
         )
         .unwrap();
-        assert_eq!(
-            policy.cutoff(Task::PurgeFiles, as_of),
-            "2026-12-08T10:00:00Z"
-        );
-        assert_eq!(
-            policy.cutoff(Task::OrphanMultipart, as_of),
-            "2026-12-15T09:00:00Z"
-        );
-        assert_eq!(
-            policy.cutoff(Task::ExpireUploads, as_of),
-            "2026-12-15T09:55:00Z"
-        );
+        let cutoff = |task| crate::clock::rfc3339(policy.cutoff(task, as_of));
+        assert_eq!(cutoff(Task::PurgeFiles), "2026-12-08T10:00:00Z");
+        assert_eq!(cutoff(Task::OrphanMultipart), "2026-12-15T09:00:00Z");
+        assert_eq!(cutoff(Task::ExpireUploads), "2026-12-15T09:55:00Z");
+        assert_eq!(cutoff(Task::Retention), "2026-12-05T10:00:00Z");
+        let off =
+            std::collections::HashMap::from([(vars::RETENTION_DAYS.to_owned(), "0".to_owned())]);
+        assert_eq!(CleanupPolicy::from_settings(&off).unwrap().retention, None);
     }
 
     fn position(i: u32) -> StringKey {

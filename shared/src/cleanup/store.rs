@@ -34,6 +34,26 @@ pub enum DueKind {
     Work,
 }
 
+impl DueKind {
+    /// The partition of its entries in one shard.
+    fn partition(self, shard: u32) -> String {
+        match self {
+            Self::Upload => keys::due_upload_pk(shard),
+            Self::Generation => keys::due_generation_pk(shard),
+            Self::Retention => keys::due_retention_pk(shard),
+            Self::Work => keys::due_work_pk(shard),
+        }
+    }
+
+    /// The sort-key prefix of the items its entries stand for.
+    fn item_prefix(self) -> &'static str {
+        match self {
+            Self::Upload => prefix::FILE,
+            Self::Generation | Self::Retention | Self::Work => prefix::ASSET,
+        }
+    }
+}
+
 /// One `due` entry: whose item, which, and its position in the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueEntry {
@@ -172,12 +192,6 @@ impl Table {
         after: Option<StringKey>,
         limit: u32,
     ) -> Result<Listing<DueEntry>, StoreError> {
-        let pk = match kind {
-            DueKind::Upload => keys::due_upload_pk(shard),
-            DueKind::Generation => keys::due_generation_pk(shard),
-            DueKind::Retention => keys::due_retention_pk(shard),
-            DueKind::Work => keys::due_work_pk(shard),
-        };
         let query = self
             .client()
             .query()
@@ -186,13 +200,10 @@ impl Table {
             .key_condition_expression("#pk = :pk AND #sk < :before")
             .expression_attribute_names("#pk", keys::DUE_PK)
             .expression_attribute_names("#sk", keys::DUE_SK)
-            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":pk", s(kind.partition(shard)))
             .expression_attribute_values(":before", s(before));
         let page = self.query_items(query, limit, after, DUE_KEYS).await?;
-        let item_prefix = match kind {
-            DueKind::Upload => prefix::FILE,
-            DueKind::Generation | DueKind::Retention | DueKind::Work => prefix::ASSET,
-        };
+        let item_prefix = kind.item_prefix();
         let items = page
             .items
             .iter()
@@ -220,16 +231,11 @@ impl Table {
         kind: DueKind,
         entries: &[DueEntry],
     ) -> Result<Vec<T>, StoreError> {
-        let sk = match kind {
-            DueKind::Upload => keys::file_sk,
-            DueKind::Generation | DueKind::Retention | DueKind::Work => keys::asset_sk,
-        };
-        let keys = entries
-            .iter()
-            .map(|e| Self::primary_key(keys::user_pk(&e.owner), sk(&e.id)))
-            .collect();
-        serde_dynamo::from_items(self.get_items(keys).await?)
-            .map_err(|e| StoreError::Failed(format!("reading due records: {e}")))
+        self.records_by_ids(
+            kind.item_prefix(),
+            entries.iter().map(|e| (e.owner.as_str(), e.id.as_str())),
+        )
+        .await
     }
 
     /// The file records `(owner, id)` name (gone ones are absent).
@@ -237,12 +243,27 @@ impl Table {
         &self,
         ids: &[(String, String)],
     ) -> Result<Vec<FileRecord>, StoreError> {
+        self.records_by_ids(
+            prefix::FILE,
+            ids.iter().map(|(owner, id)| (owner.as_str(), id.as_str())),
+        )
+        .await
+    }
+
+    /// The items `<item_prefix><id>` of each `(owner, id)`, read strongly
+    /// consistent; gone ones are absent.
+    async fn records_by_ids<'a, T: DeserializeOwned>(
+        &self,
+        item_prefix: &str,
+        ids: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Vec<T>, StoreError> {
         let keys = ids
-            .iter()
-            .map(|(owner, id)| Self::primary_key(keys::user_pk(owner), keys::file_sk(id)))
+            .map(|(owner, id)| {
+                Self::primary_key(keys::user_pk(owner), format!("{item_prefix}{id}"))
+            })
             .collect();
         serde_dynamo::from_items(self.get_items(keys).await?)
-            .map_err(|e| StoreError::Failed(format!("reading files: {e}")))
+            .map_err(|e| StoreError::Failed(format!("reading records: {e}")))
     }
 
     /// Which of the ids `(owner, id)` an asset or a file record holds (an

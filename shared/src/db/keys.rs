@@ -117,8 +117,8 @@ pub fn due_work_pk(shard: u32) -> String {
 
 /// An asset's `due` sort key on the retention or in-flight partition: its
 /// age.
-pub fn due_retention_sk(created_at: &str, id: &str) -> String {
-    format!("{created_at}#{id}")
+pub fn due_age_sk(since: &str, id: &str) -> String {
+    format!("{since}#{id}")
 }
 
 /// The partition of one cleanup run: a record per step it took.

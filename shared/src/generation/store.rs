@@ -345,10 +345,10 @@ impl Table {
             .key(keys::PK, s(keys::user_pk(owner)))
             .key(keys::SK, s(keys::asset_sk(id)));
         let update = Self::onto_due(update, keys::due_retention_pk, id, now)
-            .update_expression(
-                "SET #status = :failed, error_message = :why, updated_at = :now, \
-                 #due_pk = :due_pk, #due_sk = :due_sk",
-            )
+            .update_expression(format!(
+                "SET #status = :failed, error_message = :why, updated_at = :now, {}",
+                Table::ONTO_DUE
+            ))
             .condition_expression("s3_key = :none AND #status IN (:pending, :processing)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":failed", s(AssetStatus::Failed.as_str()))
@@ -390,17 +390,17 @@ impl Table {
         }
         update = match outcome {
             Ok(()) => update
-                .update_expression(
-                    "SET #g.#st = :stored, #g.finished_at = :now, updated_at = :now, \
-                     #due_pk = :due_pk, #due_sk = :due_sk",
-                )
+                .update_expression(format!(
+                    "SET #g.#st = :stored, #g.finished_at = :now, updated_at = :now, {}",
+                    Table::ONTO_DUE
+                ))
                 .expression_attribute_values(":stored", s(JobState::Stored.as_str())),
             Err(reason) => update
-                .update_expression(
+                .update_expression(format!(
                     "SET #g.#st = :failed, #g.finished_at = :now, #status = :asset_failed, \
-                     error_message = :why, updated_at = :now, \
-                     #due_pk = :due_pk, #due_sk = :due_sk",
-                )
+                     error_message = :why, updated_at = :now, {}",
+                    Table::ONTO_DUE
+                ))
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":failed", s(JobState::Failed.as_str()))
                 .expression_attribute_values(":asset_failed", s(AssetStatus::Failed.as_str()))

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Update};
 
 use crate::assets::{AssetRecord, AssetStatus};
 use crate::db::keys;
-use crate::db::{Refusal, StoreError, Table, built, condition_held};
+use crate::db::{Refusal, StoreError, Table};
 
 impl Table {
     /// Records a pending asset in its box (and the box's count): an import,
@@ -63,28 +63,21 @@ impl Table {
         if to != AssetStatus::Pending {
             // Out of flight: onto the retention partition.
             update = Self::onto_due(update, keys::due_retention_pk, id, now);
-            expression.push_str(", #due_pk = :due_pk, #due_sk = :due_sk");
+            expression = format!("{expression}, {}", Self::ONTO_DUE);
         }
-        let update = built(update.update_expression(expression).build())?;
-        let result = self
-            .client()
-            .update_item()
-            .table_name(self.name())
-            .set_key(Some(update.key().clone()))
-            .update_expression(update.update_expression())
-            .set_expression_attribute_names(update.expression_attribute_names().cloned())
-            .set_expression_attribute_values(update.expression_attribute_values().cloned())
-            .condition_expression("#status = :pending")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))
-            .expression_attribute_values(
-                ":pending",
-                AttributeValue::S(AssetStatus::Pending.as_str().into()),
-            )
-            .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
-            .expression_attribute_values(":now", AttributeValue::S(now.to_owned()))
-            .send()
-            .await;
-        condition_held(result)
+        self.run_update(
+            update
+                .update_expression(expression)
+                .condition_expression("#status = :pending")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))
+                .expression_attribute_values(
+                    ":pending",
+                    AttributeValue::S(AssetStatus::Pending.as_str().into()),
+                )
+                .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
+                .expression_attribute_values(":now", AttributeValue::S(now.to_owned())),
+        )
+        .await
     }
 }

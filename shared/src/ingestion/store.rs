@@ -68,8 +68,8 @@ impl Table {
 
     /// An update that takes an asset out of flight (completed or failed)
     /// while it is still `PROCESSING` this object: it moves from the
-    /// in-flight partition onto the retention one (the SET clause must end
-    /// with `#due_pk = :due_pk, #due_sk = :due_sk`).
+    /// in-flight partition onto the retention one (its SET clause names
+    /// [`Table::ONTO_DUE`]).
     fn finishing_asset(&self, owner: &str, asset_id: &str, key: &str, now: &str) -> UpdateBuilder {
         let update = Update::builder()
             .table_name(self.name())
@@ -93,11 +93,12 @@ impl Table {
     ) -> Result<TransactWriteItem, StoreError> {
         let update = self
             .finishing_asset(owner, asset_id, key, now)
-            .update_expression(
+            .update_expression(format!(
                 "SET #status = :completed, content_type = :ct, #size = :size, width = :w, \
                  height = :h, duration_ms = :d, thumbnail_key = :t, checksum = :sum, \
-                 updated_at = :now, #due_pk = :due_pk, #due_sk = :due_sk",
-            )
+                 updated_at = :now, {}",
+                Table::ONTO_DUE
+            ))
             .expression_attribute_names("#size", "size")
             .expression_attribute_values(":completed", s(AssetStatus::Completed.as_str()))
             .expression_attribute_values(":ct", s(&d.content_type))
@@ -215,10 +216,11 @@ impl Table {
         let fail_asset = |owner: &str, asset_id: &str, key: &str| -> Result<_, StoreError> {
             let update = self
                 .finishing_asset(owner, asset_id, key, now)
-                .update_expression(
+                .update_expression(format!(
                     "SET #status = :failed, error_message = :reason, quota_bytes = :zero, \
-                     updated_at = :now, #due_pk = :due_pk, #due_sk = :due_sk",
-                )
+                     updated_at = :now, {}",
+                    Table::ONTO_DUE
+                ))
                 .expression_attribute_values(":failed", s(AssetStatus::Failed.as_str()))
                 .expression_attribute_values(":reason", s(reason))
                 .expression_attribute_values(":zero", n(0))
