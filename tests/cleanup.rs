@@ -222,21 +222,32 @@ async fn old_orphan_uploads_and_leaked_objects_go_unless_claimed_or_young() {
     assert!(leaked_done >= 1, "{steps:#?}");
 }
 
-#[tokio::test]
-async fn a_generation_stuck_past_its_deadline_fails_and_frees_its_slot() {
-    let stack = cleanup_stack();
-    let api = Client::new();
+/// A generation of `model` on `prompt` (which sticks) submitted to the
+/// stand-in, then made to have passed its deadline an hour ago, as if its
+/// poll chain had died; cleanup's `stuck-generations` run over it. Returns
+/// the owner and the generation.
+async fn timed_out_generation(
+    stack: &Stack,
+    api: &Client,
+    model: &str,
+    prompt: &str,
+) -> (User, String) {
     let user = api.new_user().await;
     let token = Some(user.access_token.as_str());
     let (_, box_id) = api.project_and_box(&user).await;
-    let request = json!({"ai_model": stack.image_model, "prompt_text": "a lighthouse [stuck]",
-                         "params": {"width": 96, "height": 80}});
+    let request = json!({"ai_model": model, "prompt_text": prompt});
     let accepted = api
         .post(&format!("/api/boxes/{box_id}/generate/"), token, &request)
         .await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{:?}", accepted.body);
     let id = accepted.body["id"].as_str().unwrap().to_owned();
-    // Its deadline passed an hour ago (as if its poll chain had died).
+    // Submitted: the provider has a task to cancel.
+    let mut waited = 0;
+    while stack.standin_stats(prompt).await["created"] != 1 {
+        waited += 1;
+        assert!(waited < 100, "the stand-in never got the task");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let at = ago(Duration::from_secs(3600));
     stack
         .rewrite(
@@ -250,25 +261,49 @@ async fn a_generation_stuck_past_its_deadline_fails_and_frees_its_slot() {
         .await;
     let steps = stack.run_cleanup(&["stuck-generations"]).await;
     within_pages(&steps, PAGE);
+    (user, id)
+}
+
+#[tokio::test]
+async fn a_generation_stuck_past_its_deadline_fails_and_frees_its_slot() {
+    let stack = cleanup_stack();
+    let api = Client::new();
+    // The reference protocol has no cancel call: nothing is sent.
+    let prompt = format!("a lighthouse [stuck] {}", ulid::Ulid::new());
+    let (user, id) = timed_out_generation(stack, &api, &stack.image_model, &prompt).await;
+    let token = Some(user.access_token.as_str());
     let asset = api.get(&format!("/api/assets/{id}/"), token).await;
     assert_eq!(asset.body["status"], "FAILED", "{:?}", asset.body);
     assert_eq!(asset.body["error_message"], "the generation timed out");
-    let quota = stack
-        .items_of(&user.id)
-        .await
-        .into_iter()
-        .find(|i| i["sk"] == text("QUOTA"))
-        .unwrap();
+    assert_eq!(stack.standin_stats(&prompt).await["cancels"], 0);
+    let items = stack.items_of(&user.id).await;
+    let quota = items.iter().find(|i| i["sk"] == text("QUOTA")).unwrap();
     assert_eq!(quota["running_generations"], AttributeValue::N("0".into()));
-    let asset_item = stack
-        .items_of(&user.id)
-        .await
-        .into_iter()
+    let asset_item = items
+        .iter()
         .find(|i| i["sk"] == text(format!("ASSET#{id}")))
         .unwrap();
     // Off the generations' due partition, on the retention one.
     let due = asset_item["due_pk"].as_s().unwrap();
     assert!(due.starts_with("RETENTION#"), "{due}");
+}
+
+#[tokio::test]
+async fn a_timed_out_generation_is_cancelled_where_its_model_has_a_cancel_call() {
+    let stack = cleanup_stack();
+    let api = Client::new();
+    let model = stack.register_predictions_model(&api).await;
+    let prompt = format!("a harbour [stuck] {}", ulid::Ulid::new());
+    let (user, id) = timed_out_generation(stack, &api, &model, &prompt).await;
+    let asset = api
+        .get(&format!("/api/assets/{id}/"), Some(&user.access_token))
+        .await;
+    assert_eq!(asset.body["error_message"], "the generation timed out");
+    let stats = stack.standin_stats(&prompt).await;
+    assert_eq!(stats["cancels"], 1, "{stats}");
+    // A second run finds nothing due: no second cancel.
+    stack.run_cleanup(&["stuck-generations"]).await;
+    assert_eq!(stack.standin_stats(&prompt).await["cancels"], 1);
 }
 
 #[tokio::test]

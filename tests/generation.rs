@@ -107,15 +107,7 @@ async fn generate_until_settled(prompt: &str) -> Settled {
 
 /// What the stand-in received and created for a prompt.
 async fn standin_counts(prompt: &str) -> (u64, u64) {
-    let stats: Value = reqwest::Client::new()
-        .get(format!("{}/_standin/stats", stack().standin_url))
-        .query(&[("prompt", prompt)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = stack().standin_stats(prompt).await;
     (
         stats["received"].as_u64().unwrap(),
         stats["created"].as_u64().unwrap(),
@@ -131,9 +123,7 @@ async fn box_assets_count(api: &Client, user: &User, box_id: &str) -> u64 {
 }
 
 fn admin_token() -> String {
-    let mut claims = stack().access_claims(&format!("admin-{}", ulid::Ulid::new()));
-    claims["cognito:groups"] = json!(["admin"]);
-    stack().mint_token(&claims)
+    stack().admin_token()
 }
 
 #[tokio::test]
@@ -227,21 +217,7 @@ async fn image_to_video_from_a_completed_image_makes_a_video_with_its_duration()
 async fn a_predictions_shaped_model_with_two_outputs_makes_two_assets() {
     generation_stack();
     let api = Client::new();
-    let admin = admin_token();
-    let defs = assetbox_local::registry::definitions(
-        assetbox_local::registry::REPLICATE_SHAPE_DEFINITIONS,
-        &stack().standin_url,
-        &stack().stack_name,
-    )
-    .unwrap();
-    let provider = api
-        .post("/api/ai/providers/", Some(&admin), &defs["provider"])
-        .await;
-    assert_eq!(provider.status, StatusCode::CREATED, "{:?}", provider.body);
-    let mut model = defs["models"][0].clone();
-    model["provider"] = provider.body["id"].clone();
-    let model = api.post("/api/ai/models/", Some(&admin), &model).await;
-    assert_eq!(model.status, StatusCode::CREATED, "{:?}", model.body);
+    let model = stack().register_predictions_model(&api).await;
 
     let user = api.new_user().await;
     let listed = api.get("/api/ai/models/", Some(&user.access_token)).await;
@@ -257,8 +233,7 @@ async fn a_predictions_shaped_model_with_two_outputs_makes_two_assets() {
     );
     let (_, box_id) = api.project_and_box(&user).await;
     let prompt = unique("two foxes");
-    let request =
-        json!({"ai_model": model.body["id"], "prompt_text": prompt, "params": {"width": 32}});
+    let request = json!({"ai_model": model, "prompt_text": prompt, "params": {"width": 32}});
     let (status, accepted) = generate(&user, &box_id, &request, None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     let first = eventually(&api, &user, accepted["id"].as_str().unwrap(), settled).await;

@@ -16,9 +16,11 @@
 //! seconds instead of three steps), `[not-media]` (the result is text),
 //! `[expired]` (the result URL has expired before anyone fetches it),
 //! `[lost-reply]` (the task is created but the answer is a 502, as when a
-//! gateway drops it). `GET /_standin/stats?prompt=` counts what it received,
-//! created, was asked and called back, and when the task succeeded, so tests
-//! can prove nothing was submitted twice and the bench can count calls.
+//! gateway drops it). Predictions can be cancelled (`POST
+//! /v1/predictions/{id}/cancel`). `GET /_standin/stats?prompt=` counts what
+//! it received, created, was asked, cancelled and called back, and when the
+//! task succeeded, so tests can prove nothing was submitted twice and the
+//! bench can count calls.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -66,6 +68,8 @@ struct Task {
     success_ms: u128,
     callback: Option<String>,
     created_at: String,
+    /// Cancelled through the predictions' cancel call.
+    canceled: bool,
 }
 
 #[derive(Default)]
@@ -75,6 +79,8 @@ struct Counts {
     /// Query (record info / prediction) calls about its tasks.
     queries: u32,
     callbacks: u32,
+    /// Cancel calls about its tasks.
+    cancels: u32,
     /// When its latest task reports success (unix ms).
     success_ms: u128,
 }
@@ -122,6 +128,7 @@ pub async fn start(
         .route("/api/v1/jobs/recordInfo", get(record_info))
         .route("/v1/predictions", post(create_prediction))
         .route("/v1/predictions/{id}", get(get_prediction))
+        .route("/v1/predictions/{id}/cancel", post(cancel_prediction))
         .route("/files/{token}", get(file))
         .route("/_standin/stats", get(stats))
         .with_state(standin);
@@ -212,6 +219,7 @@ impl Standin {
             success_ms: now_ms + (step * 3).as_millis(),
             callback,
             created_at: now_text(),
+            canceled: false,
         };
         let mut inner = self.inner.lock().expect("stand-in state");
         inner.total.created += 1;
@@ -259,6 +267,7 @@ impl Standin {
         let step = self.step_of(&task.prompt);
         let steps = task.created.elapsed().as_millis() / step.as_millis().max(1);
         match steps {
+            _ if task.canceled => "canceled",
             0 => "waiting",
             1 => "queuing",
             2 => "generating",
@@ -362,7 +371,7 @@ impl Standin {
             }),
             Shape::Replicate => json!({
                 "id": id, "model": model,
-                "status": match state { "waiting" => "starting", "success" => "succeeded", "fail" => "failed", _ => "processing" },
+                "status": match state { "waiting" => "starting", "success" => "succeeded", "fail" => "failed", "canceled" => "canceled", _ => "processing" },
                 "input": request.get("input"),
                 "webhook": request.get("webhook"),
                 "output": results.map(Value::from),
@@ -480,13 +489,22 @@ async fn record_info(
     }
 }
 
+/// Replicate's answer to a missing or wrong token.
+fn prediction_refused() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"detail": "Invalid token."})),
+    )
+        .into_response()
+}
+
+fn prediction_not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"detail": "Not found."}))).into_response()
+}
+
 async fn create_prediction(State(s): State<Standin>, headers: HeaderMap, body: Bytes) -> Response {
     if !authorized(&headers, &s.config.api_key) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"detail": "Invalid token."})),
-        )
-            .into_response();
+        return prediction_refused();
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return (
@@ -524,15 +542,40 @@ async fn get_prediction(
     Path(id): Path<String>,
 ) -> Response {
     if !authorized(&headers, &s.config.api_key) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"detail": "Invalid token."})),
-        )
-            .into_response();
+        return prediction_refused();
     }
     match s.queried(&id) {
         Some(record) => Json(record).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({"detail": "Not found."}))).into_response(),
+        None => prediction_not_found(),
+    }
+}
+
+/// Replicate's cancel: the prediction as it now stands (a finished one
+/// stays finished).
+async fn cancel_prediction(
+    State(s): State<Standin>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&headers, &s.config.api_key) {
+        return prediction_refused();
+    }
+    {
+        let mut inner = s.inner.lock().expect("stand-in state");
+        let Some(task) = inner.tasks.get(&id) else {
+            return prediction_not_found();
+        };
+        let running = !matches!(s.state_of(task), "success" | "fail" | "canceled");
+        let prompt = task.prompt.clone();
+        if running {
+            inner.tasks.get_mut(&id).expect("just read").canceled = true;
+        }
+        inner.total.cancels += 1;
+        inner.by_prompt.entry(prompt).or_default().cancels += 1;
+    }
+    match s.record(&id) {
+        Some(record) => Json(record).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
@@ -561,9 +604,9 @@ async fn stats(State(s): State<Standin>, Query(q): Query<StatsQuery>) -> Json<Va
     Json(match counts {
         Some(c) => json!({
             "received": c.received, "created": c.created, "queries": c.queries,
-            "callbacks": c.callbacks, "success_ms": c.success_ms,
+            "callbacks": c.callbacks, "cancels": c.cancels, "success_ms": c.success_ms,
         }),
-        None => json!({"received": 0, "created": 0, "queries": 0, "callbacks": 0}),
+        None => json!({"received": 0, "created": 0, "queries": 0, "callbacks": 0, "cancels": 0}),
     })
 }
 

@@ -115,6 +115,16 @@ impl Stack {
     /// a scheduled time, the message's id names the run), and waits until
     /// every step it queued is done; its step records.
     pub async fn run_cleanup(&self, tasks: &[&str]) -> Vec<assetbox_shared::cleanup::StepRecord> {
+        self.run_cleanup_of(tasks, tasks).await
+    }
+
+    /// Starts a cleanup run of `tasks` of which only `runnable` have steps
+    /// (the policy turns the others off), and waits for it.
+    pub async fn run_cleanup_of(
+        &self,
+        tasks: &[&str],
+        runnable: &[&str],
+    ) -> Vec<assetbox_shared::cleanup::StepRecord> {
         let body = serde_json::json!({ "kind": "scheduled-run", "tasks": tasks });
         let sent = self
             .sqs()
@@ -127,7 +137,7 @@ impl Stack {
             .expect("queue a cleanup run");
         let run = sent.message_id().expect("a message id").to_owned();
         let parsed: Vec<assetbox_shared::cleanup::Task> =
-            serde_json::from_value(serde_json::json!(tasks)).expect("task names");
+            serde_json::from_value(serde_json::json!(runnable)).expect("task names");
         let first = assetbox_shared::cleanup::first_steps(
             &run,
             "",

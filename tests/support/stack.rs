@@ -247,6 +247,52 @@ impl Stack {
             "exp": now + 3600,
         })
     }
+
+    /// What the stand-in provider counted for a prompt (received,
+    /// created, queries, callbacks, cancels).
+    pub async fn standin_stats(&self, prompt: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}/_standin/stats", self.standin_url))
+            .query(&[("prompt", prompt)])
+            .send()
+            .await
+            .expect("the stand-in answers")
+            .json()
+            .await
+            .expect("its stats are JSON")
+    }
+
+    /// A token of a fresh member of the `admin` group.
+    pub fn admin_token(&self) -> String {
+        let mut claims = self.access_claims(&format!("admin-{}", ulid::Ulid::new()));
+        claims["cognito:groups"] = json!(["admin"]);
+        self.mint_token(&claims)
+    }
+
+    /// Registers the Replicate-shaped provider and its model
+    /// (`local/registry/replicate-shape.json`) through the admin API, as
+    /// an admin would; returns the model's id.
+    pub async fn register_predictions_model(&self, api: &crate::Client) -> String {
+        let admin = self.admin_token();
+        let defs = assetbox_local::registry::definitions(
+            assetbox_local::registry::REPLICATE_SHAPE_DEFINITIONS,
+            &self.standin_url,
+            &self.stack_name,
+        )
+        .expect("the registry file parses");
+        let provider = api
+            .post("/api/ai/providers/", Some(&admin), &defs["provider"])
+            .await;
+        assert_eq!(provider.status, 201, "{:?}", provider.body);
+        let mut model = defs["models"][0].clone();
+        model["provider"] = provider.body["id"].clone();
+        let model = api.post("/api/ai/models/", Some(&admin), &model).await;
+        assert_eq!(model.status, 201, "{:?}", model.body);
+        model.body["id"]
+            .as_str()
+            .expect("the model's id")
+            .to_owned()
+    }
 }
 
 /// The claims of a JWT, read without checking its signature (the gateway

@@ -16,6 +16,7 @@ use assetbox_shared::cleanup::{CleanupMessage, CleanupPolicy, Counts, Step, Task
 use assetbox_shared::config::{self, ConfigError, Settings, vars};
 use assetbox_shared::db::Table;
 use assetbox_shared::db::keys::DUE_SHARDS;
+use assetbox_shared::generation::provider::TaskCanceller;
 use assetbox_shared::lambda::{Outcome, json_body, run_sqs_batch};
 use assetbox_shared::s3::Bucket;
 use assetbox_shared::{aws, cleanup, clock};
@@ -36,6 +37,7 @@ pub struct Cleaner {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     policy: CleanupPolicy,
+    canceller: TaskCanceller,
 }
 
 impl Cleaner {
@@ -55,6 +57,10 @@ impl Cleaner {
             sqs: aws_sdk_sqs::Client::new(sdk),
             queue_url: config::required(settings, vars::CLEANUP_QUEUE_URL)?,
             policy: CleanupPolicy::from_settings(settings)?,
+            canceller: TaskCanceller::new(
+                sdk,
+                config::flag(settings, vars::IMPORT_ALLOW_PRIVATE_NETWORKS),
+            ),
         })
     }
 
@@ -105,7 +111,12 @@ impl Cleaner {
             Some(at) => (scheduled_time.unwrap_or_default().to_owned(), at),
             None => (message_id.to_owned(), now),
         };
-        let tasks = tasks.unwrap_or_else(|| cleanup::HOURLY.to_vec());
+        // With retention off, its steps would only find nothing.
+        let tasks: Vec<Task> = tasks
+            .unwrap_or_else(|| cleanup::HOURLY.to_vec())
+            .into_iter()
+            .filter(|&task| self.policy.runs(task))
+            .collect();
         let steps = first_steps(&run, &clock::rfc3339(as_of), &tasks, DUE_SHARDS);
         self.send(&steps).await?;
         tracing::info!(run, steps = steps.len(), "cleanup run started");
@@ -144,6 +155,7 @@ impl Cleaner {
             table: &self.table,
             bucket: &self.bucket,
             policy: &self.policy,
+            canceller: &self.canceller,
         };
         let (counts, next) = tasks::work(parts, &step, as_of, started).await?;
         if let Some(after) = &next {

@@ -11,6 +11,7 @@ use assetbox_shared::cleanup::{
 };
 use assetbox_shared::clock;
 use assetbox_shared::db::Table;
+use assetbox_shared::generation::provider::TaskCanceller;
 use assetbox_shared::ingestion::Claim;
 use assetbox_shared::pagination::StringKey;
 use assetbox_shared::s3::{Bucket, OpenMultipart};
@@ -26,6 +27,7 @@ pub(crate) struct Parts<'a> {
     pub table: &'a Table,
     pub bucket: &'a Bucket,
     pub policy: &'a CleanupPolicy,
+    pub canceller: &'a TaskCanceller,
 }
 
 /// What an expired upload tells its owner.
@@ -230,7 +232,10 @@ impl Worker<'_> {
 
     /// Fails a generation still running past its deadline (and its asset),
     /// giving back the owner's running slot, conditional on the job state
-    /// read: a poll that finished it a moment before wins.
+    /// read: a poll that finished it a moment before wins. Then, where its
+    /// model has a cancel call, the provider is asked to stop the task; a
+    /// cancel that fails is logged, not retried (the job has failed
+    /// already, and the provider's own limits end the task).
     async fn time_out(&self, asset: Option<AssetRecord>, cutoff: &str) -> ItemOutcome {
         let Some(asset) = asset else {
             return ItemOutcome::Skipped;
@@ -247,7 +252,19 @@ impl Worker<'_> {
             .finish_job(&asset, &[job.state], Err(TIMED_OUT), &self.now)
             .await
         {
-            Ok(true) => ItemOutcome::Done,
+            Ok(true) => {
+                match self
+                    .cleaner
+                    .canceller
+                    .cancel(self.cleaner.table, job, &asset.id)
+                    .await
+                {
+                    Ok(true) => tracing::info!(generation = asset.id, "cancelled at the provider"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(generation = asset.id, error = e, "cancel failed"),
+                }
+                ItemOutcome::Done
+            }
             Ok(false) => ItemOutcome::Skipped,
             Err(e) => failed("failing a stuck generation", &asset.id, e),
         }

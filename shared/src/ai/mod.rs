@@ -137,6 +137,11 @@ pub struct ModelSpec {
     pub params_schema: Value,
     pub submit: RequestSpec,
     pub query: RequestSpec,
+    /// Stops a task at the provider (cleanup sends it when a generation
+    /// times out: the provider stops spending on it). Its placeholders are
+    /// the query's; any 2xx, 404 or 409 answer is taken as done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel: Option<RequestSpec>,
     pub response: ResponseSpec,
     #[serde(default = "yes")]
     pub active: bool,
@@ -277,10 +282,13 @@ impl ModelSpec {
             template::check_names(&found, known)
                 .map_err(|u| ApiError::field(field, format!("unknown placeholder {{{{{}}}}}", u.0)))
         };
-        for (field, spec, known) in [
-            ("submit", &self.submit, SUBMIT_PLACEHOLDERS),
-            ("query", &self.query, QUERY_PLACEHOLDERS),
-        ] {
+        let calls = [
+            ("submit", Some(&self.submit), SUBMIT_PLACEHOLDERS),
+            ("query", Some(&self.query), QUERY_PLACEHOLDERS),
+            ("cancel", self.cancel.as_ref(), QUERY_PLACEHOLDERS),
+        ];
+        for (field, spec, known) in calls {
+            let Some(spec) = spec else { continue };
             if !spec.path.starts_with('/') {
                 return Err(ApiError::field(
                     &format!("{field}.path"),
@@ -712,6 +720,13 @@ mod tests {
         let mut m = reference_model();
         m.response.results.decode_json_string = Some("resultUrls".into());
         assert_eq!(field_of(m), "response.results.decode_json_string");
+        let mut m = reference_model();
+        m.cancel = Some(RequestSpec {
+            method: Method::Post,
+            path: "/cancel/{{prompt}}".into(),
+            body: None,
+        });
+        assert_eq!(field_of(m), "cancel.path");
     }
 
     #[test]

@@ -214,6 +214,11 @@ impl CleanupPolicy {
         })
     }
 
+    /// Whether a run has work for `task` at all (retention can be off).
+    pub fn runs(&self, task: Task) -> bool {
+        task != Task::Retention || self.retention.is_some()
+    }
+
     /// Items of `task` older than this are its work in a run of time
     /// `as_of`. (With retention off the task returns before reading, so
     /// its cutoff is never used.)
@@ -443,7 +448,10 @@ mod tests {
         assert_eq!(cutoff(Task::Retention), "2026-12-05T10:00:00Z");
         let off =
             std::collections::HashMap::from([(vars::RETENTION_DAYS.to_owned(), "0".to_owned())]);
-        assert_eq!(CleanupPolicy::from_settings(&off).unwrap().retention, None);
+        let off = CleanupPolicy::from_settings(&off).unwrap();
+        assert_eq!(off.retention, None);
+        assert!(!off.runs(Task::Retention) && off.runs(Task::PurgeFiles));
+        assert!(policy.runs(Task::Retention));
     }
 
     fn position(i: u32) -> StringKey {

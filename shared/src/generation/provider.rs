@@ -74,6 +74,15 @@ pub enum NoAnswer {
     Blocked(String),
 }
 
+impl NoAnswer {
+    /// Why, whichever way it went.
+    fn reason(self) -> String {
+        match self {
+            Self::NotSent(reason) | Self::Lost(reason) | Self::Blocked(reason) => reason,
+        }
+    }
+}
+
 /// A query that got no usable answer: try again later (after
 /// `retry_after` seconds when the provider said so).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,13 +238,9 @@ impl ProviderClient {
         let answer = self
             .call(provider, keys, &model.spec.query, &values)
             .await
-            .map_err(|e| match e {
-                NoAnswer::NotSent(reason) | NoAnswer::Lost(reason) | NoAnswer::Blocked(reason) => {
-                    NotNow {
-                        reason,
-                        retry_after: None,
-                    }
-                }
+            .map_err(|e| NotNow {
+                reason: e.reason(),
+                retry_after: None,
             })?;
         let spec = &model.spec.response;
         if answer.status == 429 || answer.status >= 500 {
@@ -280,6 +285,85 @@ impl ProviderClient {
             retry_after: answer.retry_after,
             body: answer.body,
         })
+    }
+
+    /// Asks the provider to stop a task, where the model has a cancel call
+    /// (`Ok(false)`: it has none). A task the provider no longer knows or
+    /// has already finished (404, 409) counts as stopped.
+    pub async fn cancel(
+        &self,
+        provider: &Provider,
+        model: &Model,
+        keys: &ProviderKeys,
+        task_id: &str,
+        generation_id: &str,
+    ) -> Result<bool, String> {
+        let Some(spec) = &model.spec.cancel else {
+            return Ok(false);
+        };
+        let values = QueryValues {
+            task_id,
+            generation_id,
+        };
+        let answer = self
+            .call(provider, keys, spec, &values)
+            .await
+            .map_err(NoAnswer::reason)?;
+        match answer.status {
+            200..=299 | 404 | 409 => Ok(true),
+            status => Err(format!("{} answered {status} to a cancel", provider.name)),
+        }
+    }
+}
+
+/// Stops the tasks of generations that timed out at their providers, for
+/// cleanup (which otherwise never calls a provider).
+pub struct TaskCanceller {
+    secrets: crate::secrets::SecretCache,
+    client: ProviderClient,
+}
+
+impl TaskCanceller {
+    pub fn new(sdk: &aws_config::SdkConfig, allow_private: bool) -> Self {
+        Self {
+            // A run cancels few tasks; a key read once per run is plenty.
+            secrets: crate::secrets::SecretCache::new(sdk, Duration::from_secs(300)),
+            client: ProviderClient::new(allow_private),
+        }
+    }
+
+    /// Cancels the job's task where its model (deleted ones too) has a
+    /// cancel call: `Ok(false)` when there is nothing to cancel or no call.
+    pub async fn cancel(
+        &self,
+        table: &crate::db::Table,
+        job: &crate::ai::Job,
+        generation_id: &str,
+    ) -> Result<bool, String> {
+        let Some(task_id) = job.task_id.as_deref() else {
+            return Ok(false);
+        };
+        let (model, provider) = tokio::try_join!(
+            table.get_model(&job.model),
+            table.get_provider(&job.provider)
+        )
+        .map_err(|e| e.to_string())?;
+        let (Some((model, _)), Some((provider, _))) = (model, provider) else {
+            return Ok(false);
+        };
+        if model.spec.cancel.is_none() {
+            return Ok(false);
+        }
+        let secret = self
+            .secrets
+            .get(&provider.secret_ref)
+            .await
+            .map_err(|e| e.to_string())?;
+        let keys = ProviderKeys::parse(&secret)
+            .ok_or_else(|| format!("the secret of provider {} has no api_key", provider.name))?;
+        self.client
+            .cancel(&provider, &model, &keys, task_id, generation_id)
+            .await
     }
 }
 
