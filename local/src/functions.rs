@@ -4,6 +4,8 @@
 
 use anyhow::bail;
 use assetbox_shared::http::{HttpService, service};
+use std::sync::Arc;
+
 use aws_config::SdkConfig;
 
 use crate::template::FunctionSpec;
@@ -14,11 +16,16 @@ pub enum LocalFunction {
     Sqs(crate::pumps::SqsConsumer),
     /// Takes S3 events (S3 invokes it asynchronously).
     S3(crate::s3_events::S3Consumer),
+    /// A Lambda authorizer of the WebSocket API.
+    Authorizer(Arc<live_authorizer::Authorizer>),
+    /// A route of the WebSocket API.
+    WebSocket(Arc<live_api::LiveApi>),
+    /// Reads DynamoDB stream batches (an event source mapping calls it).
+    Stream(crate::streams::StreamConsumer),
 }
 
 /// One table, one row per binary, whatever invokes it.
 pub fn build(spec: &FunctionSpec, sdk: &SdkConfig) -> anyhow::Result<LocalFunction> {
-    use std::sync::Arc;
     let env = &spec.environment;
     let http = |router| LocalFunction::Http(service(router));
     Ok(match spec.binary.as_str() {
@@ -59,6 +66,19 @@ pub fn build(spec: &FunctionSpec, sdk: &SdkConfig) -> anyhow::Result<LocalFuncti
             LocalFunction::S3(Arc::new(move |event| {
                 let ingestor = ingestor.clone();
                 Box::pin(async move { ingest_object::handle(&ingestor, event).await })
+            }))
+        }
+        "live-authorizer" => {
+            LocalFunction::Authorizer(Arc::new(live_authorizer::Authorizer::from_settings(env)?))
+        }
+        "live-api" => {
+            LocalFunction::WebSocket(Arc::new(live_api::LiveApi::from_settings(env, sdk)?))
+        }
+        "status-push" => {
+            let pusher = Arc::new(status_push::Pusher::from_settings(env, sdk)?);
+            LocalFunction::Stream(Arc::new(move |event| {
+                let pusher = pusher.clone();
+                Box::pin(async move { pusher.handle(event).await })
             }))
         }
         other => bail!(

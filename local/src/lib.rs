@@ -9,11 +9,13 @@ pub mod emulator;
 pub mod functions;
 pub mod gateway;
 pub mod jwt;
+pub mod live;
 pub mod provision;
 pub mod pumps;
 pub mod registry;
 pub mod s3_events;
 pub mod standin;
+pub mod streams;
 pub mod template;
 
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use assetbox_shared::config::vars;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
 use tokio::task::JoinHandle;
@@ -44,6 +47,8 @@ pub fn project_root() -> PathBuf {
 pub struct Options {
     /// Port of the HTTP API; 0 picks a free one.
     pub api_port: u16,
+    /// Port of the live WebSocket API; 0 picks a free one.
+    pub live_port: u16,
     /// Port of the emulator; 0 picks a free one.
     pub emulator_port: u16,
     pub stack_name: String,
@@ -74,6 +79,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             api_port: 0,
+            live_port: 0,
             emulator_port: 0,
             stack_name: "assetbox-local".into(),
             schedule_every: None,
@@ -87,6 +93,8 @@ impl Default for Options {
 
 pub struct LocalStack {
     pub api_url: String,
+    /// The live WebSocket API (`ws://…/<stage>`), when the template has one.
+    pub live_url: Option<String>,
     pub emulator: Emulator,
     pub sdk: SdkConfig,
     pub resolved: Resolved,
@@ -151,6 +159,16 @@ impl LocalStack {
                 )
             })?;
         let api_url = format!("http://{}", listener.local_addr()?);
+        let live_listener = tokio::net::TcpListener::bind(("127.0.0.1", options.live_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the live WebSocket API to 127.0.0.1:{} (free it or pass another --live-port)",
+                    options.live_port
+                )
+            })?;
+        let live_addr = live_listener.local_addr()?;
+        let websocket_api = template.websocket_api()?;
         // Provider callbacks come back to this API unless told otherwise.
         if let Some(param) = template.parameters.get_mut("PublicApiUrl")
             && param["Default"].as_str().is_none_or(str::is_empty)
@@ -191,7 +209,19 @@ impl LocalStack {
         )
         .await?;
 
-        let specs = template.functions(&resolved)?;
+        let mut specs = template.functions(&resolved)?;
+        // The live API's management endpoint and the pool's keys are on
+        // loopback here (moto serves no JWKS in server mode).
+        if let Some(api) = &websocket_api {
+            for spec in &mut specs {
+                if let Some(endpoint) = spec.environment.get_mut(vars::LIVE_ENDPOINT) {
+                    *endpoint = format!("http://{live_addr}/{}", api.stage);
+                }
+                if let Some(url) = spec.environment.get_mut(vars::COGNITO_JWKS_URL) {
+                    *url = format!("http://{live_addr}{}", live::JWKS_PATH);
+                }
+            }
+        }
         let functions_sdk = match &options.functions_endpoint {
             Some(endpoint) => emulator_sdk_config(endpoint).await,
             None => sdk.clone(),
@@ -217,7 +247,10 @@ impl LocalStack {
             }
             let (issuer, audiences) = template.jwt_authorizer(&resolved, &name)?;
             let keys = jwt::read_key_set(&emulator.cognito_keys_dir, "jwks-public")?;
-            authorizers.insert(name, jwt::JwtVerifier::new(&keys, issuer, audiences)?);
+            authorizers.insert(
+                name,
+                jwt::JwtVerifier::new(&keys, issuer, audiences).map_err(anyhow::Error::msg)?,
+            );
         }
         let cors = template
             .cors_configuration(&resolved)?
@@ -225,14 +258,44 @@ impl LocalStack {
             .transpose()?;
         let gateway = Arc::new(Gateway::new(routes, &bound, authorizers, cors)?);
 
-        let mut tasks = vec![
-            standin_task,
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, gateway::router(gateway)).await {
-                    tracing::error!(error = %e, "HTTP API stopped");
-                }
-            }),
-        ];
+        let mut tasks = vec![standin_task];
+        let live_url = match websocket_api {
+            Some(api) => {
+                let url = format!("ws://{live_addr}/{}", api.stage);
+                let keys = jwt::read_key_set(&emulator.cognito_keys_dir, "jwks-public")?;
+                let gateway = Arc::new(live::LiveGateway::new(api, &bound, keys)?);
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(live_listener, live::router(gateway)).await {
+                        tracing::error!(error = %e, "live WebSocket API stopped");
+                    }
+                }));
+                Some(url)
+            }
+            None => None,
+        };
+        // Stream event sources: the table's stream read and handed over as
+        // Lambda's event source mapping would (see streams.rs).
+        for source in template.stream_sources(&resolved)? {
+            let Some(function) = bound.get(&source.function) else {
+                anyhow::bail!("stream source of unknown function {}", source.function);
+            };
+            let functions::LocalFunction::Stream(consumer) = &function.function else {
+                anyhow::bail!(
+                    "{} has a DynamoDB event but takes no stream batches",
+                    source.function
+                );
+            };
+            tasks.push(streams::spawn_stream_pump(
+                emulator.endpoint.clone(),
+                source,
+                consumer.clone(),
+            ));
+        }
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, gateway::router(gateway)).await {
+                tracing::error!(error = %e, "HTTP API stopped");
+            }
+        }));
         // S3 notifications: each S3 event of a function, delivered as real
         // S3 would (see s3_events.rs).
         let s3_sources = match options.deliver_s3_events {
@@ -292,6 +355,7 @@ impl LocalStack {
 
         Ok(Self {
             api_url,
+            live_url,
             emulator,
             sdk,
             resolved,

@@ -13,6 +13,9 @@ struct Args {
     /// Port of the HTTP API.
     #[arg(long, default_value_t = 3000)]
     port: u16,
+    /// Port of the live WebSocket API (asset status pushed to browsers).
+    #[arg(long, default_value_t = 3001)]
+    live_port: u16,
     /// Port of the AWS emulator (moto).
     #[arg(long, default_value_t = 4566)]
     emulator_port: u16,
@@ -43,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
     parameters.extend(args.parameters);
     let stack = LocalStack::start(Options {
         api_port: args.port,
+        live_port: args.live_port,
         emulator_port: args.emulator_port,
         schedule_every: args.schedule_every.map(Duration::from_secs),
         parameters,
@@ -55,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
         r#"
 assetbox is running.
   HTTP API      {api}   (OpenAPI: {api}/openapi.json)
+  Live status   {live}?token=<access token>   (WebSocket: README, "Live status")
   AWS emulator  {emu}   (DynamoDB table {table}, bucket {bucket})
 
 Register and log in:
@@ -81,6 +86,7 @@ see the README ("Front ends").
 State lives in memory: Ctrl-C stops everything this command started, and its users,
 tokens and data go with it."#,
         emu = stack.emulator.endpoint,
+        live = stack.live_url.as_deref().unwrap_or("(none)"),
         standin = stack.standin.url,
         models = stack
             .registered

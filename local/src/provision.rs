@@ -27,6 +27,15 @@ const NOT_PROVISIONED: &[&str] = &[
     // Served in-process by the gateway and the function registry.
     "AWS::Serverless::HttpApi",
     "AWS::Serverless::Function",
+    // The live WebSocket API, served by live.rs.
+    "AWS::ApiGatewayV2::Api",
+    "AWS::ApiGatewayV2::Authorizer",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Route",
+    "AWS::ApiGatewayV2::RouteResponse",
+    "AWS::ApiGatewayV2::Deployment",
+    "AWS::ApiGatewayV2::Stage",
+    "AWS::Lambda::Permission",
     // Fired by the local scheduler.
     "AWS::Scheduler::Schedule",
     // Not enforced locally: least privilege is AWS's to check.
@@ -170,7 +179,10 @@ async fn create(
                 .and_then(Value::as_str)
                 .unwrap_or(&default_name)
                 .to_owned();
-            create_table(&c.dynamodb, &name, props).await?;
+            let stream = create_table(&c.dynamodb, &name, props).await?;
+            if let Some(arn) = stream {
+                resolved.attrs.insert((id.into(), "StreamArn".into()), arn);
+            }
             resolved.refs.insert(id.into(), name.clone());
             resolved.attrs.insert(
                 (id.into(), "Arn".into()),
@@ -374,11 +386,12 @@ async fn create(
     Ok(())
 }
 
+/// Creates the table; its stream's ARN when it has one.
 async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     name: &str,
     props: &Value,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let key_schema = |v: &Value| -> anyhow::Result<Vec<ddb::KeySchemaElement>> {
         v.as_array()
             .ok_or_else(|| anyhow!("KeySchema is not a list"))?
@@ -448,7 +461,22 @@ async fn create_table(
                 .build()?,
         );
     }
-    request.send().await?;
+    if let Some(view) = props
+        .pointer("/StreamSpecification/StreamViewType")
+        .and_then(Value::as_str)
+    {
+        request = request.stream_specification(
+            ddb::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(view.into())
+                .build()?,
+        );
+    }
+    let created = request.send().await?;
+    let stream = created
+        .table_description()
+        .and_then(|t| t.latest_stream_arn())
+        .map(str::to_owned);
     if let Some(ttl) = props.get("TimeToLiveSpecification") {
         client
             .update_time_to_live()
@@ -476,7 +504,7 @@ async fn create_table(
             .send()
             .await?;
     }
-    Ok(())
+    Ok(stream)
 }
 
 async fn create_bucket(

@@ -674,3 +674,183 @@ mod key_design {
         );
     }
 }
+
+/// A DynamoDB stream event source of a function (`Events: Type: DynamoDB`).
+#[derive(Debug, Clone)]
+pub struct StreamSource {
+    pub function: String,
+    pub stream_arn: String,
+    pub batch_size: usize,
+    /// Retries of a failing record before it is skipped.
+    pub max_retries: u32,
+    /// `FilterCriteria` patterns (a record passes when any matches).
+    pub filters: Vec<Value>,
+}
+
+/// One route of the WebSocket API.
+#[derive(Debug, Clone)]
+pub struct LiveRoute {
+    /// The logical id of the function behind it.
+    pub function: String,
+    /// Its answer goes back on the socket (it has a route response).
+    pub answers: bool,
+    /// A Lambda authorizer runs first (`$connect` only).
+    pub authorizer: Option<LiveAuthorizerSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveAuthorizerSpec {
+    pub function: String,
+    /// The query parameter the identity source names.
+    pub token_parameter: String,
+}
+
+/// The template's WebSocket API.
+#[derive(Debug, Clone)]
+pub struct WebSocketApi {
+    pub logical_id: String,
+    pub stage: String,
+    pub routes: HashMap<String, LiveRoute>,
+}
+
+/// The names `${…}` of a `Fn::Sub` string (`X.Arn` gives `X`).
+fn sub_names(value: &Value) -> Vec<String> {
+    let text = match value.get("Fn::Sub") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(Value::Array(a)) => a.first().and_then(Value::as_str).unwrap_or_default(),
+        _ => value.as_str().unwrap_or_default(),
+    };
+    text.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split('}').next())
+        .map(|name| name.split('.').next().unwrap_or(name).to_owned())
+        .collect()
+}
+
+/// The logical id a `Ref` names.
+fn ref_of(value: Option<&Value>) -> Option<&str> {
+    value?.get("Ref")?.as_str()
+}
+
+impl Template {
+    /// Every `Type: DynamoDB` event of the functions, its stream resolved.
+    pub fn stream_sources(&self, resolved: &Resolved) -> anyhow::Result<Vec<StreamSource>> {
+        let mut out = Vec::new();
+        for (id, props) in self.function_events(resolved, "DynamoDB")? {
+            let filters = props
+                .pointer("/FilterCriteria/Filters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.get("Pattern").and_then(Value::as_str))
+                .map(|p| serde_json::from_str(p).with_context(|| format!("{id}: filter {p}")))
+                .collect::<anyhow::Result<Vec<Value>>>()?;
+            out.push(StreamSource {
+                function: id.clone(),
+                stream_arn: props
+                    .get("Stream")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| anyhow!("{id}: DynamoDB event without a stream"))?
+                    .to_owned(),
+                batch_size: props
+                    .get("BatchSize")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(100) as usize,
+                // Lambda's default is to retry until the record expires.
+                max_retries: props
+                    .get("MaximumRetryAttempts")
+                    .and_then(Value::as_i64)
+                    .filter(|n| *n >= 0)
+                    .map_or(u32::MAX, |n| n as u32),
+                filters,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The WebSocket API (`AWS::ApiGatewayV2::Api` with `ProtocolType:
+    /// WEBSOCKET`): its stage and routes, each with its function.
+    pub fn websocket_api(&self) -> anyhow::Result<Option<WebSocketApi>> {
+        let Some((api, _)) = self.of_type("AWS::ApiGatewayV2::Api").find(|(_, r)| {
+            r.pointer("/Properties/ProtocolType")
+                .and_then(Value::as_str)
+                == Some("WEBSOCKET")
+        }) else {
+            return Ok(None);
+        };
+        let of_api = |kind: &'static str| {
+            self.of_type(kind)
+                .filter(move |(_, r)| ref_of(r.pointer("/Properties/ApiId")) == Some(api.as_str()))
+        };
+        let function_of = |uri: Option<&Value>| {
+            uri.map(sub_names).and_then(|names| {
+                names.into_iter().find(|n| {
+                    self.resources.get(n).is_some_and(|r| {
+                        r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function")
+                    })
+                })
+            })
+        };
+        let stage = of_api("AWS::ApiGatewayV2::Stage")
+            .find_map(|(_, r)| r.pointer("/Properties/StageName").and_then(Value::as_str))
+            .unwrap_or("$default")
+            .to_owned();
+        let answering: Vec<&str> = of_api("AWS::ApiGatewayV2::RouteResponse")
+            .filter_map(|(_, r)| ref_of(r.pointer("/Properties/RouteId")))
+            .collect();
+        let mut routes = HashMap::new();
+        for (id, route) in of_api("AWS::ApiGatewayV2::Route") {
+            let props = &route["Properties"];
+            let key = props
+                .get("RouteKey")
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow!("{id}: no RouteKey"))?;
+            let integration = sub_names(props.get("Target").unwrap_or(&Value::Null))
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow!("{id}: no integrations/${{…}} target"))?;
+            let function = function_of(
+                self.resources
+                    .get(&integration)
+                    .and_then(|i| i.pointer("/Properties/IntegrationUri")),
+            )
+            .ok_or_else(|| anyhow!("{id}: its integration names no function"))?;
+            let authorizer = match ref_of(props.get("AuthorizerId")) {
+                None => None,
+                Some(auth) => {
+                    let auth = self
+                        .resources
+                        .get(auth)
+                        .ok_or_else(|| anyhow!("{id}: unknown authorizer {auth}"))?;
+                    let function = function_of(auth.pointer("/Properties/AuthorizerUri"))
+                        .ok_or_else(|| anyhow!("{id}: its authorizer names no function"))?;
+                    let token_parameter = auth
+                        .pointer("/Properties/IdentitySource/0")
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.strip_prefix("route.request.querystring."))
+                        .ok_or_else(|| {
+                            anyhow!("{id}: the local stack reads tokens from the query string only")
+                        })?
+                        .to_owned();
+                    Some(LiveAuthorizerSpec {
+                        function,
+                        token_parameter,
+                    })
+                }
+            };
+            routes.insert(
+                key.to_owned(),
+                LiveRoute {
+                    function,
+                    answers: answering.contains(&id.as_str()),
+                    authorizer,
+                },
+            );
+        }
+        Ok(Some(WebSocketApi {
+            logical_id: api.clone(),
+            stage,
+            routes,
+        }))
+    }
+}

@@ -123,6 +123,17 @@ pub mod vars {
     pub const GENERATION_MAX_POLLS: &str = "GENERATION_MAX_POLLS";
     /// Seconds a provider secret is cached in a warm function (default 300).
     pub const SECRET_CACHE_SECONDS: &str = "SECRET_CACHE_SECONDS";
+    /// The Cognito pool's issuer URL: tokens of the live WebSocket API must
+    /// name it.
+    pub const COGNITO_ISSUER: &str = "COGNITO_ISSUER";
+    /// App client ids a token may be for (comma-separated).
+    pub const COGNITO_AUDIENCES: &str = "COGNITO_AUDIENCES";
+    /// Where the pool's public keys are (default: the issuer's
+    /// `/.well-known/jwks.json`).
+    pub const COGNITO_JWKS_URL: &str = "COGNITO_JWKS_URL";
+    /// The live WebSocket API's management endpoint
+    /// (`https://<api>.execute-api.<region>.amazonaws.com/<stage>`).
+    pub const LIVE_ENDPOINT: &str = "LIVE_ENDPOINT";
     /// The cleanup queue (the cleanup function queues its follow-ups there).
     pub const CLEANUP_QUEUE_URL: &str = "CLEANUP_QUEUE_URL";
     /// Closed file records (failed, aborted, expired) are purged this many

@@ -38,3 +38,4 @@ pub mod imports;
 pub mod ingestion;
 pub mod generation;
 pub mod cleanup;
+pub mod live;

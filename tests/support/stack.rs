@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub api: String,
+    /// The live WebSocket API (`ws://…/live`).
+    pub live: String,
     pub emulator: String,
     pub table: String,
     pub user_pool_id: String,
@@ -121,6 +123,10 @@ pub fn stack() -> &'static Stack {
                         let keys: Value = serde_json::from_str(&keys).expect("JWKS JSON");
                         let info = Stack {
                             api: local.api_url.clone(),
+                            live: local
+                                .live_url
+                                .clone()
+                                .expect("the template's WebSocket API"),
                             emulator: local.emulator.endpoint.clone(),
                             table: local.physical_id("Table").expect("Table").to_owned(),
                             user_pool_id: env["USER_POOL_ID"].clone(),

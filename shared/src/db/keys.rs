@@ -24,6 +24,8 @@
 //! | AI provider | `AI` | `PROVIDER#<id>` | | | |
 //! | AI model | `AI` | `MODEL#<id>` | | | |
 //! | cleanup step | `CLEANUP#<run>` | `STEP#<task>#<part>#<position>` | | | TTL 3 days |
+//! | live connection | `CONNECTION#<connection id>` | `CONNECTION` | | | TTL 2 h (API Gateway's limit) |
+//! | live subscription | `LIVE#<project>` | `CONNECTION#<connection id>` | | | TTL 2 h |
 //!
 //! - A project's box order is the list `box_order` on the project item, not a
 //!   sort key: a reorder of any number of boxes is one conditional write
@@ -78,6 +80,25 @@ pub mod prefix {
     pub const RETENTION: &str = "RETENTION#";
     pub const WORK: &str = "WORK#";
     pub const STEP: &str = "STEP#";
+    pub const CONNECTION: &str = "CONNECTION#";
+    pub const LIVE: &str = "LIVE#";
+}
+
+/// A WebSocket connection's item (its owner and the projects it follows).
+pub fn connection_pk(connection_id: &str) -> String {
+    format!("{}{connection_id}", prefix::CONNECTION)
+}
+
+pub const CONNECTION_SK: &str = "CONNECTION";
+
+/// The subscribers of a project: one item per connection following it, so
+/// the push reads them with one Query.
+pub fn subscribers_pk(project_id: &str) -> String {
+    format!("{}{project_id}", prefix::LIVE)
+}
+
+pub fn subscriber_sk(connection_id: &str) -> String {
+    format!("{}{connection_id}", prefix::CONNECTION)
 }
 
 /// The partition of the AI registry (providers and models: a few dozen

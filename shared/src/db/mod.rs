@@ -357,6 +357,33 @@ impl Table {
         })
     }
 
+    /// Every item of a partition, page after page (for partitions that
+    /// stay small, such as a project's live subscribers).
+    pub(crate) async fn whole_partition(
+        &self,
+        pk: String,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut after = None;
+        loop {
+            let query = self
+                .client()
+                .query()
+                .table_name(self.name())
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_values(":pk", s(pk.clone()));
+            let page = self
+                .query_items(query, 500, after, &[keys::PK, keys::SK])
+                .await?;
+            items.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
     /// [`Self::query_page`] with the items as stored (keys included).
     pub(crate) async fn query_items(
         &self,
