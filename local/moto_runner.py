@@ -19,6 +19,7 @@ os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
 import moto
 from moto.cognitoidp.models import CognitoIdpUserPool
 from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.s3.exceptions import NoSuchUpload
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
@@ -33,17 +34,19 @@ def serialise_dynamodb() -> None:
     write them ("dictionary changed size during iteration"), and two
     conditional writes can both pass their check. DynamoDB itself serialises
     conditional writes, so this makes the emulator stricter, never more
-    permissive. S3, SQS and Cognito stay concurrent (SQS long polls must not
-    block anything).
+    permissive. Stream reads take the same turn, so they never see the
+    records of a transaction that is about to be cancelled. S3, SQS and
+    Cognito stay concurrent (SQS long polls must not block anything).
     """
     lock = threading.RLock()
-    original = DynamoHandler.call_action
+    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        original = handler.call_action
 
-    def call_action(self):
-        with lock:
-            return original(self)
+        def call_action(self, original=original):
+            with lock:
+                return original(self)
 
-    DynamoHandler.call_action = call_action
+        handler.call_action = call_action
 
 
 def serialise_multipart_completion() -> None:
@@ -110,12 +113,47 @@ def honour_token_validity() -> None:
     CognitoIdpUserPool.create_jwt = create_jwt
 
 
+def keep_streams_out_of_transaction_copies() -> None:
+    """Keeps a table's stream out of the copy moto takes before every
+    TransactWriteItems, and takes a cancelled transaction's records back out
+    of the stream.
+
+    moto 5.1.22 deep-copies each table a transaction touches (once per
+    item), stream records included, and on a cancellation puts the copy in
+    the table's place: transactions grow slower with every record the
+    stream ever got, iterators opened before a cancellation see nothing
+    after it, and the cancelled writes' records stay in the stream. On AWS a
+    stream is not part of the table's transactional state and carries only
+    writes that happened. DynamoDB requests are serialised (above), so the
+    records a cancelled transaction added are exactly those after the
+    length the stream had before it.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import StreamShard
+
+    StreamShard.__deepcopy__ = lambda self, memo: self
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        shards = [t.stream_shard for t in self.tables.values() if t.stream_shard is not None]
+        lengths = [len(shard.items) for shard in shards]
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for shard, length in zip(shards, lengths):
+                del shard.items[length:]
+            raise
+
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     serialise_dynamodb()
     serialise_multipart_completion()
     cors_on_every_object_response()
     honour_token_validity()
+    keep_streams_out_of_transaction_copies()
     # One line per emulator request drowns the stack's own logs.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # ThreadedMotoServer.start() waits for ever when its server cannot bind.

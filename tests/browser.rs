@@ -499,3 +499,66 @@ async fn a_disallowed_origin_gets_no_cors_grant() {
         refused.log()
     );
 }
+
+/// The README's live-status lines, as written (the first `js` block of its
+/// "Live status" section).
+fn readme_live_snippet() -> String {
+    let readme = std::fs::read_to_string(clients_dir().join("../../README.md")).unwrap();
+    let section = &readme[readme
+        .find("## Live status")
+        .expect("a Live status section")..];
+    let start = section.find("```js\n").expect("a js block") + "```js\n".len();
+    section[start..][..section[start..].find("```").unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn the_readme_s_live_status_lines_print_an_upload_s_states_in_chromium() {
+    let b = browser();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let (project, box_id) = api.project_and_box(&user).await;
+    let page = format!("{}/live/page.html", b.page_origin);
+    let arg = json!({
+        "source": readme_live_snippet(), "liveUrl": b.stack.live,
+        "token": user.access_token, "project": project,
+        "until": "asset_changed .* COMPLETED", "waitMs": 60_000,
+    });
+    let browser_run = tokio::task::spawn_blocking(move || in_browser(&page, "runLiveSnippet", arg));
+    // Upload once the page follows the project.
+    let store = b.stack.store().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut followed = false;
+    for _ in 0..600 {
+        if !store.subscribers(&project, now).await.unwrap().is_empty() {
+            followed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(followed, "the page never subscribed");
+    let asset = api
+        .small_upload(&user, &box_id, "frame.png", &media::png(48, 32, 9))
+        .await;
+    let id = asset["id"].as_str().unwrap();
+    let run = browser_run.await.unwrap();
+    let printed: Vec<&str> = run
+        .result
+        .as_array()
+        .unwrap_or_else(|| panic!("no result; the browser's log:\n{}", run.log()))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        printed.iter().any(|l| l.contains("\"subscribed\"")),
+        "{printed:?}\n{}",
+        run.log()
+    );
+    let created = format!("asset_created {id} PROCESSING");
+    let completed = format!("asset_changed {id} COMPLETED");
+    let at = |wanted: &str| printed.iter().position(|l| l.starts_with(wanted));
+    assert!(
+        at(&created).is_some_and(|c| at(&completed).is_some_and(|d| c < d)),
+        "{printed:?}\n{}",
+        run.log()
+    );
+}

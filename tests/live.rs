@@ -327,3 +327,54 @@ async fn duplicated_and_reordered_records_leave_a_newest_first_client_right() {
     let view = newest(&events);
     assert_eq!(view["01JDUPLICATE0000000000000"]["status"], "COMPLETED");
 }
+
+#[tokio::test]
+async fn a_subscriber_sees_a_generation_run_and_a_failed_one_fail_with_the_reason() {
+    let (api, user, _, box_id, mut socket) = subscribed_user().await;
+    let token = Some(user.access_token.as_str());
+    let mut ids = Vec::new();
+    for prompt in [
+        format!("a lighthouse at dusk {}", ulid::Ulid::new()),
+        format!("a storm [fail:the model refused] {}", ulid::Ulid::new()),
+    ] {
+        let request = json!({"ai_model": stack().image_model, "prompt_text": prompt,
+                             "params": {"width": 64, "height": 48}});
+        let accepted = api
+            .post(&format!("/api/boxes/{box_id}/generate/"), token, &request)
+            .await;
+        assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+        ids.push(accepted.body["id"].as_str().unwrap().to_owned());
+    }
+    let (good, bad) = (ids[0].as_str(), ids[1].as_str());
+    let seen = events_until(&mut socket, |e| {
+        e["asset_id"] == good && e["status"] == "COMPLETED"
+    })
+    .await;
+    let states: Vec<&str> = seen
+        .iter()
+        .filter(|e| e["asset_id"] == good)
+        .filter_map(|e| e["status"].as_str())
+        .collect();
+    assert_eq!(states.first(), Some(&"PENDING"), "{seen:#?}");
+    assert!(seen.last().unwrap()["has_thumbnail"] == true, "{seen:#?}");
+    let mut all = seen;
+    if !all
+        .iter()
+        .any(|e| e["asset_id"] == bad && e["status"] == "FAILED")
+    {
+        all = events_until(&mut socket, |e| {
+            e["asset_id"] == bad && e["status"] == "FAILED"
+        })
+        .await;
+    }
+    let failed = all
+        .iter()
+        .find(|e| e["asset_id"] == bad && e["status"] == "FAILED")
+        .unwrap();
+    assert!(
+        failed["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the model refused")),
+        "{failed}"
+    );
+}

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use anyhow::Context;
-use assetbox_local::{LocalStack, Options};
+use assetbox_local::LocalStack;
 use assetbox_shared::cleanup::{StepRecord, StepState, Task, first_steps};
 use assetbox_shared::db::Table;
 use assetbox_shared::db::keys::{DUE_SHARDS, due_shard};
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::generation::{Account, account};
 use crate::median;
-use crate::uploads::Proxy;
+use crate::uploads::{Proxy, proxied_stack};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -208,17 +208,10 @@ fn cost_of_ten_thousand(expired: &Measured, page: usize) {
 }
 
 pub async fn run(items: usize) -> anyhow::Result<()> {
-    let emulator_port = assetbox_local::emulator::free_port()?;
-    let (proxy, proxy_url) = Proxy::spawn(format!("http://127.0.0.1:{emulator_port}")).await?;
-    let mut parameters = assetbox_local::development_parameters();
-    parameters.push(("CleanupScheduleState".into(), "DISABLED".into()));
-    let stack = LocalStack::start(Options {
-        emulator_port,
-        functions_endpoint: Some(proxy_url),
-        parameters,
-        deliver_s3_events: true,
-        ..Options::default()
-    })
+    let (stack, proxy) = proxied_stack(
+        vec![("CleanupScheduleState".into(), "DISABLED".into())],
+        true,
+    )
     .await?;
     let name = stack.physical_id("Table").context("table")?.to_owned();
     let dynamodb = aws_sdk_dynamodb::Client::new(&stack.sdk);

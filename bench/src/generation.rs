@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use assetbox_local::{LocalStack, Options};
+use assetbox_local::LocalStack;
 use assetbox_shared::ai::{ModelSpec, SubmitValues, check_params, compile_schema, template};
 use assetbox_shared::assets::AssetStatus;
 use assetbox_shared::db::Table;
@@ -27,7 +27,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::median;
-use crate::uploads::Proxy;
+use crate::uploads::{Proxy, image_model, proxied_stack};
 
 /// The stand-in's image model as command 1 registers it.
 fn standin_image_model() -> anyhow::Result<ModelSpec> {
@@ -88,6 +88,7 @@ pub(crate) struct Account {
     pub(crate) api: String,
     pub(crate) token: String,
     pub(crate) owner: String,
+    pub(crate) project: String,
     pub(crate) box_id: String,
 }
 
@@ -135,6 +136,7 @@ pub(crate) async fn account(http: &reqwest::Client, api: &str) -> anyhow::Result
         api: api.to_owned(),
         token,
         owner,
+        project: project["id"].as_str().context("project id")?.to_owned(),
         box_id: b["id"].as_str().context("box id")?.to_owned(),
     })
 }
@@ -234,27 +236,12 @@ fn report(path: &str, runs: &[Run]) {
 pub async fn run(runs: usize, long_job_secs: u64) -> anyhow::Result<()> {
     dispatch_cpu()?;
 
-    let emulator_port = assetbox_local::emulator::free_port()?;
-    let (proxy, proxy_url) = Proxy::spawn(format!("http://127.0.0.1:{emulator_port}")).await?;
-    let stack = LocalStack::start(Options {
-        emulator_port,
-        functions_endpoint: Some(proxy_url),
-        parameters: assetbox_local::development_parameters(),
-        ..Options::default()
-    })
-    .await?;
+    let (stack, proxy) = proxied_stack(Vec::new(), false).await?;
     let table = Table::new(
         aws_sdk_dynamodb::Client::new(&stack.sdk),
         stack.physical_id("Table").context("table")?,
     );
-    let model = stack
-        .registered
-        .models
-        .iter()
-        .find(|m| m.spec.kind.as_str() == "image")
-        .context("the stand-in image model")?
-        .id
-        .clone();
+    let model = image_model(&stack)?;
     let http = reqwest::Client::new();
     let account = account(&http, &stack.api_url).await?;
     for (path, marker) in [("callback path", ""), ("poll-only path", " [no-callback]")] {

@@ -15,11 +15,15 @@
 //!   time to `COMPLETED` on the callback and poll-only paths (`generation.rs`).
 //! - `cleanup`: AWS calls per item and items per second per step for each
 //!   cleanup task; the cost of a run over 10,000 expired uploads (`cleanup.rs`).
+//! - `live`: write → event latency at a WebSocket subscriber, AWS calls per
+//!   pushed event, status-push's time per event, the cost of 1,000 events
+//!   (`live.rs`).
 
 mod cleanup;
 mod export;
 mod generation;
 mod ingest;
+mod live;
 mod uploads;
 
 use std::path::{Path, PathBuf};
@@ -100,6 +104,12 @@ enum What {
         #[arg(long, default_value_t = 200)]
         items: usize,
     },
+    /// Live status: write → event latency, AWS calls per pushed event, the
+    /// cost of 1,000 events.
+    Live {
+        #[arg(long, default_value_t = 100)]
+        changes: usize,
+    },
     /// One thumbnail in this process (what `ingest` runs per sample).
     #[command(hide = true)]
     IngestChild { path: PathBuf },
@@ -148,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
             long_job_secs,
         } => generation::run(runs, long_job_secs).await,
         What::Cleanup { items } => cleanup::run(items).await,
+        What::Live { changes } => live::run(changes).await,
         What::All { binary } => {
             size(&binary)?;
             coldstart(&binary, 30, "http").await?;

@@ -88,6 +88,39 @@ async fn sdk_sign_rate(count: u32) -> f64 {
     count as f64 / started.elapsed().as_secs_f64()
 }
 
+/// The local stack with its functions' AWS calls going through a counting
+/// proxy, and development parameters plus `extra`.
+pub(crate) async fn proxied_stack(
+    extra: Vec<(String, String)>,
+    deliver_s3_events: bool,
+) -> anyhow::Result<(assetbox_local::LocalStack, Arc<Proxy>)> {
+    let emulator_port = assetbox_local::emulator::free_port()?;
+    let (proxy, proxy_url) = Proxy::spawn(format!("http://127.0.0.1:{emulator_port}")).await?;
+    let mut parameters = assetbox_local::development_parameters();
+    parameters.extend(extra);
+    let stack = assetbox_local::LocalStack::start(assetbox_local::Options {
+        emulator_port,
+        functions_endpoint: Some(proxy_url),
+        parameters,
+        deliver_s3_events,
+        ..assetbox_local::Options::default()
+    })
+    .await?;
+    Ok((stack, proxy))
+}
+
+/// The id of the stand-in's image model the stack registered.
+pub(crate) fn image_model(stack: &assetbox_local::LocalStack) -> anyhow::Result<String> {
+    Ok(stack
+        .registered
+        .models
+        .iter()
+        .find(|m| m.spec.kind.as_str() == "image")
+        .ok_or_else(|| anyhow::anyhow!("the stand-in image model"))?
+        .id
+        .clone())
+}
+
 /// Counts AWS calls on their way to the emulator.
 pub(crate) struct Proxy {
     target: String,

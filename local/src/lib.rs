@@ -285,11 +285,11 @@ impl LocalStack {
                     source.function
                 );
             };
-            tasks.push(streams::spawn_stream_pump(
-                emulator.endpoint.clone(),
-                source,
-                consumer.clone(),
-            ));
+            tasks.push(
+                streams::spawn_stream_pump(emulator.endpoint.clone(), source, consumer.clone())
+                    .await
+                    .context("opening the table's stream")?,
+            );
         }
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, gateway::router(gateway)).await {

@@ -119,14 +119,11 @@ impl StreamsApi {
 
 /// Where the pump is in a shard: the last record it read.
 ///
-/// moto is read with a fresh iterator at that record each time instead of
-/// following `NextShardIterator`: a cancelled transaction makes moto
-/// restore a copy of the table, after which old iterators see no new
-/// records, and the next write reuses the sequence number of the rolled
-/// back one. The record read last is checked by its event id: another id
-/// at its sequence number means it was rolled back and the new one is
-/// news. (A record of a cancelled transaction read before moto rolled it
-/// back is delivered; AWS streams never carry those.)
+/// Each read starts with a fresh iterator at that record, checked by its
+/// event id, rather than following `NextShardIterator`: moto numbers stream
+/// records by their position, so when a cancelled transaction's records
+/// are taken back out (`local/moto_runner.py`) the next write reuses a
+/// sequence number, and another id at the position means it is news.
 #[derive(Debug, Clone, PartialEq)]
 enum Position {
     Start,
@@ -221,51 +218,33 @@ pub fn matches(pattern: &Value, value: Option<&Value>) -> bool {
     }
 }
 
-/// Reads `source`'s stream and feeds its function, for ever.
-pub fn spawn_stream_pump(
+/// Positions a pump at the end of `source`'s stream as it is now (as
+/// `StartingPosition: LATEST`), before the stack is handed out, so no write
+/// a caller makes after start can fall before it; then reads it and feeds
+/// its function, for ever.
+pub async fn spawn_stream_pump(
     emulator_endpoint: String,
     source: StreamSource,
     consumer: StreamConsumer,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let api = StreamsApi {
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("an HTTP client"),
-            endpoint: emulator_endpoint,
-        };
-        let shards = loop {
-            match api.open_shards(&source.stream_arn).await {
-                Ok(shards) => break shards,
-                Err(e) => {
-                    tracing::warn!(error = %e, "stream not readable yet");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+) -> anyhow::Result<JoinHandle<()>> {
+    let api = StreamsApi {
+        http: reqwest::Client::builder().no_proxy().build()?,
+        endpoint: emulator_endpoint,
+    };
+    let mut positions = Vec::new();
+    for shard in api.open_shards(&source.stream_arn).await? {
+        let mut position = Position::Start;
+        loop {
+            let read = api.records(&source.stream_arn, &shard, &position).await?;
+            let (news, next) = news(&position, read);
+            position = next;
+            if news.is_empty() {
+                break;
             }
-        };
-        // Start at the end of what is there (as `StartingPosition: LATEST`).
-        let mut positions = Vec::new();
-        for shard in shards {
-            let mut position = Position::Start;
-            loop {
-                match api.records(&source.stream_arn, &shard, &position).await {
-                    Ok(read) if read.is_empty() => break,
-                    Ok(read) => {
-                        let (news, next) = news(&position, read);
-                        position = next;
-                        if news.is_empty() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "stream not readable yet");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-            positions.push((shard, position));
         }
+        positions.push((shard, position));
+    }
+    Ok(tokio::spawn(async move {
         let mut pending: VecDeque<Value> = VecDeque::new();
         let mut attempts = 0u32;
         loop {
@@ -337,7 +316,7 @@ pub fn spawn_stream_pump(
                 }
             }
         }
-    })
+    }))
 }
 
 #[cfg(test)]

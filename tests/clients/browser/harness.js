@@ -34,3 +34,26 @@ window.callApi = async ({ api, token, path }) => {
     return { ok: false, error: String(error) }
   }
 }
+
+// Runs the README's live-status lines as they are written, with their
+// three constants given, and collects what they print until a line
+// matches `until` (or `waitMs` pass).
+window.runLiveSnippet = async ({ source, liveUrl, token, project, until, waitMs }) => {
+  const printed = []
+  const original = console.log
+  let done
+  const finished = new Promise((resolve) => { done = resolve })
+  console.log = (...args) => {
+    const line = args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ')
+    printed.push(line)
+    original(...args)
+    if (new RegExp(until).test(line)) done()
+  }
+  try {
+    new Function('LIVE_URL', 'ACCESS_TOKEN', 'PROJECT_ID', source)(liveUrl, token, project)
+    await Promise.race([finished, new Promise((resolve) => setTimeout(resolve, waitMs))])
+  } finally {
+    console.log = original
+  }
+  return printed
+}
