@@ -205,3 +205,36 @@ async fn cleanup_samples_start_a_run_and_carry_it_on() {
     assert_eq!(retry, Vec::<String>::new());
     assert_eq!(store.cleanup_steps(run).await.unwrap().len(), after.len());
 }
+
+/// The live API's samples: a forged token is denied; a connection of a
+/// user who owns no such project is refused that project (404) and, once
+/// gone, told to connect again (410); a stream record of a project nobody
+/// follows is done with, not retried.
+#[tokio::test]
+async fn live_samples() {
+    use assetbox_e2e::invoke_live_sample;
+    let denied = invoke_live_sample("live-authorizer", "connect.json").await;
+    assert_eq!(
+        denied["policyDocument"]["Statement"][0]["Effect"], "Deny",
+        "{denied}"
+    );
+
+    let connected = invoke_live_sample("live-api", "connect.json").await;
+    assert_eq!(connected["statusCode"], 200, "{connected}");
+    let reply = |answer: &Value| -> Value {
+        serde_json::from_str(answer["body"].as_str().expect("a body")).expect("a JSON reply")
+    };
+    let refused = invoke_live_sample("live-api", "subscribe.json").await;
+    assert_eq!(reply(&refused)["status"], 404, "{refused}");
+    let gone = invoke_live_sample("live-api", "disconnect.json").await;
+    assert_eq!(gone["statusCode"], 200);
+    let after = invoke_live_sample("live-api", "subscribe.json").await;
+    assert_eq!(reply(&after)["status"], 410, "{after}");
+
+    let pushed = invoke_live_sample("status-push", "stream.json").await;
+    assert_eq!(
+        pushed["batchItemFailures"],
+        serde_json::json!([]),
+        "{pushed}"
+    );
+}

@@ -57,8 +57,10 @@ enum What {
         #[arg(long, default_value_t = 30)]
         runs: usize,
         /// The first event: an HTTP health call (API functions), or `sqs`,
-        /// an empty SQS batch (ingest-object, import-url: the same init,
-        /// and an answer that needs no AWS call).
+        /// an empty SQS batch (ingest-object, import-url, status-push: the
+        /// same init, and an answer that needs no AWS call), `websocket`
+        /// (live-api: a message of no known action) or `authorizer`
+        /// (live-authorizer: a connect without a token).
         #[arg(long, default_value = "http")]
         event: String,
     },
@@ -260,7 +262,12 @@ async fn coldstart(binary: &Path, runs: usize, kind: &str) -> anyhow::Result<()>
     let event = match kind {
         "http" => std::fs::read_to_string(events_dir().join("health.json"))?,
         "sqs" => r#"{"Records":[]}"#.to_owned(),
-        other => bail!("--event is http or sqs, not {other}"),
+        // live-api: a message of no known action (answered without AWS).
+        "websocket" => r#"{"requestContext":{"routeKey":"$default","eventType":"MESSAGE","connectionId":"bench0000000000=","connectedAt":1796500000000,"requestTimeEpoch":1796500000000},"body":"{}","isBase64Encoded":false}"#.to_owned(),
+        // live-authorizer: a connect without a token (denied without
+        // fetching the pool's keys).
+        "authorizer" => r#"{"type":"REQUEST","methodArn":"arn:aws:execute-api:us-east-1:123456789012:bench/live/$connect","queryStringParameters":{},"requestContext":{"routeKey":"$connect","eventType":"CONNECT","connectionId":"bench0000000000=","connectedAt":1796500000000,"requestTimeEpoch":1796500000000}}"#.to_owned(),
+        other => bail!("--event is http, sqs, websocket or authorizer, not {other}"),
     };
     let mut cold_ms = Vec::new();
     let mut rss_mb = Vec::new();
@@ -316,6 +323,15 @@ async fn coldstart(binary: &Path, runs: usize, kind: &str) -> anyhow::Result<()>
             )
             .env("PROVIDER_SECRET_PREFIX", "bench/providers/")
             .env(
+                "LIVE_ENDPOINT",
+                "https://bench.execute-api.us-east-1.amazonaws.com/live",
+            )
+            .env(
+                "COGNITO_ISSUER",
+                "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_bench",
+            )
+            .env("COGNITO_AUDIENCES", "bench-client")
+            .env(
                 "CALLBACK_SECRET",
                 "bench-callback-secret-of-at-least-32-bytes",
             )
@@ -332,7 +348,7 @@ async fn coldstart(binary: &Path, runs: usize, kind: &str) -> anyhow::Result<()>
         // The health event: 200 from catalog-api; functions without that
         // route answer their own 404, which has run the same init and routing.
         // An empty SQS batch: any answer (errors go to `/error`, not here).
-        let answered = kind == "sqs"
+        let answered = matches!(kind, "sqs" | "websocket" | "authorizer")
             || answer.contains("\"statusCode\":200")
             || answer.contains("route_not_found");
         if !answered {

@@ -74,3 +74,40 @@ pub async fn invoke_s3_sample(binary: &str, sample: &str) -> Result<(), String> 
     let event = serde_json::from_str(&text).expect("sample is an S3 event");
     consumer(event).await
 }
+
+/// Runs an `events/` sample of the live WebSocket API's functions (the
+/// authorizer, the routes, the stream consumer) as Lambda would; what the
+/// function answered, as JSON. A sample's connection is moved to now (a
+/// connection lives two hours; the file's time has long passed).
+pub async fn invoke_live_sample(binary: &str, sample: &str) -> Value {
+    use assetbox_local::functions::LocalFunction;
+    let (function, text) = function_and_sample(binary, sample).await;
+    let mut event: Value = serde_json::from_str(&text).expect("sample is JSON");
+    if let Some(context) = event
+        .get_mut("requestContext")
+        .and_then(Value::as_object_mut)
+    {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("a clock after 1970")
+            .as_millis() as i64;
+        context.insert("connectedAt".into(), now_ms.into());
+        context.insert("requestTimeEpoch".into(), now_ms.into());
+    }
+    let answer = match function {
+        LocalFunction::Authorizer(authorizer) => serde_json::to_value(
+            authorizer
+                .handle(serde_json::from_value(event).expect("an authorizer request"))
+                .await
+                .expect("an answer"),
+        ),
+        LocalFunction::WebSocket(api) => serde_json::to_value(
+            api.handle(serde_json::from_value(event).expect("a WebSocket event"))
+                .await
+                .expect("an answer"),
+        ),
+        LocalFunction::Stream(consumer) => serde_json::to_value(consumer(event).await),
+        _ => panic!("{binary} is not a live function"),
+    };
+    answer.expect("the answer serialises")
+}
