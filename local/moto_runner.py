@@ -147,6 +147,25 @@ def keep_streams_out_of_transaction_copies() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items
 
 
+def forget_used_stream_iterators() -> None:
+    """Drops a stream iterator once GetRecords used it, and keeps at most
+    1,000 unused ones.
+
+    moto 5.1.22 keeps every iterator it ever handed out; the local stack
+    reads the stream ten times a second. DynamoDB Streams iterators expire
+    after 15 minutes.
+    """
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    def get_records(self, iterator_arn, limit):
+        iterator = self.shard_iterators.pop(iterator_arn)
+        while len(self.shard_iterators) > 1000:
+            self.shard_iterators.pop(next(iter(self.shard_iterators)))
+        return iterator.get(limit)
+
+    DynamoDBStreamsBackend.get_records = get_records
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     serialise_dynamodb()
@@ -154,6 +173,7 @@ def main() -> None:
     cors_on_every_object_response()
     honour_token_validity()
     keep_streams_out_of_transaction_copies()
+    forget_used_stream_iterators()
     # One line per emulator request drowns the stack's own logs.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # ThreadedMotoServer.start() waits for ever when its server cannot bind.

@@ -378,3 +378,23 @@ async fn a_subscriber_sees_a_generation_run_and_a_failed_one_fail_with_the_reaso
         "{failed}"
     );
 }
+
+#[tokio::test]
+async fn events_stop_when_the_connection_s_token_expires() {
+    stack();
+    let api = Client::new();
+    let user = api.new_user().await;
+    let (project, box_id) = api.project_and_box(&user).await;
+    let mut claims = stack().access_claims(&user.id);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    claims["exp"] = json!(now + 3);
+    let mut socket = connect(&stack().mint_token(&claims))
+        .await
+        .expect("connected");
+    assert_eq!(subscribe(&mut socket, &project).await["type"], "subscribed");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    api.small_upload(&user, &box_id, "late.png", &media::png(16, 16, 5))
+        .await;
+    let late = next_json(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(late, None, "an event after the token expired");
+}

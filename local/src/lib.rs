@@ -286,9 +286,14 @@ impl LocalStack {
                 );
             };
             tasks.push(
-                streams::spawn_stream_pump(emulator.endpoint.clone(), source, consumer.clone())
-                    .await
-                    .context("opening the table's stream")?,
+                streams::spawn_stream_pump(
+                    emulator.endpoint.clone(),
+                    source,
+                    consumer.clone(),
+                    function.timeout,
+                )
+                .await
+                .context("opening the table's stream")?,
             );
         }
         tasks.push(tokio::spawn(async move {

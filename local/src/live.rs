@@ -290,7 +290,17 @@ async fn connect(
         }
         None => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
-    upgrade.on_upgrade(move |socket| serve(gateway, socket, connection, connected_at_ms))
+    // `$connect` ran: an upgrade that fails after it must still run
+    // `$disconnect`, or the connection's item would stay.
+    let failed = (gateway.clone(), connection.clone());
+    upgrade
+        .on_failed_upgrade(move |_| {
+            tokio::spawn(async move {
+                let (gateway, connection) = failed;
+                gateway.on_close(&connection, connected_at_ms).await;
+            });
+        })
+        .on_upgrade(move |socket| serve(gateway, socket, connection, connected_at_ms))
 }
 
 async fn serve(
@@ -327,13 +337,15 @@ async fn serve(
             Message::Close(_) => break,
             _ => continue,
         };
-        if let Some(open) = gateway
+        match gateway
             .connections
             .lock()
             .expect("connections")
             .get_mut(&connection)
         {
-            open.last_active_ms = now_ms();
+            Some(open) => open.last_active_ms = now_ms(),
+            // Deleted through the management API: nothing more is routed.
+            None => break,
         }
         if let Some(answer) = gateway
             .on_message(&connection, connected_at_ms, &text)

@@ -226,6 +226,7 @@ pub async fn spawn_stream_pump(
     emulator_endpoint: String,
     source: StreamSource,
     consumer: StreamConsumer,
+    timeout: Duration,
 ) -> anyhow::Result<JoinHandle<()>> {
     let api = StreamsApi {
         http: reqwest::Client::builder().no_proxy().build()?,
@@ -279,17 +280,26 @@ pub async fn spawn_stream_pump(
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             };
-            let response = consumer(json!({ "Records": batch })).await;
-            let failed_at = response
-                .batch_item_failures
-                .iter()
-                .filter_map(|f| f.item_identifier.as_deref())
-                .filter_map(|id| {
-                    batch
-                        .iter()
-                        .position(|r| sequence_of(r).as_deref() == Some(id))
-                })
-                .min();
+            // A timeout, or a failure naming no record of the batch, fails
+            // the whole batch, as Lambda takes it.
+            let answer = tokio::time::timeout(timeout, consumer(json!({ "Records": batch }))).await;
+            let failed_at = match answer {
+                Err(_) => Some(0),
+                Ok(response) => response
+                    .batch_item_failures
+                    .iter()
+                    .map(|f| {
+                        f.item_identifier
+                            .as_deref()
+                            .and_then(|id| {
+                                batch
+                                    .iter()
+                                    .position(|r| sequence_of(r).as_deref() == Some(id))
+                            })
+                            .unwrap_or(0)
+                    })
+                    .min(),
+            };
             match failed_at {
                 None => {
                     pending.drain(..batch.len());

@@ -58,8 +58,6 @@ impl LiveApi {
             return Ok(answer(400, None));
         };
         let now = clock::now().unix_timestamp();
-        // The connection lives two hours from its start, whatever route.
-        let expires = context.connected_at / 1000 + live::CONNECTION_LIFETIME_SECS;
         match context.route_key.as_deref().unwrap_or("$default") {
             "$connect" => {
                 let Some(owner) = context
@@ -72,6 +70,16 @@ impl LiveApi {
                     // Only the authorizer lets anyone this far.
                     return Ok(answer(403, None));
                 };
+                // API Gateway closes it after two hours; its events stop when
+                // the token it came with expires, if that is sooner.
+                let token_expires = context
+                    .authorizer
+                    .fields
+                    .get("token_expires")
+                    .and_then(|e| e.as_i64().or_else(|| e.as_str()?.parse().ok()))
+                    .unwrap_or(i64::MAX);
+                let expires = (context.connected_at / 1000 + live::CONNECTION_LIFETIME_SECS)
+                    .min(token_expires);
                 let at = clock::rfc3339(clock::now());
                 self.table
                     .open_connection(connection, owner, &at, expires)
@@ -90,7 +98,7 @@ impl LiveApi {
                         "send {\"action\": \"subscribe\", \"project\": \"<project id>\"}",
                     )));
                 };
-                let Some((owner, _)) = self.table.connection(connection, now).await? else {
+                let Some(open) = self.table.connection(connection, now).await? else {
                     return Ok(reply(&Reply::refused(
                         410,
                         Some(&project),
@@ -98,12 +106,19 @@ impl LiveApi {
                     )));
                 };
                 if route == "unsubscribe" {
-                    self.table.unsubscribe(connection, &owner, &project).await?;
-                    return Ok(reply(&Reply::done("unsubscribed", &project)));
+                    let done = self
+                        .table
+                        .unsubscribe(connection, &open.owner, &project, now)
+                        .await?;
+                    return Ok(reply(&if done {
+                        Reply::done("unsubscribed", &project)
+                    } else {
+                        Reply::refused(409, Some(&project), "a concurrent change; send it again")
+                    }));
                 }
                 let outcome = self
                     .table
-                    .subscribe(connection, &owner, &project, expires, now)
+                    .subscribe(connection, &open.owner, &project, open.expires, now)
                     .await?;
                 Ok(reply(&match outcome {
                     Subscribed::Yes => Reply::done("subscribed", &project),

@@ -80,6 +80,18 @@ impl JwtVerifier {
         if !audience_ok {
             return Err("audience not accepted".into());
         }
+        // API Gateway refuses a token issued in the future; jsonwebtoken
+        // does not look at `iat`.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if claims
+            .get("iat")
+            .and_then(Value::as_u64)
+            .is_some_and(|iat| iat > now)
+        {
+            return Err("token issued in the future".into());
+        }
         Ok(claims)
     }
 }
@@ -171,10 +183,19 @@ impl Authorizer {
         };
         let verifier = self.verifier_for(kid_of(&token).as_deref()).await?;
         match verifier.verify(&token) {
-            Ok(claims) => match claims.get("sub").and_then(Value::as_str) {
-                Some(sub) if !sub.is_empty() => Ok(allow(&method_arn, sub)),
-                _ => Ok(deny(&method_arn)),
-            },
+            Ok(claims) => {
+                let sub = claims.get("sub").and_then(Value::as_str);
+                let expires = claims.get("exp").and_then(Value::as_i64);
+                match (sub, expires) {
+                    // The same subjects the HTTP API's callers may be.
+                    (Some(sub), Some(expires))
+                        if assetbox_shared::http::caller::is_plausible_subject(sub) =>
+                    {
+                        Ok(allow(&method_arn, sub, expires))
+                    }
+                    _ => Ok(deny(&method_arn)),
+                }
+            }
             Err(reason) => {
                 tracing::info!(reason, "live connection refused");
                 Ok(deny(&method_arn))
@@ -191,12 +212,14 @@ fn policy(effect: &str, method_arn: &str) -> ApiGatewayCustomAuthorizerPolicy {
     .expect("a fixed policy shape")
 }
 
-fn allow(method_arn: &str, owner: &str) -> ApiGatewayCustomAuthorizerResponse {
+fn allow(method_arn: &str, owner: &str, expires: i64) -> ApiGatewayCustomAuthorizerResponse {
     let mut response = ApiGatewayCustomAuthorizerResponse::default();
     response.principal_id = Some(owner.to_owned());
     response.policy_document = policy("Allow", method_arn);
-    // The live API reads the owner from here at `$connect`.
-    response.context = json!({ "owner": owner });
+    // The live API reads these at `$connect`: whose connection it is, and
+    // when the token it came with expires (its events stop then, as the
+    // HTTP API's answers would).
+    response.context = json!({ "owner": owner, "token_expires": expires });
     response
 }
 

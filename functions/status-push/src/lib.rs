@@ -145,7 +145,17 @@ impl Pusher {
             match sent {
                 Sent::Delivered => {}
                 Sent::Gone => {
-                    if let Err(e) = self.table.close_connection(&connection).await {
+                    // The subscription directly too: one made after the
+                    // connection's item was last read is not on it.
+                    let forgotten = match self.table.close_connection(&connection).await {
+                        Ok(()) => {
+                            self.table
+                                .forget_subscription(&event.project, &connection)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = forgotten {
                         tracing::warn!(connection, error = %e, "gone connection not forgotten");
                     }
                     if let Some(list) = followers.get_mut(&event.project) {

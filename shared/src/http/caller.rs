@@ -46,7 +46,7 @@ impl Caller {
 
 /// Subjects end up inside table keys (`USER#<sub>`): refuse anything that
 /// could smuggle a key separator or is absurdly long.
-fn is_plausible_subject(sub: &str) -> bool {
+pub fn is_plausible_subject(sub: &str) -> bool {
     !sub.is_empty()
         && sub.len() <= 128
         && sub

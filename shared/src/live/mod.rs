@@ -11,7 +11,7 @@ use crate::media::AssetType;
 
 mod store;
 
-pub use store::{Subscribed, Subscriber};
+pub use store::{OpenConnection, Subscribed, Subscriber};
 
 /// API Gateway closes a WebSocket connection after two hours; its items
 /// expire then too.

@@ -27,6 +27,17 @@ pub enum Subscribed {
     Clashed,
 }
 
+/// A live connection as its item keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenConnection {
+    pub owner: String,
+    /// The projects it follows.
+    pub projects: Vec<String>,
+    /// When its events stop (epoch seconds): API Gateway's two hours, or
+    /// its token's expiry if sooner.
+    pub expires: i64,
+}
+
 /// One connection following a project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscriber {
@@ -76,12 +87,13 @@ impl Table {
         Ok(())
     }
 
-    /// The owner of a live connection and the projects it follows.
+    /// A connection still live at `now_epoch` (TTL deletes lazily: an
+    /// expired item is a closed connection).
     pub async fn connection(
         &self,
         connection_id: &str,
         now_epoch: i64,
-    ) -> Result<Option<(String, Vec<String>)>, StoreError> {
+    ) -> Result<Option<OpenConnection>, StoreError> {
         let out = self
             .client()
             .get_item()
@@ -94,12 +106,12 @@ impl Table {
         let Some(item) = out.item else {
             return Ok(None);
         };
-        // TTL deletes lazily: an expired item is a closed connection.
         let expires = item
             .get(keys::TTL)
             .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok());
-        if expires.is_some_and(|at| at <= now_epoch) {
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(i64::MAX);
+        if expires <= now_epoch {
             return Ok(None);
         }
         let Some(owner) = text(&item, "owner") else {
@@ -110,7 +122,11 @@ impl Table {
             .and_then(|v| v.as_ss().ok())
             .cloned()
             .unwrap_or_default();
-        Ok(Some((owner, projects)))
+        Ok(Some(OpenConnection {
+            owner,
+            projects,
+            expires,
+        }))
     }
 
     /// Follows `project` on a connection of `owner`, in one transaction that
@@ -168,20 +184,22 @@ impl Table {
             Err(Refusal::ParentGone) => Ok(Subscribed::UnknownProject),
             Err(_) => Ok(match self.connection(connection_id, now_epoch).await? {
                 None => Subscribed::NoConnection,
-                Some((o, _)) if o != owner => Subscribed::NoConnection,
-                Some((_, projects)) if projects.len() >= MAX_SUBSCRIPTIONS => Subscribed::TooMany,
+                Some(open) if open.owner != owner => Subscribed::NoConnection,
+                Some(open) if open.projects.len() >= MAX_SUBSCRIPTIONS => Subscribed::TooMany,
                 Some(_) => Subscribed::Clashed,
             }),
         }
     }
 
-    /// Stops following `project` (following nothing is fine).
+    /// Stops following `project` (following nothing is fine); `false` when
+    /// a concurrent change of the connection got in the way (try again).
     pub async fn unsubscribe(
         &self,
         connection_id: &str,
         owner: &str,
         project: &str,
-    ) -> Result<(), StoreError> {
+        now_epoch: i64,
+    ) -> Result<bool, StoreError> {
         let unfollow = Update::builder()
             .table_name(self.name())
             .set_key(Some(connection_key(connection_id)))
@@ -201,9 +219,32 @@ impl Table {
                 .delete(built(delete.build())?)
                 .build(),
         ];
-        // Refused only when the connection is gone or not the owner's:
-        // then there is nothing of theirs to remove.
-        self.transact(items, Vec::new()).await?.ok();
+        if self.transact(items, Vec::new()).await?.is_ok() {
+            return Ok(true);
+        }
+        // Refused: a connection gone or not the owner's has nothing of
+        // theirs to remove; one that is theirs met a concurrent change.
+        Ok(self
+            .connection(connection_id, now_epoch)
+            .await?
+            .is_none_or(|open| open.owner != owner))
+    }
+
+    /// Removes one subscription whatever its connection's item says (a
+    /// push found the connection gone; a subscribe may have landed after
+    /// the connection's item was read).
+    pub async fn forget_subscription(
+        &self,
+        project: &str,
+        connection_id: &str,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .delete_item()
+            .table_name(self.name())
+            .set_key(Some(subscription_key(project, connection_id)))
+            .send()
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -211,7 +252,9 @@ impl Table {
     /// found it gone).
     pub async fn close_connection(&self, connection_id: &str) -> Result<(), StoreError> {
         // Expired or not, what it followed is on it.
-        let Some((_, projects)) = self.connection(connection_id, i64::MIN).await? else {
+        let Some(OpenConnection { projects, .. }) =
+            self.connection(connection_id, i64::MIN).await?
+        else {
             return Ok(());
         };
         let deletes = projects
