@@ -167,7 +167,7 @@ async fn another_users_project_is_refused_like_an_unknown_one_and_its_events_nev
     let (api, alice, alice_project, alice_box, mut alice_socket) = subscribed_user().await;
     let (_, bob, _, bob_box, mut bob_socket) = subscribed_user().await;
     let foreign = subscribe(&mut bob_socket, &alice_project).await;
-    let unknown = subscribe(&mut bob_socket, "01JUNKNOWNPROJECT000000000").await;
+    let unknown = subscribe(&mut bob_socket, "01JNKN0WNPR0JECT0000000000").await;
     assert_eq!(foreign["status"], 404, "{foreign}");
     assert_eq!(foreign["message"], unknown["message"]);
     send(&mut bob_socket, json!({"action": "shout"})).await;

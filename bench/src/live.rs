@@ -204,17 +204,6 @@ async fn stack_item(stack: &LocalStack, owner: &str, id: &str) -> anyhow::Result
         .await?
         .item
         .context("the asset")?;
-    let mut out = serde_json::Map::new();
-    for (name, value) in item {
-        let value = match value {
-            aws_sdk_dynamodb::types::AttributeValue::S(s) => json!({"S": s}),
-            aws_sdk_dynamodb::types::AttributeValue::N(n) => json!({"N": n}),
-            aws_sdk_dynamodb::types::AttributeValue::Bool(b) => json!({"BOOL": b}),
-            aws_sdk_dynamodb::types::AttributeValue::Null(_) => json!({"NULL": true}),
-            // Lists and maps (the generation job) are not read by the push.
-            _ => continue,
-        };
-        out.insert(name, value);
-    }
-    Ok(Value::Object(out))
+    // serde_dynamo writes the stream's attribute-value JSON.
+    Ok(serde_json::to_value(serde_dynamo::Item::from(item))?)
 }

@@ -171,10 +171,12 @@ fn as_lambda_delivers(mut record: Value, stream_arn: &str) -> Value {
                 change.remove(image);
             }
         }
-        // Lambda: seconds since the epoch, as a number.
+        // Lambda: seconds since the epoch, as a number. moto writes a
+        // naive UTC ISO time (`2026-12-06T01:48:55.116000`).
         if let Some(Value::String(at)) = change.get("ApproximateCreationDateTime") {
+            let utc = at.replace(' ', "T").replace("+00:00", "");
             let seconds = time::OffsetDateTime::parse(
-                &at.replace(' ', "T").replace("+00:00", "Z"),
+                &format!("{}Z", utc.trim_end_matches('Z')),
                 &time::format_description::well_known::Rfc3339,
             )
             .map_or(0, |t| t.unix_timestamp());
@@ -370,5 +372,12 @@ mod tests {
             1_796_521_735
         );
         assert_eq!(out["eventSourceARN"], "arn:stream");
+        let on_the_wire =
+            json!({"dynamodb": {"ApproximateCreationDateTime": "2026-12-06T01:48:55.116000"}});
+        let out = as_lambda_delivers(on_the_wire, "arn:stream");
+        assert_eq!(
+            out["dynamodb"]["ApproximateCreationDateTime"],
+            1_796_521_735
+        );
     }
 }

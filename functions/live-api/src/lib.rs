@@ -10,7 +10,7 @@
 use assetbox_shared::config::{self, ConfigError, Settings, vars};
 use assetbox_shared::db::Table;
 use assetbox_shared::live::{self, Reply, Subscribed, SubscriptionRequest};
-use assetbox_shared::{aws, clock};
+use assetbox_shared::{aws, clock, validation};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 
@@ -152,13 +152,12 @@ impl LiveApi {
     }
 }
 
-/// The project a subscribe or unsubscribe names: a ULID-like id (ids go
-/// into keys, so nothing else is accepted).
+/// The project a subscribe or unsubscribe names: a ULID, as every id (ids
+/// go into keys, so nothing else is accepted).
 fn project_of(body: Option<&str>) -> Option<String> {
     let request: SubscriptionRequest = serde_json::from_str(body?).ok()?;
     let id = request.project.trim();
-    let valid = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric());
-    valid.then(|| id.to_owned())
+    validation::is_ulid(id).then(|| id.to_owned())
 }
 
 #[cfg(test)]
@@ -169,8 +168,8 @@ mod tests {
     fn only_plain_ids_are_projects() {
         let of = |b: &str| project_of(Some(b));
         assert_eq!(
-            of(r#"{"action":"subscribe","project":"01JABC"}"#),
-            Some("01JABC".into())
+            of(r#"{"action":"subscribe","project":"01JEXAMP1EPR0JECT000000000"}"#),
+            Some("01JEXAMP1EPR0JECT000000000".into())
         );
         assert_eq!(of(r#"{"action":"subscribe","project":"A#B"}"#), None);
         assert_eq!(of(r#"{"action":"subscribe"}"#), None);

@@ -82,12 +82,10 @@ impl JwtVerifier {
         }
         // API Gateway refuses a token issued in the future; jsonwebtoken
         // does not look at `iat`.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = assetbox_shared::clock::now().unix_timestamp();
         if claims
             .get("iat")
-            .and_then(Value::as_u64)
+            .and_then(Value::as_i64)
             .is_some_and(|iat| iat > now)
         {
             return Err("token issued in the future".into());

@@ -65,8 +65,11 @@ impl Pusher {
     /// Pushes the batch's changes in stream order. The first record whose
     /// push fails is reported; Lambda retries it and everything after it.
     pub async fn handle(&self, event: Value) -> DynamoDbEventResponse {
-        let records = match event.get("Records") {
-            Some(Value::Array(records)) => records.clone(),
+        let records = match event {
+            Value::Object(mut event) => match event.remove("Records") {
+                Some(Value::Array(records)) => records,
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         };
         let now = clock::now().unix_timestamp();
@@ -79,7 +82,7 @@ impl Pusher {
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             let change = match serde_json::from_value::<EventRecord>(raw) {
-                Ok(record) => change_of(&record),
+                Ok(record) => change_of(record),
                 Err(e) => {
                     tracing::warn!(error = %e, sequence, "stream record skipped: unreadable");
                     None
@@ -191,11 +194,11 @@ impl Pusher {
 }
 
 /// An asset item's image, if the record has one.
-fn asset_of(image: &serde_dynamo::Item) -> Option<AssetRecord> {
+fn asset_of(image: serde_dynamo::Item) -> Option<AssetRecord> {
     if image.is_empty() {
         return None;
     }
-    match serde_dynamo::from_item(image.clone()) {
+    match serde_dynamo::from_item(image) {
         Ok(asset) => Some(asset),
         Err(e) => {
             tracing::warn!(error = %e, "an asset image that does not read as an asset");
@@ -206,17 +209,17 @@ fn asset_of(image: &serde_dynamo::Item) -> Option<AssetRecord> {
 
 /// The event of a stream record, with the owner whose connections may see
 /// it.
-pub fn change_of(record: &EventRecord) -> Change {
+pub fn change_of(record: EventRecord) -> Change {
     let sk = record.change.keys.get(keys::SK)?;
     let is_asset =
         matches!(sk, serde_dynamo::AttributeValue::S(sk) if sk.starts_with(keys::prefix::ASSET));
     if !is_asset {
         return None;
     }
-    let old = asset_of(&record.change.old_image);
-    let new = asset_of(&record.change.new_image);
-    let sequence = record.change.sequence_number.as_deref()?;
-    let event = live::event_of(old.as_ref(), new.as_ref(), live::version_of(sequence))?;
+    let sequence = record.change.sequence_number?;
+    let old = asset_of(record.change.old_image);
+    let new = asset_of(record.change.new_image);
+    let event = live::event_of(old.as_ref(), new.as_ref(), live::version_of(&sequence))?;
     let owner = new.or(old)?.owner;
     Some((owner, event))
 }

@@ -63,6 +63,13 @@ fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
+/// When an item expires (its TTL), if it says.
+fn expires_of(item: &HashMap<String, AttributeValue>) -> Option<i64> {
+    item.get(keys::TTL)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 impl Table {
     /// Records a connection its authorizer let in.
     pub async fn open_connection(
@@ -106,11 +113,7 @@ impl Table {
         let Some(item) = out.item else {
             return Ok(None);
         };
-        let expires = item
-            .get(keys::TTL)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(i64::MAX);
+        let expires = expires_of(&item).unwrap_or(i64::MAX);
         if expires <= now_epoch {
             return Ok(None);
         }
@@ -301,12 +304,7 @@ impl Table {
         let items = self.whole_partition(keys::subscribers_pk(project)).await?;
         Ok(items
             .into_iter()
-            .filter(|item| {
-                item.get(keys::TTL)
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .is_none_or(|at| at > now_epoch)
-            })
+            .filter(|item| expires_of(item).is_none_or(|at| at > now_epoch))
             .filter_map(|item| {
                 Some(Subscriber {
                     connection_id: text(&item, "connection_id")?,
