@@ -4,6 +4,7 @@
 //! JWTs and runs the very `Router`s the Lambdas run; schedules fire into their
 //! queues. Tests start the same stack in-process on free ports.
 
+pub mod console;
 pub mod cors;
 pub mod emulator;
 pub mod functions;
@@ -49,6 +50,8 @@ pub struct Options {
     pub api_port: u16,
     /// Port of the live WebSocket API; 0 picks a free one.
     pub live_port: u16,
+    /// Port of the web console and share page; 0 picks a free one.
+    pub console_port: u16,
     /// Port of the emulator; 0 picks a free one.
     pub emulator_port: u16,
     pub stack_name: String,
@@ -80,6 +83,7 @@ impl Default for Options {
         Self {
             api_port: 0,
             live_port: 0,
+            console_port: 0,
             emulator_port: 0,
             stack_name: "assetbox-local".into(),
             schedule_every: None,
@@ -95,6 +99,8 @@ pub struct LocalStack {
     pub api_url: String,
     /// The live WebSocket API (`ws://…/<stage>`), when the template has one.
     pub live_url: Option<String>,
+    /// The web console; share links point at its `/shared/<token>` page.
+    pub console_url: String,
     pub emulator: Emulator,
     pub sdk: SdkConfig,
     pub resolved: Resolved,
@@ -168,12 +174,27 @@ impl LocalStack {
                 )
             })?;
         let live_addr = live_listener.local_addr()?;
+        let console_listener = tokio::net::TcpListener::bind(("127.0.0.1", options.console_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the web console to 127.0.0.1:{} (free it or pass another --console-port)",
+                    options.console_port
+                )
+            })?;
+        let console_url = format!("http://{}", console_listener.local_addr()?);
         let websocket_api = template.websocket_api()?;
         // Provider callbacks come back to this API unless told otherwise.
         if let Some(param) = template.parameters.get_mut("PublicApiUrl")
             && param["Default"].as_str().is_none_or(str::is_empty)
         {
             param["Default"] = serde_json::Value::String(api_url.clone());
+        }
+        // Share links open the console's share page unless told otherwise.
+        if let Some(param) = template.parameters.get_mut("PublicAppUrl")
+            && param["Default"].as_str().is_none_or(str::is_empty)
+        {
+            param["Default"] = serde_json::Value::String(console_url.clone());
         }
         let emulator_port = match options.emulator_port {
             0 => emulator::free_port()?,
@@ -296,6 +317,15 @@ impl LocalStack {
                 .context("opening the table's stream")?,
             );
         }
+        let console_router = console::router(console::ConsoleConfig {
+            api_url: api_url.clone(),
+            live_url: live_url.clone(),
+        });
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(console_listener, console_router).await {
+                tracing::error!(error = %e, "web console stopped");
+            }
+        }));
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, gateway::router(gateway)).await {
                 tracing::error!(error = %e, "HTTP API stopped");
@@ -361,6 +391,7 @@ impl LocalStack {
         Ok(Self {
             api_url,
             live_url,
+            console_url,
             emulator,
             sdk,
             resolved,

@@ -16,6 +16,9 @@ struct Args {
     /// Port of the live WebSocket API (asset status pushed to browsers).
     #[arg(long, default_value_t = 3001)]
     live_port: u16,
+    /// Port of the web console and the share page.
+    #[arg(long, default_value_t = 3002)]
+    console_port: u16,
     /// Port of the AWS emulator (moto).
     #[arg(long, default_value_t = 4566)]
     emulator_port: u16,
@@ -47,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let stack = LocalStack::start(Options {
         api_port: args.port,
         live_port: args.live_port,
+        console_port: args.console_port,
         emulator_port: args.emulator_port,
         schedule_every: args.schedule_every.map(Duration::from_secs),
         parameters,
@@ -58,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         r#"
 assetbox is running.
+  Web console   {console}/   (share links open {console}/shared/<token>)
   HTTP API      {api}   (OpenAPI: {api}/openapi.json)
   Live status   {live}?token=<access token>   (WebSocket: README, "Live status")
   AWS emulator  {emu}   (DynamoDB table {table}, bucket {bucket})
@@ -86,6 +91,7 @@ see the README ("Front ends").
 State lives in memory: Ctrl-C stops everything this command started, and its users,
 tokens and data go with it."#,
         emu = stack.emulator.endpoint,
+        console = stack.console_url,
         live = stack.live_url.as_deref().unwrap_or("(none)"),
         standin = stack.standin.url,
         models = stack
