@@ -5,12 +5,16 @@ when ready and exits when its stdin closes, so the emulator never outlives the
 process that started it (Ctrl-C, a panic, or a test binary ending).
 """
 
+import copyreg
 import json
 import logging
 import os
+import pickle
+import signal
 import socket
 import sys
 import threading
+import time
 
 # Without this moto answers every origin with wildcard CORS headers, which
 # would hide a bucket whose own CORS rules are missing or wrong.
@@ -23,7 +27,14 @@ from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 from moto.s3.exceptions import NoSuchUpload
 from moto.s3.models import S3Backend
 from moto.s3.responses import S3Response
+from moto.backends import get_backend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
+
+
+# One lock for every DynamoDB request (and stream read); snapshots take it too.
+DYNAMODB_LOCK = threading.RLock()
 
 
 def serialise_dynamodb() -> None:
@@ -38,12 +49,11 @@ def serialise_dynamodb() -> None:
     records of a transaction that is about to be cancelled. S3, SQS and
     Cognito stay concurrent (SQS long polls must not block anything).
     """
-    lock = threading.RLock()
     for handler in (DynamoHandler, DynamoDBStreamsHandler):
         original = handler.call_action
 
         def call_action(self, original=original):
-            with lock:
+            with DYNAMODB_LOCK:
                 return original(self)
 
         handler.call_action = call_action
@@ -166,8 +176,180 @@ def forget_used_stream_iterators() -> None:
     DynamoDBStreamsBackend.get_records = get_records
 
 
+# What the local stack uses: its state is what a data directory keeps.
+PERSISTED_SERVICES = ("dynamodb", "dynamodbstreams", "s3", "sqs", "cognito-idp", "secretsmanager")
+# Operations that change nothing worth saving (reads, and the pumps' polls).
+READ_PREFIXES = ("Get", "List", "Describe", "Query", "Scan", "BatchGet", "Receive")
+AUTOSAVE_SECONDS = 30
+
+
+def _rsa_from_pem(pem, password):
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(pem, password)
+
+
+def make_state_picklable() -> None:
+    """Teaches pickle the few objects moto's backends hold that it cannot
+    copy: locks (restored as fresh ones) and Cognito's RSA signing key
+    (moto's bundled key, restored from its PEM)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    copyreg.pickle(type(threading.Lock()), lambda _: (threading.Lock, ()))
+    copyreg.pickle(type(threading.RLock()), lambda _: (threading.RLock, ()))
+    copyreg.pickle(threading.Condition, lambda _: (threading.Condition, ()))
+    key_type = type(rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    pem = lambda key: key.private_bytes(  # noqa: E731
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    copyreg.pickle(key_type, lambda key: (_rsa_from_pem, (pem(key), None)))
+
+
+class Gate:
+    """Lets a snapshot see the emulator between requests, never during one.
+
+    Requests pass in parallel; a snapshot closes the gate, waits for those in
+    flight, and pickles. SQS long polls do not hold the gate (they would hold
+    a snapshot for 20 s); what they change (a message's visibility) is
+    harmless to catch mid-way, and a snapshot that races one is retried.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.turn = threading.Condition()
+        self.active = 0
+        self.closed = False
+        self.dirty = False
+
+    def __call__(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        operation = target.rsplit(".", 1)[-1]
+        if operation == "ReceiveMessage":
+            return self.app(environ, start_response)
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "OPTIONS") and not (
+            operation.startswith(READ_PREFIXES)
+        ):
+            self.dirty = True
+        with self.turn:
+            while self.closed:
+                self.turn.wait()
+            self.active += 1
+        try:
+            # Drained here so the request is over when the gate reopens.
+            return list(self.app(environ, start_response))
+        finally:
+            with self.turn:
+                self.active -= 1
+                self.turn.notify_all()
+
+    def snapshot(self) -> bytes:
+        with self.turn:
+            self.closed = True
+            while self.active:
+                self.turn.wait()
+        try:
+            with DYNAMODB_LOCK:
+                self.dirty = False
+                for attempt in range(5):
+                    try:
+                        return dump_state()
+                    except RuntimeError:  # a long poll changed a queue mid-way
+                        if attempt == 4:
+                            raise
+                        time.sleep(0.05)
+        finally:
+            with self.turn:
+                self.closed = False
+                self.turn.notify_all()
+
+
+def dump_state() -> bytes:
+    state = {}
+    for name in PERSISTED_SERVICES:
+        state[name] = {
+            account: {region: backend.__dict__ for region, backend in regions.items()}
+            for account, regions in get_backend(name).items()
+        }
+    return pickle.dumps({"moto": moto.__version__, "state": state}, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_state(path: str) -> None:
+    with open(path, "rb") as f:
+        saved = pickle.load(f)
+    if saved.get("moto") != moto.__version__:
+        sys.exit(
+            f"{path} was written by moto {saved.get('moto')}, this is moto {moto.__version__}: "
+            "start with another --data-dir (or empty this one)"
+        )
+    for name, accounts in saved["state"].items():
+        backends = get_backend(name)
+        for account, regions in accounts.items():
+            for region, attributes in regions.items():
+                backends[account][region].__dict__.update(attributes)
+    # S3 finds a bucket's account in a global map that FakeBucket's
+    # constructor fills (unpickling runs no constructor): without it a
+    # CreateBucket of the same name would make an empty one in its place.
+    s3 = get_backend("s3")
+    for account, regions in saved["state"].get("s3", {}).items():
+        for attributes in regions.values():
+            for bucket in attributes.get("buckets", {}).values():
+                s3.bucket_accounts[bucket.name] = (bucket.partition, account)
+
+
+def write_state(path: str, data: bytes) -> None:
+    """Writes beside the file and renames: a crash mid-write keeps the old one."""
+    partial = f"{path}.partial"
+    # Only the owner may read it: it holds users, tokens and secrets.
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+
+
+class Server(ThreadedMotoServer):
+    """moto's threaded server with the snapshot gate in front of its app."""
+
+    def __init__(self, host: str, port: int):
+        super().__init__(ip_address=host, port=port, verbose=False)
+        self.gate = Gate(DomainDispatcherApplication(create_backend_app))
+
+    def _server_entry(self) -> None:
+        self._server = make_server(self._ip_address, self._port, self.gate, True)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
+def autosave(server: Server, path: str) -> None:
+    """Saves every AUTOSAVE_SECONDS when something changed, so a crash or a
+    kill -9 loses at most that much."""
+    while True:
+        time.sleep(AUTOSAVE_SECONDS)
+        if server.gate.dirty:
+            try:
+                write_state(path, server.gate.snapshot())
+            except Exception as err:  # noqa: BLE001 (the next save may succeed)
+                print(f"moto: saving {path} failed: {err}", file=sys.stderr, flush=True)
+
+
+class StopRequested(Exception):
+    pass
+
+
+def stop_now(signum, frame):
+    raise StopRequested()
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
+    # Optional: the file that keeps the emulator's state across restarts.
+    state_file = sys.argv[3] if len(sys.argv) > 3 else None
+    # The stack stops moto by closing stdin. Ctrl-C in a terminal, or a
+    # SIGTERM sent to the whole process group, reaches moto too: it then
+    # stops the same way (saving first) instead of dying mid-way.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, stop_now)
     serialise_dynamodb()
     serialise_multipart_completion()
     cors_on_every_object_response()
@@ -185,12 +367,23 @@ def main() -> None:
         sys.exit(f"moto cannot listen on {host}:{port}: {err}")
     finally:
         probe.close()
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    if state_file:
+        make_state_picklable()
+        if os.path.exists(state_file):
+            load_state(state_file)
+    server = Server(host, port)
     server.start()
+    if state_file:
+        threading.Thread(target=autosave, args=(server, state_file), daemon=True).start()
     keys = os.path.join(os.path.dirname(moto.__file__), "cognitoidp", "resources")
     print(json.dumps({"ready": True, "port": port, "cognito_keys": keys}), flush=True)
-    sys.stdin.read()
+    try:
+        sys.stdin.read()
+    except StopRequested:
+        pass
     server.stop()
+    if state_file:
+        write_state(state_file, server.gate.snapshot())
     os._exit(0)
 
 

@@ -12,8 +12,9 @@ use tokio::process::{Child, ChildStdin, Command};
 
 pub struct Emulator {
     child: Child,
-    /// Held open: moto_runner.py exits when it closes.
-    _stdin: ChildStdin,
+    /// Held open: moto_runner.py saves its state (with a data directory)
+    /// and exits when it closes.
+    stdin: Option<ChildStdin>,
     pub endpoint: String,
     /// moto's bundled Cognito signing keys (its JWKS route fails in server mode).
     pub cognito_keys_dir: PathBuf,
@@ -22,6 +23,21 @@ pub struct Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+    }
+}
+
+impl Emulator {
+    /// Stops moto the way that lets it save its state first: its stdin
+    /// closes and it gets `patience` to finish writing.
+    pub async fn stop(&mut self, patience: Duration) -> anyhow::Result<()> {
+        drop(self.stdin.take());
+        match tokio::time::timeout(patience, self.child.wait()).await {
+            Ok(status) => match status? {
+                status if status.success() => Ok(()),
+                status => bail!("the emulator stopped with {status}"),
+            },
+            Err(_) => bail!("the emulator took longer than {patience:?} to stop"),
+        }
     }
 }
 
@@ -100,16 +116,27 @@ struct Ready {
     cognito_keys: PathBuf,
 }
 
-/// Starts moto on `127.0.0.1:port` and waits until it answers.
-pub async fn start(local_dir: &Path, port: u16) -> anyhow::Result<Emulator> {
+/// Starts moto on `127.0.0.1:port` and waits until it answers. With a
+/// `state_file`, moto starts from the state saved there (if any) and keeps
+/// saving to it: every 30 s after a change, and when it stops.
+pub async fn start(
+    local_dir: &Path,
+    port: u16,
+    state_file: Option<&Path>,
+) -> anyhow::Result<Emulator> {
     // moto's threaded server waits for ever for a server that could not
     // bind: say so at once, before anything is installed or started.
     ensure_free(port, "--emulator-port")?;
     let python = ensure_venv(local_dir).await?;
-    let mut child = Command::new(python)
+    let mut command = Command::new(python);
+    command
         .arg(local_dir.join("moto_runner.py"))
         .arg("127.0.0.1")
-        .arg(port.to_string())
+        .arg(port.to_string());
+    if let Some(file) = state_file {
+        command.arg(file);
+    }
+    let mut child = command
         // moto stamps S3 events with local time and no zone; real S3 sends
         // UTC, and ingestion reads an event's age from it.
         .env("TZ", "UTC")
@@ -122,9 +149,10 @@ pub async fn start(local_dir: &Path, port: u16) -> anyhow::Result<Emulator> {
     let stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+    // Loading a large saved state takes a while (about a second per GiB).
+    let line = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
         .await
-        .context("moto did not start within 60 s")??
+        .context("moto did not start within 300 s")??
         .context("moto exited before it was ready (is the port free?)")?;
     let ready: Ready = serde_json::from_str(&line)
         .with_context(|| format!("unexpected line from moto: {line}"))?;
@@ -132,7 +160,7 @@ pub async fn start(local_dir: &Path, port: u16) -> anyhow::Result<Emulator> {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(Emulator {
         child,
-        _stdin: stdin,
+        stdin: Some(stdin),
         endpoint: format!("http://127.0.0.1:{port}"),
         cognito_keys_dir: ready.cognito_keys,
     })

@@ -6,6 +6,7 @@
 
 pub mod console;
 pub mod cors;
+pub mod demo;
 pub mod emulator;
 pub mod functions;
 pub mod gateway;
@@ -67,6 +68,9 @@ pub struct Options {
     /// Where the functions send their AWS calls, when not straight to the
     /// emulator (the bench puts a counting proxy there).
     pub functions_endpoint: Option<String>,
+    /// Keeps the emulator's state (users, table, objects, queues) and the
+    /// stack's generated secrets here across restarts; `None`: fresh state.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Template parameters that `cargo run -p assetbox-local` (and the tests'
@@ -91,6 +95,7 @@ impl Default for Options {
             deliver_s3_events: true,
             standin_step: Duration::from_millis(700),
             functions_endpoint: None,
+            data_dir: None,
         }
     }
 }
@@ -117,6 +122,52 @@ impl Drop for LocalStack {
             task.abort();
         }
     }
+}
+
+/// What `--data-dir` keeps: moto's state (`emulator.pickle`, written by
+/// moto_runner.py) and the values of the template's generated secrets
+/// (`secrets.json`: cursors and callback tokens stay valid across restarts).
+struct DataDir {
+    emulator_state: PathBuf,
+    secrets_file: PathBuf,
+}
+
+impl DataDir {
+    fn open(dir: &std::path::Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))?;
+        Ok(Self {
+            emulator_state: dir.join("emulator.pickle"),
+            secrets_file: dir.join("secrets.json"),
+        })
+    }
+
+    fn secrets(&self) -> anyhow::Result<HashMap<String, String>> {
+        match std::fs::read(&self.secrets_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading {}", self.secrets_file.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.secrets_file.display())),
+        }
+    }
+
+    fn keep_secrets(&self, secrets: &HashMap<String, String>) -> anyhow::Result<()> {
+        write_private(&self.secrets_file, &serde_json::to_vec_pretty(secrets)?)
+            .with_context(|| format!("writing {}", self.secrets_file.display()))
+    }
+}
+
+/// Writes a file only its owner can read (it holds secrets).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
 }
 
 /// SDK configuration for the emulator: loopback endpoint, fixed region, and
@@ -200,11 +251,24 @@ impl LocalStack {
             0 => emulator::free_port()?,
             port => port,
         };
-        let emulator = emulator::start(&root.join("local"), emulator_port).await?;
+        let data = options.data_dir.as_deref().map(DataDir::open).transpose()?;
+        let emulator = emulator::start(
+            &root.join("local"),
+            emulator_port,
+            data.as_ref().map(|d| d.emulator_state.as_path()),
+        )
+        .await?;
         let sdk = emulator_sdk_config(&emulator.endpoint).await;
-        let resolved = provision::provision(&sdk, &template, &options.stack_name)
+        let known_secrets = match &data {
+            Some(data) => data.secrets()?,
+            None => HashMap::new(),
+        };
+        let resolved = provision::provision(&sdk, &template, &options.stack_name, &known_secrets)
             .await
             .context("provisioning the template's resources")?;
+        if let Some(data) = &data {
+            data.keep_secrets(&resolved.secrets)?;
+        }
 
         let (api_key, webhook_key, whsec) = registry::standin_keys();
         let (standin, standin_task) = standin::start(standin::StandinConfig {
@@ -400,6 +464,15 @@ impl LocalStack {
             registered,
             tasks,
         })
+    }
+
+    /// Stops everything, letting the emulator save its state first when it
+    /// has a data directory.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.emulator.stop(Duration::from_secs(600)).await
     }
 
     /// The physical id (`!Ref`) of a template resource, e.g. the table name.

@@ -29,6 +29,15 @@ struct Args {
     /// queuing → generating → success), in milliseconds.
     #[arg(long, default_value_t = 700)]
     standin_step_ms: u64,
+    /// Keep users, the table, objects, queues and the stack's secrets in this
+    /// folder across restarts (saved every 30 s after a change and at Ctrl-C).
+    /// Without it, every start is fresh.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Seed a demo user (demo@example.com / assetbox-demo) with a project,
+    /// boxes, uploaded and generated assets, a share link and a comment.
+    #[arg(long)]
+    demo: bool,
     /// Override a template parameter, e.g. `--parameter UserQuotaBytes=1073741824`.
     #[arg(long = "parameter", value_parser = parse_parameter)]
     parameters: Vec<(String, String)>,
@@ -55,9 +64,14 @@ async fn main() -> anyhow::Result<()> {
         schedule_every: args.schedule_every.map(Duration::from_secs),
         parameters,
         standin_step: Duration::from_millis(args.standin_step_ms),
+        data_dir: args.data_dir.clone(),
         ..Options::default()
     })
     .await?;
+    let demo = match args.demo {
+        true => Some(assetbox_local::demo::seed(&stack).await?),
+        false => None,
+    };
     let api = &stack.api_url;
     println!(
         r#"
@@ -84,12 +98,32 @@ Generate (the stand-in AI provider at {standin} is registered with {models}):
   then GET {api}/api/assets/<id>/ until COMPLETED (prompt markers such as [fail:why]
   or [busy:1] make the stand-in misbehave: README, "AI generation").
 
-Browser front ends: CORS as the template's CorsAllowedOrigins says (any origin by
+{demo}Browser front ends: CORS as the template's CorsAllowedOrigins says (any origin by
 default; --parameter CorsAllowedOrigins=http://localhost:5173 to allow one). Uppy:
 see the README ("Front ends").
 
-State lives in memory: Ctrl-C stops everything this command started, and its users,
-tokens and data go with it."#,
+{state}"#,
+        state = match &args.data_dir {
+            Some(dir) => format!(
+                "State is kept in {}: Ctrl-C saves it and stops everything this command\nstarted; the next start with --data-dir {0} carries on.",
+                dir.display()
+            ),
+            None => "State lives in memory: Ctrl-C stops everything this command started, and its\nusers, tokens and data go with it (--data-dir DIR keeps them).".to_owned(),
+        },
+        demo = match &demo {
+            Some(demo) => format!(
+                "Demo ({}): open {}/ and log in as {} / {}{}\n\n",
+                if demo.created { "seeded" } else { "kept from an earlier start" },
+                stack.console_url,
+                assetbox_local::demo::EMAIL,
+                assetbox_local::demo::PASSWORD,
+                demo.share_url
+                    .as_deref()
+                    .map(|url| format!("\n  its share page: {url}"))
+                    .unwrap_or_default(),
+            ),
+            None => String::new(),
+        },
         emu = stack.emulator.endpoint,
         console = stack.console_url,
         live = stack.live_url.as_deref().unwrap_or("(none)"),
@@ -110,8 +144,17 @@ tokens and data go with it."#,
         table = stack.physical_id("Table").unwrap_or("?"),
         bucket = stack.physical_id("MediaBucket").unwrap_or("?"),
     );
-    tokio::signal::ctrl_c().await?;
-    println!("stopping…");
-    drop(stack);
+    // Ctrl-C in a terminal, or SIGTERM from a process manager or a test.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal?,
+        _ = terminate.recv() => {}
+    }
+    match &args.data_dir {
+        Some(dir) => println!("stopping (saving the state in {})…", dir.display()),
+        None => println!("stopping…"),
+    }
+    stack.shutdown().await?;
+    println!("stopped");
     Ok(())
 }

@@ -43,12 +43,18 @@ const NOT_PROVISIONED: &[&str] = &[
     "AWS::S3::BucketPolicy",
 ];
 
+/// Creates what the template declares, or adopts what an earlier start left
+/// in a restored emulator (same names): so a data directory survives
+/// restarts, and a template that grew a resource gets it. `known_secrets`
+/// are the values generated secrets had before (else fresh ones).
 pub async fn provision(
     sdk: &SdkConfig,
     template: &Template,
     stack_name: &str,
+    known_secrets: &HashMap<String, String>,
 ) -> anyhow::Result<Resolved> {
     let mut resolved = Resolved::default();
+    resolved.secrets.extend(known_secrets.clone());
     resolved.pseudo.extend([
         ("AWS::StackName".to_owned(), stack_name.to_owned()),
         ("AWS::Region".to_owned(), REGION.to_owned()),
@@ -253,6 +259,11 @@ async fn create(
                 .get("UserPoolName")
                 .and_then(Value::as_str)
                 .unwrap_or(&default_name);
+            if let Some(pool) = existing_user_pool(&c.cognito, name).await? {
+                let pool_id = pool.id.ok_or_else(|| anyhow!("no pool id"))?;
+                record_user_pool(resolved, id, pool_id, None);
+                return Ok(());
+            }
             let mut request = c.cognito.create_user_pool().pool_name(name);
             for attr in strings(props, "/UsernameAttributes") {
                 request = request.username_attributes(attr.as_str().into());
@@ -282,23 +293,18 @@ async fn create(
                 .user_pool
                 .ok_or_else(|| anyhow!("no user pool"))?;
             let pool_id = pool.id.ok_or_else(|| anyhow!("no pool id"))?;
-            resolved.attrs.insert(
-                (id.into(), "Arn".into()),
-                pool.arn.unwrap_or_else(|| {
-                    format!("arn:aws:cognito-idp:{REGION}:{ACCOUNT_ID}:userpool/{pool_id}")
-                }),
-            );
-            resolved.attrs.insert(
-                (id.into(), "ProviderName".into()),
-                format!("cognito-idp.{REGION}.amazonaws.com/{pool_id}"),
-            );
-            resolved.refs.insert(id.into(), pool_id);
+            record_user_pool(resolved, id, pool_id, pool.arn);
         }
         "AWS::Cognito::UserPoolClient" => {
             let name = props
                 .get("ClientName")
                 .and_then(Value::as_str)
                 .unwrap_or(&default_name);
+            let pool_id = text(props, "UserPoolId")?;
+            if let Some(client_id) = existing_client(&c.cognito, pool_id, name).await? {
+                resolved.refs.insert(id.into(), client_id);
+                return Ok(());
+            }
             let mut request = c
                 .cognito
                 .create_user_pool_client()
@@ -343,7 +349,8 @@ async fn create(
         }
         "AWS::Cognito::UserPoolGroup" => {
             let name = text(props, "GroupName")?;
-            c.cognito
+            let created = c
+                .cognito
                 .create_group()
                 .user_pool_id(text(props, "UserPoolId")?)
                 .group_name(name)
@@ -354,7 +361,14 @@ async fn create(
                         .map(str::to_owned),
                 )
                 .send()
-                .await?;
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_group_exists_exception()) => {}
+                Err(e) => return Err(e.into()),
+            }
             resolved.refs.insert(id.into(), name.to_owned());
         }
         "AWS::SecretsManager::Secret" => {
@@ -364,17 +378,18 @@ async fn create(
                 .pointer("/GenerateSecretString/PasswordLength")
                 .and_then(Value::as_u64)
                 .unwrap_or(32) as usize;
-            let value: String = rand::rng()
-                .sample_iter(Alphanumeric)
-                .take(length)
-                .map(char::from)
-                .collect();
             let name = props
                 .get("Name")
                 .and_then(Value::as_str)
                 .unwrap_or(&default_name)
                 .to_owned();
-            resolved.secrets.insert(name.clone(), value);
+            resolved.secrets.entry(name.clone()).or_insert_with(|| {
+                rand::rng()
+                    .sample_iter(Alphanumeric)
+                    .take(length)
+                    .map(char::from)
+                    .collect()
+            });
             resolved.attrs.insert(
                 (id.into(), "Id".into()),
                 format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{name}"),
@@ -384,6 +399,52 @@ async fn create(
         other => bail!("resource type {other} is not known to the local stack"),
     }
     Ok(())
+}
+
+fn record_user_pool(resolved: &mut Resolved, id: &str, pool_id: String, arn: Option<String>) {
+    resolved.attrs.insert(
+        (id.into(), "Arn".into()),
+        arn.unwrap_or_else(|| {
+            format!("arn:aws:cognito-idp:{REGION}:{ACCOUNT_ID}:userpool/{pool_id}")
+        }),
+    );
+    resolved.attrs.insert(
+        (id.into(), "ProviderName".into()),
+        format!("cognito-idp.{REGION}.amazonaws.com/{pool_id}"),
+    );
+    resolved.refs.insert(id.into(), pool_id);
+}
+
+/// The pool an earlier start created under this name (a restored emulator).
+async fn existing_user_pool(
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    name: &str,
+) -> anyhow::Result<Option<cognito::UserPoolDescriptionType>> {
+    let pools = client.list_user_pools().max_results(60).send().await?;
+    Ok(pools
+        .user_pools
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.name() == Some(name)))
+}
+
+async fn existing_client(
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    pool_id: &str,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
+    let clients = client
+        .list_user_pool_clients()
+        .user_pool_id(pool_id)
+        .max_results(60)
+        .send()
+        .await?;
+    Ok(clients
+        .user_pool_clients
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.client_name() == Some(name))
+        .and_then(|c| c.client_id))
 }
 
 /// Creates the table; its stream's ARN when it has one.
@@ -472,9 +533,23 @@ async fn create_table(
                 .build()?,
         );
     }
-    let created = request.send().await?;
+    let created = match request.send().await {
+        Ok(created) => created.table_description,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            // Restored from a data directory: keep it as it is (its TTL and
+            // backups were set when it was created).
+            let table = client.describe_table().table_name(name).send().await?.table;
+            return Ok(table
+                .and_then(|t| t.latest_stream_arn)
+                .map(|arn| arn.to_owned()));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let stream = created
-        .table_description()
+        .as_ref()
         .and_then(|t| t.latest_stream_arn())
         .map(str::to_owned);
     if let Some(ttl) = props.get("TimeToLiveSpecification") {
@@ -512,7 +587,15 @@ async fn create_bucket(
     name: &str,
     props: &Value,
 ) -> anyhow::Result<()> {
-    client.create_bucket().bucket(name).send().await?;
+    match client.create_bucket().bucket(name).send().await {
+        Ok(_) => {}
+        // Restored from a data directory: its settings are put again below.
+        Err(e)
+            if e.as_service_error().is_some_and(|e| {
+                e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+            }) => {}
+        Err(e) => return Err(e.into()),
+    }
     if let Some(block) = props.get("PublicAccessBlockConfiguration") {
         let flag = |k: &str| block.get(k).and_then(Value::as_bool);
         client

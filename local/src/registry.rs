@@ -70,14 +70,31 @@ pub async fn register_standin(
         ("standin-replicate", &config.whsec),
     ] {
         let value = serde_json::json!({"api_key": config.api_key, "webhook_secret": webhook});
-        secrets
+        let name = format!("{}{name}", secret_prefix(stack));
+        let created = secrets
             .create_secret()
-            .name(format!("{}{name}", secret_prefix(stack)))
+            .name(&name)
             .description("API key of the local stand-in AI provider")
             .secret_string(value.to_string())
             .send()
-            .await
-            .context("creating the stand-in's secret")?;
+            .await;
+        match created {
+            Ok(_) => {}
+            // Kept from an earlier start (a data directory): the keys are per start.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_exists_exception()) =>
+            {
+                secrets
+                    .put_secret_value()
+                    .secret_id(&name)
+                    .secret_string(value.to_string())
+                    .send()
+                    .await
+                    .context("renewing the stand-in's secret")?;
+            }
+            Err(e) => return Err(e).context("creating the stand-in's secret"),
+        }
     }
     let defs = definitions(STANDIN_DEFINITIONS, url, stack)?;
     let rules = RegistryRules {
@@ -90,12 +107,28 @@ pub async fn register_standin(
     let spec = spec
         .validated(&rules)
         .map_err(|e| anyhow::anyhow!("stand-in provider: {} {:?}", e.message, e.fields))?;
-    let provider = spec.into_provider(
-        assetbox_shared::validation::new_id(),
-        now.clone(),
-        now.clone(),
-    );
-    table.insert_provider(&provider).await?;
+    // A restored table (a data directory) has the stand-in already: it keeps
+    // its ids, so generated assets still name their model, and takes this
+    // start's URL (the stand-in's port is new each start) and definitions.
+    let (providers, existing_models) = table.registry().await?;
+    let provider = match providers.into_iter().find(|p| p.name == spec.name) {
+        Some(old) => {
+            let provider = spec.into_provider(old.id, old.created_at, now.clone());
+            if !table.replace_provider(&provider, &old.updated_at).await? {
+                anyhow::bail!("the stand-in provider changed while it was re-registered");
+            }
+            provider
+        }
+        None => {
+            let provider = spec.into_provider(
+                assetbox_shared::validation::new_id(),
+                now.clone(),
+                now.clone(),
+            );
+            table.insert_provider(&provider).await?;
+            provider
+        }
+    };
     let mut models = Vec::new();
     for raw in defs["models"].as_array().cloned().unwrap_or_default() {
         let mut raw = raw;
@@ -103,13 +136,23 @@ pub async fn register_standin(
         let mut spec: ModelSpec = serde_json::from_value(raw)?;
         spec.validate()
             .map_err(|e| anyhow::anyhow!("stand-in model: {} {:?}", e.message, e.fields))?;
+        let old = existing_models
+            .iter()
+            .find(|m| m.spec.provider == provider.id && m.spec.name == spec.name);
         let model = Model {
-            id: assetbox_shared::validation::new_id(),
+            id: old.map_or_else(assetbox_shared::validation::new_id, |m| m.id.clone()),
             spec,
-            created_at: now.clone(),
+            created_at: old.map_or_else(|| now.clone(), |m| m.created_at.clone()),
             updated_at: now.clone(),
         };
-        table.insert_model(&model).await?;
+        match old {
+            Some(old) => {
+                if !table.replace_model(&model, &old.updated_at).await? {
+                    anyhow::bail!("a stand-in model changed while it was re-registered");
+                }
+            }
+            None => table.insert_model(&model).await?,
+        }
         models.push(model);
     }
     Ok(Registered { provider, models })
