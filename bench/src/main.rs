@@ -24,6 +24,7 @@ mod export;
 mod generation;
 mod ingest;
 mod live;
+mod restart;
 mod uploads;
 
 use std::path::{Path, PathBuf};
@@ -112,6 +113,18 @@ enum What {
         #[arg(long, default_value_t = 100)]
         changes: usize,
     },
+    /// `--data-dir`: the save at stop, and a start from a populated folder
+    /// beside a fresh one.
+    Restart {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Direct uploads made before the first stop.
+        #[arg(long, default_value_t = 200)]
+        files: usize,
+        /// Size of each upload.
+        #[arg(long, default_value_t = 2)]
+        file_mib: usize,
+    },
     /// One thumbnail in this process (what `ingest` runs per sample).
     #[command(hide = true)]
     IngestChild { path: PathBuf },
@@ -161,6 +174,11 @@ async fn main() -> anyhow::Result<()> {
         } => generation::run(runs, long_job_secs).await,
         What::Cleanup { items } => cleanup::run(items).await,
         What::Live { changes } => live::run(changes).await,
+        What::Restart {
+            runs,
+            files,
+            file_mib,
+        } => restart::run(runs, files, file_mib).await,
         What::All { binary } => {
             size(&binary)?;
             coldstart(&binary, 30, "http").await?;
