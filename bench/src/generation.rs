@@ -86,6 +86,8 @@ fn dispatch_cpu() -> anyhow::Result<()> {
 /// A signed-in user with a box, through the API.
 pub(crate) struct Account {
     pub(crate) api: String,
+    pub(crate) email: String,
+    pub(crate) password: String,
     pub(crate) token: String,
     pub(crate) owner: String,
     pub(crate) project: String,
@@ -94,7 +96,8 @@ pub(crate) struct Account {
 
 pub(crate) async fn account(http: &reqwest::Client, api: &str) -> anyhow::Result<Account> {
     let email = format!("bench-{}@example.com", ulid::Ulid::new());
-    let credentials = json!({"email": email, "password": "correct horse battery"});
+    let password = "correct horse battery".to_owned();
+    let credentials = json!({"email": email, "password": password});
     let post = |path: &str, token: Option<&str>, body: &Value| {
         let mut request = http.post(format!("{api}{path}")).json(body);
         if let Some(token) = token {
@@ -134,6 +137,8 @@ pub(crate) async fn account(http: &reqwest::Client, api: &str) -> anyhow::Result
     .await?;
     Ok(Account {
         api: api.to_owned(),
+        email,
+        password,
         token,
         owner,
         project: project["id"].as_str().context("project id")?.to_owned(),

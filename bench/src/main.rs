@@ -20,6 +20,7 @@
 //!   (`live.rs`).
 
 mod cleanup;
+mod cli_upload;
 mod export;
 mod generation;
 mod ingest;
@@ -113,6 +114,17 @@ enum What {
         #[arg(long, default_value_t = 100)]
         changes: usize,
     },
+    /// The CLI's upload throughput beside a single-stream PUT of the same
+    /// file (build it first: cargo build --release -p assetbox-cli).
+    Cli {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Size of the file.
+        #[arg(long, default_value_t = 1024)]
+        mib: u64,
+        #[arg(long, default_value = "target/release/assetbox")]
+        binary: PathBuf,
+    },
     /// `--data-dir`: the save at stop, and a start from a populated folder
     /// beside a fresh one.
     Restart {
@@ -174,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
         } => generation::run(runs, long_job_secs).await,
         What::Cleanup { items } => cleanup::run(items).await,
         What::Live { changes } => live::run(changes).await,
+        What::Cli { runs, mib, binary } => cli_upload::run(runs, mib, binary).await,
         What::Restart {
             runs,
             files,

@@ -7,10 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use assetbox_local::{LocalStack, Options};
-use serde_json::json;
 
+use crate::cli_upload::upload_in_one_part;
 use crate::generation::account;
 use crate::median;
 
@@ -30,39 +29,14 @@ async fn populate(stack: &LocalStack, files: usize, file_mib: usize) -> anyhow::
     let size = file_mib * 1024 * 1024;
     let body = vec![7u8; size];
     for i in 0..files {
-        let upload: serde_json::Value = http
-            .post(format!("{}/v1/files/uploads", account.api))
-            .bearer_auth(&account.token)
-            .json(&json!({
-                "file_name": format!("take {i}.mp4"), "file_size": size, "file_content_type": "video/mp4",
-                "num_parts": 1, "part_size": size,
-                "parent_content_type": "box", "parent_object_id": account.box_id,
-            }))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let url = upload["presigned_urls"][0]["url"]
-            .as_str()
-            .context("part URL")?;
-        let put = http.put(url).body(body.clone()).send().await?;
-        let etag = put
-            .headers()
-            .get("etag")
-            .context("ETag")?
-            .to_str()?
-            .to_owned();
-        http.post(format!(
-            "{}/v1/files/uploads/{}/complete",
-            account.api,
-            upload["id"].as_str().context("file id")?
-        ))
-        .bearer_auth(&account.token)
-        .json(&json!({"parts": [{"part_number": 1, "etag": etag}]}))
-        .send()
-        .await?
-        .error_for_status()?;
+        upload_in_one_part(
+            &http,
+            &account,
+            &format!("take {i}.mp4"),
+            size as u64,
+            body.clone().into(),
+        )
+        .await?;
     }
     Ok(())
 }

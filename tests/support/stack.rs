@@ -16,6 +16,8 @@ pub struct Stack {
     pub api: String,
     /// The live WebSocket API (`ws://…/live`).
     pub live: String,
+    /// The web console and share page (`console/`, served by the stack).
+    pub console: String,
     pub emulator: String,
     pub table: String,
     pub user_pool_id: String,
@@ -127,6 +129,7 @@ pub fn stack() -> &'static Stack {
                                 .live_url
                                 .clone()
                                 .expect("the template's WebSocket API"),
+                            console: local.console_url.clone(),
                             emulator: local.emulator.endpoint.clone(),
                             table: local.physical_id("Table").expect("Table").to_owned(),
                             user_pool_id: env["USER_POOL_ID"].clone(),

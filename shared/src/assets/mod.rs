@@ -217,6 +217,9 @@ pub struct AssetView {
     #[serde(rename = "box")]
     pub box_id: String,
     pub box_name: String,
+    /// The file's name as uploaded (any Unicode), or what a generation or
+    /// an import named it: for display, never a storage key.
+    pub name: String,
     pub asset_type: AssetType,
     pub source_type: SourceType,
     pub status: AssetStatus,
@@ -291,6 +294,7 @@ impl AssetView {
             id: r.id,
             box_id: r.box_id,
             box_name: box_name.to_owned(),
+            name: r.name,
             asset_type: r.asset_type,
             source_type: r.source_type,
             status: r.status,
