@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use assetbox_e2e::tools::{npm_ci, run};
+use assetbox_e2e::tools::{chromium, npm_ci, run};
 use assetbox_e2e::{Client, Stack, media, stack_with, test_bytes};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -35,46 +35,6 @@ struct Browser {
 
 fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
-}
-
-/// Debian's Chromium, installed with apt-get when it is missing.
-fn chromium() -> PathBuf {
-    let path =
-        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
-    if path.exists() {
-        return path;
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let apt = |args: &[&str]| {
-        let mut cmd = if root {
-            Command::new("apt-get")
-        } else {
-            let mut sudo = Command::new("sudo");
-            sudo.args(["-n", "apt-get"]);
-            sudo
-        };
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        cmd
-    };
-    eprintln!("browser tests: installing Debian's chromium (first run only)…");
-    let installed = apt(&["install", "-y", "-q", "chromium"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        // A fresh machine may have no package lists yet.
-        run(&mut apt(&["update", "-q"]));
-        run(&mut apt(&["install", "-y", "-q", "chromium"]));
-    }
-    assert!(
-        path.exists(),
-        "apt-get installed chromium, but {} is missing",
-        path.display()
-    );
-    path
 }
 
 /// Bundles a client's `setup.js` with its stock packages into one script

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use assetbox_e2e::tools::{npm_ci, run};
+use assetbox_e2e::tools::{chromium, npm_ci};
 use assetbox_e2e::{Client, media, stack_delivering_s3_events, test_bytes};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -26,27 +26,6 @@ const MIB: usize = 1024 * 1024;
 
 fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
-}
-
-/// Debian's Chromium (`$CHROMIUM` names another binary); apt-get installs
-/// it when it is missing, as root or through `sudo -n`.
-fn chromium() -> PathBuf {
-    let path =
-        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
-    if !path.exists() {
-        let as_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        for args in [&["update", "-q"][..], &["install", "-y", "-q", "chromium"]] {
-            let mut apt = Command::new(if as_root { "apt-get" } else { "sudo" });
-            if !as_root {
-                apt.args(["-n", "apt-get"]);
-            }
-            run(apt.args(args).env("DEBIAN_FRONTEND", "noninteractive"));
-        }
-    }
-    path
 }
 
 /// A real MP4 (the stand-in's H.264 track) of at least `size` bytes: a

@@ -21,6 +21,7 @@
 
 mod cleanup;
 mod cli_upload;
+mod console_load;
 mod export;
 mod generation;
 mod ingest;
@@ -125,6 +126,11 @@ enum What {
         #[arg(long, default_value = "target/release/assetbox")]
         binary: PathBuf,
     },
+    /// The web console's weight and time to interactive (headless Chromium).
+    Console {
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
     /// `--data-dir`: the save at stop, and a start from a populated folder
     /// beside a fresh one.
     Restart {
@@ -186,6 +192,7 @@ async fn main() -> anyhow::Result<()> {
         } => generation::run(runs, long_job_secs).await,
         What::Cleanup { items } => cleanup::run(items).await,
         What::Live { changes } => live::run(changes).await,
+        What::Console { runs } => console_load::run(runs).await,
         What::Cli { runs, mib, binary } => cli_upload::run(runs, mib, binary).await,
         What::Restart {
             runs,

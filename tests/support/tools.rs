@@ -120,3 +120,44 @@ pub fn run(cmd: &mut Command) -> String {
     );
     printed
 }
+
+/// Debian's Chromium (`$CHROMIUM` names another binary), installed with
+/// apt-get (as root, or through `sudo -n`) when it is missing.
+pub fn chromium() -> PathBuf {
+    let path =
+        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    if path.exists() {
+        return path;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut cmd = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-n", "apt-get"]);
+            sudo
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    eprintln!("tools: installing Debian's chromium (first run only)…");
+    let installed = apt(&["install", "-y", "-q", "chromium"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        // A fresh machine may have no package lists yet.
+        run(&mut apt(&["update", "-q"]));
+        run(&mut apt(&["install", "-y", "-q", "chromium"]));
+    }
+    assert!(
+        path.exists(),
+        "apt-get installed chromium, but {} is missing",
+        path.display()
+    );
+    path
+}
