@@ -135,7 +135,8 @@ function refresh() {
       // Cognito answers no new refresh token: the old one stays valid.
       setSession(fromTokens(held.email, tokens, held.refreshToken), 'refreshed');
     } catch (error) {
-      if (error.status >= 400 && error.status < 500) setSession(null, 'expired');
+      // Only a refused refresh token ends the session (not throttling).
+      if ([400, 401, 403].includes(error.status)) setSession(null, 'expired');
       throw error;
     } finally {
       refreshing = null;

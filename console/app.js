@@ -583,6 +583,7 @@ function upsertAsset(asset) {
   if (index >= 0) state.assets[index] = asset;
   else state.assets.unshift(asset);
   if (before && before.status !== asset.status) {
+    if (asset.asset_type === 'IMAGE' && asset.status === 'COMPLETED') renderParentPicker().catch(() => {});
     if (asset.status === 'COMPLETED') announce(`${displayName(asset)} is ready.`);
     if (asset.status === 'FAILED') announce(`${displayName(asset)} failed: ${asset.error_message ?? 'no reason given'}`, { error: true });
   }
@@ -605,7 +606,10 @@ function upsertAsset(asset) {
 function removeAsset(assetId) {
   const before = state.assets.length;
   state.assets = state.assets.filter((a) => a.id !== assetId);
-  if (state.assets.length !== before) renderAssets();
+  if (state.assets.length !== before) {
+    renderAssets();
+    renderParentPicker().catch(() => {});
+  }
 }
 
 async function refreshAsset(assetId) {
@@ -861,16 +865,26 @@ async function renderModelForm() {
   const model = selectedModel();
   const fields = schemaFields(model?.params_schema);
   fill($('#gen-params'), h('legend', {}, 'Parameters'), fields.length ? fields : h('p', { class: 'hint' }, 'This model takes no parameters.'));
+  await renderParentPicker();
+}
+
+/**
+ * The source image picker of image-to-video models: every completed image of
+ * the box (asked of the API, since the grid's filters may hide them), read
+ * again when an image completes or goes, keeping the choice.
+ */
+async function renderParentPicker() {
   const parent = $('#gen-parent');
-  if (model?.kind !== 'img2vid' || !state.box) return fill(parent);
+  if (selectedModel()?.kind !== 'img2vid' || !state.box) return fill(parent);
   const box = state.box.id;
   const images = await listAll(`/api/assets/?box=${id(box)}&asset_type=IMAGE&status=COMPLETED`);
-  if (state.box?.id !== box) return;
+  if (state.box?.id !== box || selectedModel()?.kind !== 'img2vid') return;
+  const chosen = $('#gen-parent-asset')?.value;
   fill(parent,
     h('label', { for: 'gen-parent-asset' }, 'Source image'),
     h('select', { id: 'gen-parent-asset', name: 'parent', required: true },
       images.length
-        ? images.map((a) => h('option', { value: a.id }, displayName(a)))
+        ? images.map((a) => h('option', { value: a.id, selected: a.id === chosen }, displayName(a)))
         : h('option', { value: '' }, 'No completed image in this box yet')));
 }
 
@@ -903,7 +917,12 @@ $('#generate-form').addEventListener('submit', async (event) => {
     refreshBoxCounts();
     announce(`Generation started with ${model.name}: ${displayName(asset)}.`);
   } catch (error) {
-    if (error.status >= 400 && error.status < 500) delete form.dataset.key;
+    // A refusal ends this request; an unknown outcome (no answer, 5xx),
+    // throttling and "this key is in use" (409) keep the key, so the retry
+    // cannot start a second paid job.
+    if (error.status >= 400 && error.status < 500 && error.status !== 409 && error.status !== 429) {
+      delete form.dataset.key;
+    }
     const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : '';
     announce(`Could not start the generation: ${reason(error)}.${wait}`, { error: true });
   } finally {

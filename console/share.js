@@ -9,7 +9,13 @@ import { $, announce, fill, formatBytes, formatDate, formatDuration, h, openView
 
 const AUTHOR_KEY = 'assetbox.commentAuthor';
 const main = $('#main');
-const token = decodeURIComponent(location.pathname.split('/shared/')[1]?.split('/')[0] ?? '');
+const token = (() => {
+  try {
+    return decodeURIComponent(location.pathname.split('/shared/')[1]?.split('/')[0] ?? '');
+  } catch {
+    return ''; // a malformed %-escape: the same "not found" page
+  }
+})();
 const tokenPath = `/api/shared/${encodeURIComponent(token)}`;
 
 function notFound() {

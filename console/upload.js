@@ -105,8 +105,10 @@ export async function uploadFile(file, box, { onProgress = () => {}, signal } = 
           return { file: record, resumed: true, partsSent: 0 };
         }
       }
-      if (error.status === 0) throw error; // offline: keep the state for later
-      // Aborted, expired or unknown: start over.
+      // Only a gone upload (404: unknown; 409: aborted or expired) starts
+      // over; offline, throttled, signed out or a server error keeps the
+      // state for the next try (a new upload would hold the quota twice).
+      if (error.status !== 404 && error.status !== 409) throw error;
       localStorage.removeItem(key);
       state = null;
     }

@@ -13,6 +13,7 @@ import pickle
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 
@@ -33,8 +34,10 @@ from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
 
-# One lock for every DynamoDB request (and stream read); snapshots take it too.
+# One lock for every DynamoDB request (and stream read), one for every SQS
+# request; snapshots take both.
 DYNAMODB_LOCK = threading.RLock()
+SQS_LOCK = threading.RLock()
 
 
 def serialise_dynamodb() -> None:
@@ -57,6 +60,36 @@ def serialise_dynamodb() -> None:
                 return original(self)
 
         handler.call_action = call_action
+
+
+def serialise_sqs() -> None:
+    """Runs one SQS request at a time, a long poll letting go while it waits.
+
+    moto's queues change lists without a lock; a snapshot must not pickle a
+    receive half-way (a message on its way to the dead-letter queue could be
+    lost or doubled). A long poll releases the lock while it waits, so sends
+    (which wake it) and snapshots go on meanwhile.
+    """
+    from moto.sqs.models import Queue
+    from moto.sqs.responses import SQSResponse
+
+    original = SQSResponse.call_action
+
+    def call_action(self):
+        with SQS_LOCK:
+            return original(self)
+
+    SQSResponse.call_action = call_action
+    original_wait = Queue.wait_for_messages
+
+    def wait_for_messages(self, timeout):
+        SQS_LOCK.release()
+        try:
+            return original_wait(self, timeout)
+        finally:
+            SQS_LOCK.acquire()
+
+    Queue.wait_for_messages = wait_for_messages
 
 
 def serialise_multipart_completion() -> None:
@@ -180,7 +213,7 @@ def forget_used_stream_iterators() -> None:
 PERSISTED_SERVICES = ("dynamodb", "dynamodbstreams", "s3", "sqs", "cognito-idp", "secretsmanager")
 # Operations that change nothing worth saving (reads, and the pumps' polls).
 READ_PREFIXES = ("Get", "List", "Describe", "Query", "Scan", "BatchGet", "Receive")
-AUTOSAVE_SECONDS = 30
+AUTOSAVE_SECONDS = float(os.environ.get("ASSETBOX_AUTOSAVE_SECONDS", "30"))
 
 
 def _rsa_from_pem(pem, password):
@@ -210,9 +243,10 @@ class Gate:
     """Lets a snapshot see the emulator between requests, never during one.
 
     Requests pass in parallel; a snapshot closes the gate, waits for those in
-    flight, and pickles. SQS long polls do not hold the gate (they would hold
-    a snapshot for 20 s); what they change (a message's visibility) is
-    harmless to catch mid-way, and a snapshot that races one is retried.
+    flight, and pickles while holding the DynamoDB and SQS locks. SQS long
+    polls do not hold the gate (they would hold a snapshot for 20 s): they
+    run under the SQS lock, which they let go only while they wait (see
+    serialise_sqs), so a snapshot never sees a receive half-way.
     """
 
     def __init__(self, app):
@@ -226,15 +260,23 @@ class Gate:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         operation = target.rsplit(".", 1)[-1]
         if operation == "ReceiveMessage":
-            return self.app(environ, start_response)
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "OPTIONS") and not (
+            answer = list(self.app(environ, start_response))
+            # A receive that returned messages changed them (receive count,
+            # visibility, a move to the dead-letter queue).
+            if any(b'"Messages"' in chunk or b"<Message>" in chunk for chunk in answer):
+                self.dirty = True
+            return answer
+        changes = environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "OPTIONS") and not (
             operation.startswith(READ_PREFIXES)
-        ):
-            self.dirty = True
+        )
         with self.turn:
             while self.closed:
                 self.turn.wait()
             self.active += 1
+            # Marked once past the gate: a write that waited for a snapshot
+            # lands after it, and so must make the next one.
+            if changes:
+                self.dirty = True
         try:
             # Drained here so the request is over when the gate reopens.
             return list(self.app(environ, start_response))
@@ -243,19 +285,29 @@ class Gate:
                 self.active -= 1
                 self.turn.notify_all()
 
-    def snapshot(self) -> bytes:
+    def snapshot(self, patience: float, force: bool = False):
+        """The state, pickled; None when requests in flight (a slow upload,
+        say) did not finish within `patience` seconds, so the emulator is
+        never held longer than that. `force` pickles anyway (at stop: the
+        server no longer takes requests, and one still running is not saved).
+        """
+        deadline = time.monotonic() + patience
         with self.turn:
             self.closed = True
-            while self.active:
-                self.turn.wait()
+            while self.active and time.monotonic() < deadline:
+                self.turn.wait(timeout=max(0.0, deadline - time.monotonic()))
+            drained = not self.active
         try:
-            with DYNAMODB_LOCK:
+            if not drained and not force:
+                return None
+            with DYNAMODB_LOCK, SQS_LOCK:
                 self.dirty = False
                 for attempt in range(5):
                     try:
                         return dump_state()
-                    except RuntimeError:  # a long poll changed a queue mid-way
+                    except RuntimeError:  # a request still running changed a dict
                         if attempt == 4:
+                            self.dirty = True
                             raise
                         time.sleep(0.05)
         finally:
@@ -298,14 +350,42 @@ def load_state(path: str) -> None:
 
 
 def write_state(path: str, data: bytes) -> None:
-    """Writes beside the file and renames: a crash mid-write keeps the old one."""
-    partial = f"{path}.partial"
-    # Only the owner may read it: it holds users, tokens and secrets.
-    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)
+    """Writes a new file beside the old one and renames it into place, so a
+    crash mid-write keeps the old one; mkstemp makes it readable by its
+    owner only (it holds users, tokens and secrets)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    descriptor, partial = tempfile.mkstemp(dir=folder, prefix=".emulator.", suffix=".partial")
+    try:
+        with os.fdopen(descriptor, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        os.unlink(partial)
+        raise
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
+
+
+# One save at a time: the autosave and the save at stop never interleave.
+SAVE_LOCK = threading.Lock()
+
+
+def save(server, path: str, patience: float, force: bool = False) -> bool:
+    with SAVE_LOCK:
+        data = server.gate.snapshot(patience, force)
+        if data is None:
+            return False
+        try:
+            write_state(path, data)
+        except BaseException:
+            server.gate.dirty = True
+            raise
+        return True
 
 
 class Server(ThreadedMotoServer):
@@ -323,13 +403,15 @@ class Server(ThreadedMotoServer):
 
 def autosave(server: Server, path: str) -> None:
     """Saves every AUTOSAVE_SECONDS when something changed, so a crash or a
-    kill -9 loses at most that much."""
+    kill -9 of the emulator loses at most about that much. A snapshot that
+    would wait more than 2 s for requests in flight is put off to the next
+    round."""
     while True:
         time.sleep(AUTOSAVE_SECONDS)
         if server.gate.dirty:
             try:
-                write_state(path, server.gate.snapshot())
-            except Exception as err:  # noqa: BLE001 (the next save may succeed)
+                save(server, path, patience=2.0)
+            except Exception as err:  # noqa: BLE001 (the next round tries again)
                 print(f"moto: saving {path} failed: {err}", file=sys.stderr, flush=True)
 
 
@@ -337,7 +419,14 @@ class StopRequested(Exception):
     pass
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def stop_now(signum, frame):
+    # The first signal stops; more (a second Ctrl-C while saving) must not
+    # cut the save short.
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
     raise StopRequested()
 
 
@@ -348,9 +437,10 @@ def main() -> None:
     # The stack stops moto by closing stdin. Ctrl-C in a terminal, or a
     # SIGTERM sent to the whole process group, reaches moto too: it then
     # stops the same way (saving first) instead of dying mid-way.
-    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+    for stop_signal in STOP_SIGNALS:
         signal.signal(stop_signal, stop_now)
     serialise_dynamodb()
+    serialise_sqs()
     serialise_multipart_completion()
     cors_on_every_object_response()
     honour_token_validity()
@@ -381,9 +471,12 @@ def main() -> None:
         sys.stdin.read()
     except StopRequested:
         pass
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
     server.stop()
     if state_file:
-        write_state(state_file, server.gate.snapshot())
+        # Requests still running get 10 s to finish, then are left out.
+        save(server, state_file, patience=10.0, force=True)
     os._exit(0)
 
 

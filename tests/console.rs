@@ -166,6 +166,8 @@ async fn a_user_runs_a_project_in_the_web_console_and_a_client_comments_on_its_s
         "video": video,
         "resumeVideo": resume_video,
         "imageModel": stack.image_model,
+        "videoModel": stack.video_model,
+        "videoPrompt": "the light fades over the valley",
         "prompt": "a red fox in snow",
         "commentAuthor": "Dana",
         "commentText": "Love the light in this one.",
@@ -316,8 +318,13 @@ async fn a_user_runs_a_project_in_the_web_console_and_a_client_comments_on_its_s
     let image = find("the uploaded image", &|a| {
         a["asset_type"] == "IMAGE" && a["source_type"] == "UPLOADED"
     });
-    let video = find("the uploaded video", &|a| a["asset_type"] == "VIDEO");
+    let video = find("the uploaded video", &|a| {
+        a["asset_type"] == "VIDEO" && a["source_type"] == "UPLOADED"
+    });
     let generated = find("the generated image", &|a| a["source_type"] == "GENERATED");
+    let clip = find("the image-to-video clip", &|a| {
+        a["source_type"] == "IMG2VID"
+    });
     let comments = results(&api, &format!("/api/boxes/{shot1_id}/comments/"), token).await;
     let share_token = j
         .str("shareUrl")
@@ -331,10 +338,15 @@ async fn a_user_runs_a_project_in_the_web_console_and_a_client_comments_on_its_s
             "the API holds the order",
         ),
         (
-            [&image, &video, &generated]
+            [&image, &video, &generated, &clip]
                 .iter()
                 .all(|a| a["status"] == "COMPLETED"),
-            "all three completed",
+            "all four completed",
+        ),
+        (
+            clip["parent_asset"] == image["id"]
+                && clip["prompt_text"] == "the light fades over the valley",
+            "the clip was made from the picked image with the form's prompt",
         ),
         (
             video["size"] == video_bytes.len(),

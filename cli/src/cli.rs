@@ -84,7 +84,7 @@ pub enum Command {
         /// The account's e-mail (asked for when not given and stdin is a terminal)
         #[arg(long)]
         email: Option<String>,
-        /// Read the password from stdin (its first line) instead of asking
+        /// Read the password from stdin (a trailing newline dropped) instead of asking
         #[arg(long)]
         password_stdin: bool,
     },

@@ -18,6 +18,7 @@ pub const EMAIL: &str = "demo@example.com";
 /// A local demo account's password, printed at start (not a secret).
 pub const PASSWORD: &str = "assetbox-demo";
 const PROJECT: &str = "Teaser (demo)";
+const SEEDING: &str = "Teaser (demo, being made)";
 
 /// What the seed made or found.
 pub struct Demo {
@@ -156,20 +157,28 @@ pub async fn seed(stack: &LocalStack) -> anyhow::Result<Demo> {
         token,
     };
     let projects = api.get("/api/projects/").await?;
-    if let Some(project) = projects["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["name"] == PROJECT)
-    {
+    for project in projects["results"].as_array().into_iter().flatten() {
         let project_id = project["id"].as_str().context("project id")?.to_owned();
-        return Ok(Demo {
-            project_id,
-            share_url: None,
-            created: false,
-        });
+        if project["name"] == PROJECT {
+            return Ok(Demo {
+                project_id,
+                share_url: None,
+                created: false,
+            });
+        }
+        // A seed that stopped half-way (kept by a data directory): again.
+        if project["name"] == SEEDING {
+            api.call(
+                reqwest::Method::DELETE,
+                &format!("/api/projects/{project_id}/"),
+                None,
+            )
+            .await?;
+        }
     }
-    let project = api.post("/api/projects/", json!({"name": PROJECT})).await?;
+    // Named as finished only at the end, so a half-made demo is never
+    // taken for a whole one.
+    let project = api.post("/api/projects/", json!({"name": SEEDING})).await?;
     let project_id = project["id"].as_str().context("project id")?.to_owned();
     let mut boxes = Vec::new();
     for name in ["Opening: the valley", "The chase", "Finale"] {
@@ -264,6 +273,12 @@ pub async fn seed(stack: &LocalStack) -> anyhow::Result<Demo> {
             .error_for_status()
             .context("leaving the demo comment")?;
     }
+    api.call(
+        reqwest::Method::PATCH,
+        &format!("/api/projects/{project_id}/"),
+        Some(json!({"name": PROJECT})),
+    )
+    .await?;
     Ok(Demo {
         project_id,
         share_url,

@@ -134,7 +134,12 @@ struct DataDir {
 
 impl DataDir {
     fn open(dir: &std::path::Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
+        use std::os::unix::fs::DirBuilderExt;
+        // Only its owner may list it: it holds users, tokens and secrets.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
         Ok(Self {
             emulator_state: dir.join("emulator.pickle"),
@@ -157,17 +162,21 @@ impl DataDir {
     }
 }
 
-/// Writes a file only its owner can read (it holds secrets).
+/// Writes a file only its owner can read (it holds secrets): a new file
+/// beside it, renamed into place, so a crash leaves the old one whole.
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let partial = path.with_extension("partial");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)
+        .open(&partial)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
 }
 
 /// SDK configuration for the emulator: loopback endpoint, fixed region, and

@@ -69,7 +69,14 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let demo = match args.demo {
-        true => Some(assetbox_local::demo::seed(&stack).await?),
+        true => match assetbox_local::demo::seed(&stack).await {
+            Ok(demo) => Some(demo),
+            Err(e) => {
+                // Stopped as at Ctrl-C, so the emulator saves what it has.
+                stack.shutdown().await?;
+                return Err(e.context("seeding the demo"));
+            }
+        },
         false => None,
     };
     let api = &stack.api_url;

@@ -509,7 +509,28 @@ impl Run<'_> {
                 progress.finish(self.done(name, &file, sent, plan.num_parts));
                 Ok(())
             }
-            Err(e) if matches!(e.status, Some(400 | 404 | 409 | 413 | 422)) => {
+            // 409 is both "already closed" and "changed meanwhile, retry"
+            // (S3 may have assembled the object already): look before
+            // aborting anything.
+            Err(e) if e.status == Some(409) => {
+                let file = self
+                    .api
+                    .get(&format!("/v1/files/{}", state.file_id), &[])
+                    .await;
+                match file {
+                    Ok(file) if file["upload_status"] == "completed" => {
+                        remove_if_present(state_path)?;
+                        progress.finish(self.done(name, &file, sent, plan.num_parts));
+                        Ok(())
+                    }
+                    _ => Err(e.note("; run the same command again to complete or start again")),
+                }
+            }
+            Err(e) if e.status == Some(404) => {
+                remove_if_present(state_path)?;
+                Err(e)
+            }
+            Err(e) if matches!(e.status, Some(400 | 413 | 422)) => {
                 self.abort(&state.file_id).await;
                 remove_if_present(state_path)?;
                 Err(e.note(" (the upload was aborted; nothing is left behind)"))

@@ -190,6 +190,15 @@ try {
   result.generatedFacts = await card(job.prompt).locator('.meta').textContent()
   await snap(page, 'generated')
 
+  step = 'image to video'
+  await page.getByLabel('Model', { exact: true }).selectOption(job.videoModel)
+  // The picker lists the box's completed images by name.
+  await page.getByLabel('Source image').selectOption({ label: imageName })
+  await page.getByLabel('Prompt', { exact: true }).fill(job.videoPrompt)
+  await page.getByRole('button', { name: 'Generate', exact: true }).click()
+  await card(job.videoPrompt).getByText('Completed').waitFor()
+  await snap(page, 'image-to-video')
+
   step = 'share link'
   await page.getByLabel('Expires in (days)').fill('3')
   await page.getByRole('button', { name: 'Create share link' }).click()
