@@ -168,6 +168,7 @@ async fn a_user_runs_a_project_in_the_web_console_and_a_client_comments_on_its_s
         "imageModel": stack.image_model,
         "videoModel": stack.video_model,
         "videoPrompt": "the light fades over the valley",
+        "failPrompt": "a storm at sea [fail:out of credits]",
         "prompt": "a red fox in snow",
         "commentAuthor": "Dana",
         "commentText": "Love the light in this one.",
@@ -342,6 +343,22 @@ async fn a_user_runs_a_project_in_the_web_console_and_a_client_comments_on_its_s
                 .iter()
                 .all(|a| a["status"] == "COMPLETED"),
             "all four completed",
+        ),
+        (
+            j.result["failedText"]
+                .as_str()
+                .is_some_and(|t| t.contains("out of credits")),
+            "a failed generation shows the provider's reason",
+        ),
+        (
+            j.result["videosOnly"] == json!(["clip.mp4", "the light fades over the valley"])
+                && j.result["failedOnly"] == json!(["a storm at sea [fail:out of credits]"])
+                && j.result["searchFox"] == json!(["a red fox in snow"]),
+            "the type and status filters and the search show what they should",
+        ),
+        (
+            assets.len() == 4 && assets.iter().all(|a| a["status"] != "FAILED"),
+            "the deleted asset is gone from the API",
         ),
         (
             clip["parent_asset"] == image["id"]

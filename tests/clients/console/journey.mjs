@@ -199,6 +199,39 @@ try {
   await card(job.videoPrompt).getByText('Completed').waitFor()
   await snap(page, 'image-to-video')
 
+  step = 'a failed generation'
+  await page.getByLabel('Model', { exact: true }).selectOption(job.imageModel)
+  await page.getByLabel('Prompt', { exact: true }).fill(job.failPrompt)
+  await page.getByRole('button', { name: 'Generate', exact: true }).click()
+  await card(job.failPrompt).locator('.badge-failed').waitFor()
+  result.failedText = await card(job.failPrompt).locator('.error-text').textContent()
+  await snap(page, 'generation-failed')
+
+  step = 'filters and search'
+  const names = async () => (await page.locator('#asset-grid .card-title').allTextContents()).sort()
+  const filters = page.getByRole('search', { name: 'Filter assets' })
+  await filters.getByLabel('Type').selectOption('VIDEO')
+  await until('only videos', async () => (await page.locator('#asset-grid article').count()) === 2)
+  result.videosOnly = await names()
+  await filters.getByLabel('Type').selectOption('')
+  await filters.getByLabel('Status').selectOption('FAILED')
+  await until('only the failed one', async () => (await page.locator('#asset-grid article').count()) === 1)
+  result.failedOnly = await names()
+  await filters.getByLabel('Status').selectOption('')
+  await filters.getByLabel('Search name or prompt').fill('FOX')
+  await until('the search', async () => (await page.locator('#asset-grid article').count()) === 1)
+  result.searchFox = await names()
+  await snap(page, 'filtered')
+  await filters.getByLabel('Search name or prompt').fill('')
+  await until('all again', async () => (await page.locator('#asset-grid article').count()) === 5)
+
+  step = 'delete an asset'
+  await card(job.failPrompt).getByRole('button', { name: 'Delete' }).click()
+  const sure = page.getByRole('dialog', { name: 'Are you sure?' })
+  await sure.getByRole('button', { name: 'Delete asset' }).click()
+  await card(job.failPrompt).waitFor({ state: 'detached' })
+  await snap(page, 'asset-deleted')
+
   step = 'share link'
   await page.getByLabel('Expires in (days)').fill('3')
   await page.getByRole('button', { name: 'Create share link' }).click()
