@@ -134,6 +134,25 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(fail)
 }
 
+/// An exclusive advisory lock beside a state file, held until dropped:
+/// `None` when another process holds it (another run of the same upload).
+pub fn lock_beside(path: &Path) -> Result<Option<std::fs::File>> {
+    let lock = path.with_extension("lock");
+    let fail = |e: std::io::Error| CliError::failure(format!("{}: {e}", lock.display()));
+    create_private_dir(path.parent().expect("state files live in a folder")).map_err(fail)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(fail)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
+    }
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);

@@ -386,6 +386,29 @@ async fn an_upload_killed_midway_resumes_with_only_the_missing_parts() {
     assert_eq!(sha256(&back), sha256(&data));
 }
 
+/// A second run of an upload that is still running refuses at once (exit 2)
+/// instead of fighting the first over its parts and state; the first goes on.
+#[tokio::test]
+async fn a_second_run_of_a_running_upload_is_refused() {
+    let (_api, _user, _, box_id, machine) = setup(true).await;
+    let data = test_bytes(15 * MIB, 75);
+    let path = machine.write("twice.mp4", &data);
+    let path = path.to_str().unwrap();
+    let mut first = machine
+        .command(&slow_upload(path, &box_id))
+        .spawn()
+        .unwrap();
+    state_with_parts(&machine, &mut first, 1).await;
+    let second = machine.run(&["upload", path, "--box", &box_id]).await;
+    assert_eq!(second.code, 2, "{second:?}");
+    assert!(second.stderr.contains("is running"), "{second:?}");
+    first.kill().await.unwrap();
+    // Once the first is gone, the upload resumes.
+    let third = machine.run(&["upload", path, "--box", &box_id]).await;
+    assert_eq!(third.code, 0, "{third:?}");
+    assert!(resumed_parts(&third.stdout, 3).is_some(), "{third:?}");
+}
+
 /// An earlier upload that was aborted meanwhile is said so and started
 /// again; `--no-resume` aborts the earlier one itself.
 #[tokio::test]

@@ -186,10 +186,20 @@ impl Run<'_> {
             box_id: self.args.box_id.clone(),
         };
         let state_path = identity.state_path(self.paths);
+        // Two runs of one upload would fight over its parts and its state.
+        let Some(_lock) = crate::config::lock_beside(&state_path)? else {
+            return Err(CliError::usage(
+                "another `assetbox upload` of this file to this box is running; let it finish (or stop it) first",
+            ));
+        };
         let progress = Arc::new(self.output.file(name, meta.len()));
         let result = self
             .transfer(path, name, &identity, &state_path, &progress)
             .await;
+        if result.is_ok() {
+            // Done: its lock goes too (still held, so no run of it is waiting).
+            let _ = std::fs::remove_file(state_path.with_extension("lock"));
+        }
         if result.is_err() {
             progress.abandon();
             // A file that changed meanwhile is another upload now: this
