@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use assetbox_local::{LocalStack, Options};
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::generation::{Account, account};
@@ -34,55 +33,13 @@ async fn write_file(path: &Path, mib: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A direct upload of one part (initiate, one PUT, complete) into the
-/// account's box.
-pub(crate) async fn upload_in_one_part(
-    http: &reqwest::Client,
-    account: &Account,
-    name: &str,
-    size: u64,
-    body: reqwest::Body,
-) -> anyhow::Result<()> {
-    let upload: serde_json::Value = http
-        .post(format!("{}/v1/files/uploads", account.api))
-        .bearer_auth(&account.token)
-        .json(&json!({
-            "file_name": name, "file_size": size, "file_content_type": "video/mp4",
-            "num_parts": 1, "part_size": size,
-            "parent_content_type": "box", "parent_object_id": account.box_id,
-        }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let url = upload["presigned_urls"][0]["url"]
-        .as_str()
-        .context("part URL")?;
-    let put = http
-        .put(url)
-        .header(reqwest::header::CONTENT_LENGTH, size)
-        .body(body)
-        .send()
-        .await?
-        .error_for_status()?;
-    let etag = put
-        .headers()
-        .get("etag")
-        .context("ETag")?
-        .to_str()?
-        .to_owned();
-    http.post(format!(
-        "{}/v1/files/uploads/{}/complete",
-        account.api,
-        upload["id"].as_str().context("file id")?
-    ))
-    .bearer_auth(&account.token)
-    .json(&json!({"parts": [{"part_number": 1, "etag": etag}]}))
-    .send()
-    .await?
-    .error_for_status()?;
-    Ok(())
+/// The account as a caller of the API (the demo seed's client).
+pub(crate) fn caller(http: &reqwest::Client, account: &Account) -> assetbox_local::demo::Api {
+    assetbox_local::demo::Api {
+        http: http.clone(),
+        base: account.api.clone(),
+        token: account.token.clone(),
+    }
 }
 
 /// One PUT of the whole file, streamed from disk, through the contract.
@@ -102,7 +59,9 @@ async fn single_put(http: &reqwest::Client, account: &Account, file: &Path) -> a
             }
         });
     let body = reqwest::Body::wrap_stream(chunks);
-    upload_in_one_part(http, account, "single.mp4", size, body).await?;
+    caller(http, account)
+        .upload(&account.box_id, "single.mp4", "video/mp4", size, body)
+        .await?;
     Ok(started.elapsed().as_secs_f64())
 }
 

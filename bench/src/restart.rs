@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use assetbox_local::{LocalStack, Options};
 
-use crate::cli_upload::upload_in_one_part;
+use crate::cli_upload::caller;
 use crate::generation::account;
 use crate::median;
 
@@ -28,15 +28,17 @@ async fn populate(stack: &LocalStack, files: usize, file_mib: usize) -> anyhow::
     let account = account(&http, &stack.api_url).await?;
     let size = file_mib * 1024 * 1024;
     let body = vec![7u8; size];
+    let caller = caller(&http, &account);
     for i in 0..files {
-        upload_in_one_part(
-            &http,
-            &account,
-            &format!("take {i}.mp4"),
-            size as u64,
-            body.clone().into(),
-        )
-        .await?;
+        caller
+            .upload(
+                &account.box_id,
+                &format!("take {i}.mp4"),
+                "video/mp4",
+                size as u64,
+                body.clone().into(),
+            )
+            .await?;
     }
     Ok(())
 }

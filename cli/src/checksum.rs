@@ -1,5 +1,8 @@
 //! Part checksums S3 verifies: each part URL signs its part's
 //! `x-amz-checksum-*`, so S3 refuses a part whose bytes changed on the way.
+//!
+//! Its own, not `shared/src/s3/checksum.rs`: the CLI speaks HTTP only and
+//! does not carry the shared crate (and with it the AWS SDK).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

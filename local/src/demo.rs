@@ -22,20 +22,20 @@ const SEEDING: &str = "Teaser (demo, being made)";
 
 /// What the seed made or found.
 pub struct Demo {
-    pub project_id: String,
     pub share_url: Option<String>,
     /// False when an earlier start (a data directory) had seeded it.
     pub created: bool,
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+/// A signed-in caller of the public API (the demo's, and the bench's).
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
 }
 
 impl Api {
-    async fn call(
+    pub async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -57,28 +57,30 @@ impl Api {
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.call(reqwest::Method::GET, path, None).await
     }
 
-    /// A direct upload (`/v1/files`) in one part, into a box.
-    async fn upload(
+    /// A direct upload (`/v1/files`) in one part, into a box: initiate,
+    /// one PUT of `size` bytes, complete. The id of the asset it became.
+    pub async fn upload(
         &self,
         box_id: &str,
         name: &str,
         content_type: &str,
-        bytes: Vec<u8>,
+        size: u64,
+        body: reqwest::Body,
     ) -> anyhow::Result<String> {
         let upload = self
             .post(
                 "/v1/files/uploads",
                 json!({
-                    "file_name": name, "file_size": bytes.len(), "file_content_type": content_type,
-                    "num_parts": 1, "part_size": bytes.len(),
+                    "file_name": name, "file_size": size, "file_content_type": content_type,
+                    "num_parts": 1, "part_size": size,
                     "parent_content_type": "box", "parent_object_id": box_id,
                 }),
             )
@@ -86,7 +88,13 @@ impl Api {
         let url = upload["presigned_urls"][0]["url"]
             .as_str()
             .context("no part URL")?;
-        let put = self.http.put(url).body(bytes).send().await?;
+        let put = self
+            .http
+            .put(url)
+            .header(reqwest::header::CONTENT_LENGTH, size)
+            .body(body)
+            .send()
+            .await?;
         if !put.status().is_success() {
             bail!("PUT of {name}: {}", put.status());
         }
@@ -161,7 +169,6 @@ pub async fn seed(stack: &LocalStack) -> anyhow::Result<Demo> {
         let project_id = project["id"].as_str().context("project id")?.to_owned();
         if project["name"] == PROJECT {
             return Ok(Demo {
-                project_id,
                 share_url: None,
                 created: false,
             });
@@ -210,8 +217,9 @@ pub async fn seed(stack: &LocalStack) -> anyhow::Result<Demo> {
     ];
     let mut uploaded = Vec::new();
     for (box_index, name, content_type, bytes) in uploads {
+        let size = bytes.len() as u64;
         uploaded.push(
-            api.upload(&boxes[box_index], name, content_type, bytes)
+            api.upload(&boxes[box_index], name, content_type, size, bytes.into())
                 .await?,
         );
     }
@@ -280,7 +288,6 @@ pub async fn seed(stack: &LocalStack) -> anyhow::Result<Demo> {
     )
     .await?;
     Ok(Demo {
-        project_id,
         share_url,
         created: true,
     })

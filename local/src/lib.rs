@@ -205,6 +205,27 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     )
 }
 
+async fn bind_loopback(
+    port: u16,
+    what: &str,
+    flag: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| {
+            format!("binding {what} to 127.0.0.1:{port} (free it or pass another {flag})")
+        })
+}
+
+/// Gives a template parameter left empty this start's value.
+fn default_parameter(template: &mut Template, name: &str, value: &str) {
+    if let Some(param) = template.parameters.get_mut(name)
+        && param["Default"].as_str().is_none_or(str::is_empty)
+    {
+        param["Default"] = serde_json::Value::String(value.to_owned());
+    }
+}
+
 impl LocalStack {
     pub async fn start(options: Options) -> anyhow::Result<Self> {
         let root = project_root();
@@ -215,47 +236,20 @@ impl LocalStack {
             };
             param["Default"] = serde_json::Value::String(value.clone());
         }
-        // Both ports first: a taken one fails at once, with the reason.
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.api_port))
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the HTTP API to 127.0.0.1:{} (free it or pass another --port)",
-                    options.api_port
-                )
-            })?;
+        // The ports first: a taken one fails at once, with the reason.
+        let listener = bind_loopback(options.api_port, "the HTTP API", "--port").await?;
         let api_url = format!("http://{}", listener.local_addr()?);
-        let live_listener = tokio::net::TcpListener::bind(("127.0.0.1", options.live_port))
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the live WebSocket API to 127.0.0.1:{} (free it or pass another --live-port)",
-                    options.live_port
-                )
-            })?;
+        let live_listener =
+            bind_loopback(options.live_port, "the live WebSocket API", "--live-port").await?;
         let live_addr = live_listener.local_addr()?;
-        let console_listener = tokio::net::TcpListener::bind(("127.0.0.1", options.console_port))
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the web console to 127.0.0.1:{} (free it or pass another --console-port)",
-                    options.console_port
-                )
-            })?;
+        let console_listener =
+            bind_loopback(options.console_port, "the web console", "--console-port").await?;
         let console_url = format!("http://{}", console_listener.local_addr()?);
         let websocket_api = template.websocket_api()?;
-        // Provider callbacks come back to this API unless told otherwise.
-        if let Some(param) = template.parameters.get_mut("PublicApiUrl")
-            && param["Default"].as_str().is_none_or(str::is_empty)
-        {
-            param["Default"] = serde_json::Value::String(api_url.clone());
-        }
-        // Share links open the console's share page unless told otherwise.
-        if let Some(param) = template.parameters.get_mut("PublicAppUrl")
-            && param["Default"].as_str().is_none_or(str::is_empty)
-        {
-            param["Default"] = serde_json::Value::String(console_url.clone());
-        }
+        // Provider callbacks come back to this API, and share links open
+        // the console's share page, unless told otherwise.
+        default_parameter(&mut template, "PublicApiUrl", &api_url);
+        default_parameter(&mut template, "PublicAppUrl", &console_url);
         let emulator_port = match options.emulator_port {
             0 => emulator::free_port()?,
             port => port,

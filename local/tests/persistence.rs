@@ -121,6 +121,27 @@ async fn login(http: &reqwest::Client, api: &str, email: &str, password: &str) -
     reply.json().await.unwrap()
 }
 
+/// A new user (password "correct horse") with one project: their login.
+async fn user_with_project(http: &reqwest::Client, api: &str, email: &str, project: &str) -> Value {
+    let registered = http
+        .post(format!("{api}/api/auth/register"))
+        .json(&json!({"email": email, "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let tokens = login(http, api, email, "correct horse").await;
+    let made = http
+        .post(format!("{api}/api/projects/"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .json(&json!({"name": project}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    tokens
+}
+
 async fn get(http: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
     let reply = http.get(url).bearer_auth(token).send().await.unwrap();
     let status = reply.status().as_u16();
@@ -186,23 +207,8 @@ async fn a_restart_with_the_same_data_dir_keeps_users_tokens_data_and_objects() 
     let first = start(&data_dir, true);
     let api = first.api.clone();
     // A second user, made by hand, beside the demo's.
-    let registered = http
-        .post(format!("{api}/api/auth/register"))
-        .json(&json!({"email": "grace@example.com", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 201);
-    let grace = login(&http, &api, "grace@example.com", "correct horse").await;
+    let grace = user_with_project(&http, &api, "grace@example.com", "Kept").await;
     let grace_token = grace["access_token"].as_str().unwrap().to_owned();
-    let made = http
-        .post(format!("{api}/api/projects/"))
-        .bearer_auth(&grace_token)
-        .json(&json!({"name": "Kept"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(made.status(), 201);
     let demo = login(&http, &api, "demo@example.com", "assetbox-demo").await;
     let demo_token = demo["access_token"].as_str().unwrap().to_owned();
     let (_, projects) = get(&http, &format!("{api}/api/projects/"), &demo_token).await;
@@ -306,25 +312,11 @@ async fn a_crash_loses_only_what_came_after_the_last_autosave() {
 
     let first = start_with(&data_dir, false, &[("ASSETBOX_AUTOSAVE_SECONDS", "1")]);
     let api = first.api.clone();
-    let registered = http
-        .post(format!("{api}/api/auth/register"))
-        .json(&json!({"email": "linus@example.com", "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 201);
-    let token = login(&http, &api, "linus@example.com", "correct horse").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let made = http
-        .post(format!("{api}/api/projects/"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Autosaved"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(made.status(), 201);
+    let token =
+        user_with_project(&http, &api, "linus@example.com", "Autosaved").await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let written = std::time::SystemTime::now();
     // The autosave after the write: the file is replaced after it.
     let deadline = Instant::now() + Duration::from_secs(30);
